@@ -1,0 +1,442 @@
+"""Kafka's primitive wire types as construct classes.
+
+Each class reads and writes through a small module-level function
+(``read_*``/``write_*``) and, for ``Construct.compile()``, emits a call to that
+same function, so the compiled parser and the interpreted one cannot drift
+apart. The compiled module imports these functions by name (see
+``_ensure_imports``).
+
+Null handling follows Kafka: a nullable string/bytes/array has length -1
+(compact: 0); a non-nullable one read with a null length still decodes as
+None rather than failing, as Kafka's own readers are lenient there too.
+"""
+from __future__ import annotations
+
+import struct
+
+from construct import Construct, Container, ListContainer, StreamError
+
+_I8 = struct.Struct(">b")
+_I16 = struct.Struct(">h")
+_U16 = struct.Struct(">H")
+_I32 = struct.Struct(">i")
+_I64 = struct.Struct(">q")
+_F64 = struct.Struct(">d")
+
+FIXED = {"int8": _I8, "int16": _I16, "uint16": _U16, "int32": _I32, "int64": _I64, "float64": _F64}
+
+
+def read_exact(io, n: int) -> bytes:
+    data = io.read(n)
+    if len(data) != n:
+        raise StreamError(f"needed {n} bytes, got {len(data)}")
+    return data
+
+
+def read_uvarint(io) -> int:
+    result = shift = 0
+    while True:
+        byte = io.read(1)
+        if not byte:
+            raise StreamError("truncated varint")
+        b = byte[0]
+        result |= (b & 0x7F) << shift
+        if b < 0x80:
+            return result
+        shift += 7
+        if shift > 63:
+            raise StreamError("varint too long")
+
+
+def encode_uvarint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def write_uvarint(io, value: int) -> None:
+    io.write(encode_uvarint(value))
+
+
+def read_fixed(io, st: struct.Struct):
+    return st.unpack(read_exact(io, st.size))[0]
+
+
+def read_bool(io) -> bool:
+    return read_exact(io, 1) != b"\x00"
+
+
+def write_bool(io, value) -> None:
+    io.write(b"\x01" if value else b"\x00")
+
+
+def read_uuid(io) -> bytes:
+    return read_exact(io, 16)
+
+
+def write_uuid(io, value) -> None:
+    value = bytes(value) if value is not None else bytes(16)
+    if len(value) != 16:
+        raise StreamError("a uuid is 16 bytes")
+    io.write(value)
+
+
+def _read_length(io, compact: bool, wide: bool) -> int:
+    if compact:
+        return read_uvarint(io) - 1
+    return read_fixed(io, _I32 if wide else _I16)
+
+
+def _write_length(io, n: int, compact: bool, wide: bool) -> None:
+    if compact:
+        write_uvarint(io, n + 1)
+    else:
+        io.write((_I32 if wide else _I16).pack(n))
+
+
+def read_string(io, compact: bool):
+    n = _read_length(io, compact, False)
+    if n < 0:
+        return None
+    return read_exact(io, n).decode("utf-8")
+
+
+def write_string(io, value, compact: bool) -> None:
+    if value is None:
+        _write_length(io, -1, compact, False)
+        return
+    data = value.encode("utf-8")
+    _write_length(io, len(data), compact, False)
+    io.write(data)
+
+
+def read_bytes(io, compact: bool):
+    n = _read_length(io, compact, True)
+    if n < 0:
+        return None
+    return read_exact(io, n)
+
+
+def write_bytes(io, value, compact: bool) -> None:
+    if value is None:
+        _write_length(io, -1, compact, True)
+        return
+    _write_length(io, len(value), compact, True)
+    io.write(value)
+
+
+def read_records(io, compact: bool):
+    """Records are returned as a writable bytearray: produce patches offsets in place."""
+    n = _read_length(io, compact, True)
+    if n < 0:
+        return None
+    buf = bytearray(n)
+    if io.readinto(buf) != n:
+        raise StreamError("truncated records")
+    return buf
+
+
+class DeferredRecords:
+    """Records to be spliced into an encoded response after encoding.
+
+    ``chunks`` is a list of bytes-like objects and file regions (anything the
+    sender knows how to write); ``size`` is their total length, which goes into
+    the length prefix. The encoder records where each DeferredRecords goes
+    (``this['_params']['deferred']``) and the response becomes a chunk list.
+    """
+
+    __slots__ = ("chunks", "size")
+
+    def __init__(self, chunks: list, size: int):
+        self.chunks = chunks
+        self.size = size
+
+
+def write_records(io, value, compact: bool, this) -> None:
+    if isinstance(value, DeferredRecords):
+        _write_length(io, value.size, compact, True)
+        this["_params"]["deferred"].append((io.tell(), value))
+        return
+    write_bytes(io, value, compact)
+
+
+def _check_count(n: int) -> int:
+    if n > 0x7FFFFFF:
+        raise StreamError(f"array length {n} is not plausible")
+    return n
+
+
+def read_array_length(io, compact: bool) -> int:
+    return _check_count(_read_length(io, compact, True))
+
+
+def write_array_length(io, value, compact: bool) -> None:
+    _write_length(io, -1 if value is None else len(value), compact, True)
+
+
+_IMPORTS = (
+    "from kafka_compat.protocol.primitives import ("
+    "read_exact, read_uvarint, write_uvarint, read_fixed, read_bool, write_bool, read_uuid, write_uuid, "
+    "read_string, write_string, read_bytes, write_bytes, read_records, write_records, "
+    "read_array_length, write_array_length, read_tagged_fields, write_tagged_fields, FIXED)"
+)
+
+
+def _ensure_imports(code) -> None:
+    if not getattr(code, "_kafka_imports", False):
+        code.append(_IMPORTS)
+        code._kafka_imports = True
+
+
+class Fixed(Construct):
+    """int8/int16/uint16/int32/int64/float64, big-endian."""
+
+    def __init__(self, typ: str):
+        super().__init__()
+        self.typ = typ
+        self.st = FIXED[typ]
+
+    def _parse(self, stream, context, path):
+        return read_fixed(stream, self.st)
+
+    def _build(self, obj, stream, context, path):
+        stream.write(self.st.pack(obj))
+        return obj
+
+    def _emitparse(self, code):
+        _ensure_imports(code)
+        return f"read_fixed(io, FIXED[{self.typ!r}])"
+
+    def _emitbuild(self, code):
+        _ensure_imports(code)
+        return f"io.write(FIXED[{self.typ!r}].pack(obj))"
+
+
+class _Simple(Construct):
+    """A type with a reader and writer taking (io[, value], compact)."""
+
+    reader = writer = ""
+
+    def __init__(self, compact: bool = False):
+        super().__init__()
+        self.compact = compact
+
+    def _args(self) -> str:
+        return f", {self.compact}" if self.reader in _COMPACT_AWARE else ""
+
+    def _parse(self, stream, context, path):
+        fn = globals()[self.reader]
+        return fn(stream, self.compact) if self.reader in _COMPACT_AWARE else fn(stream)
+
+    def _build(self, obj, stream, context, path):
+        fn = globals()[self.writer]
+        if self.writer == "write_records":
+            fn(stream, obj, self.compact, context)
+        elif self.reader in _COMPACT_AWARE:
+            fn(stream, obj, self.compact)
+        else:
+            fn(stream, obj)
+        return obj
+
+    def _emitparse(self, code):
+        _ensure_imports(code)
+        return f"{self.reader}(io{self._args()})"
+
+    def _emitbuild(self, code):
+        _ensure_imports(code)
+        extra = ", this" if self.writer == "write_records" else ""
+        return f"{self.writer}(io, obj{self._args()}{extra})"
+
+
+_COMPACT_AWARE = {"read_string", "read_bytes", "read_records"}
+
+
+class Bool(_Simple):
+    reader, writer = "read_bool", "write_bool"
+
+
+class Uuid(_Simple):
+    reader, writer = "read_uuid", "write_uuid"
+
+
+class String(_Simple):
+    reader, writer = "read_string", "write_string"
+
+
+class Bytes(_Simple):
+    reader, writer = "read_bytes", "write_bytes"
+
+
+class Records(_Simple):
+    reader, writer = "read_records", "write_records"
+
+
+class Array(Construct):
+    """Kafka ARRAY / COMPACT_ARRAY of one element type; null is None."""
+
+    def __init__(self, subcon: Construct, compact: bool):
+        super().__init__()
+        self.subcon = subcon
+        self.compact = compact
+
+    def _parse(self, stream, context, path):
+        n = read_array_length(stream, self.compact)
+        if n < 0:
+            return None
+        return ListContainer(self.subcon._parsereport(stream, context, path) for _ in range(n))
+
+    def _build(self, obj, stream, context, path):
+        write_array_length(stream, obj, self.compact)
+        for item in obj or ():
+            self.subcon._build(item, stream, context, path)
+        return obj
+
+    def _emitparse(self, code):
+        _ensure_imports(code)
+        fname = f"parse_karray_{code.allocateId()}"
+        code.append(f"""
+            def {fname}(io, this):
+                n = read_array_length(io, {self.compact})
+                if n < 0:
+                    return None
+                return ListContainer([{self.subcon._compileparse(code)} for _ in range(n)])
+        """)
+        return f"{fname}(io, this)"
+
+    def _emitbuild(self, code):
+        _ensure_imports(code)
+        fname = f"build_karray_{code.allocateId()}"
+        code.append(f"""
+            def {fname}(items, io, this):
+                write_array_length(io, items, {self.compact})
+                if items:
+                    for obj in items:
+                        {self.subcon._compilebuild(code)}
+                return items
+        """)
+        return f"{fname}(obj, io, this)"
+
+
+class TaggedField:
+    """A known tagged field of a struct: its tag, python name, codec and default."""
+
+    __slots__ = ("tag", "name", "codec", "default_src")
+
+    def __init__(self, tag: int, name: str, codec: Construct, default_src: str):
+        self.tag, self.name, self.codec, self.default_src = tag, name, codec, default_src
+
+
+def read_tagged_fields(io, known: dict, this) -> dict:
+    """Read a tagged-field section. Known tags decode with their codec; unknown
+    ones are skipped, as the protocol requires."""
+    found = {}
+    for _ in range(read_uvarint(io)):
+        tag = read_uvarint(io)
+        data = read_exact(io, read_uvarint(io))
+        field = known.get(tag)
+        if field is not None:
+            found[field.name] = field.codec.parse(data)
+    return found
+
+
+def write_tagged_fields(io, fields: tuple, obj, this) -> None:
+    """Write the tagged fields of ``obj`` that are present and not default."""
+    present = []
+    for field, default in fields:
+        value = obj.get(field.name, default)
+        if value is None or value == default:
+            continue
+        present.append((field.tag, field.codec.build(value)))
+    write_uvarint(io, len(present))
+    for tag, data in present:
+        write_uvarint(io, tag)
+        write_uvarint(io, len(data))
+        io.write(data)
+
+
+class Struct(Construct):
+    """A Kafka struct: its fields in order, defaults for fields absent in this
+    version (so handlers can ignore versions), and, in flexible versions, a
+    tagged-field section whose known fields land in the same Container.
+
+    ``fields`` holds (name, codec or None, default_src): codec None means the
+    field is not on the wire in this version and parses as its default.
+    ``default_src`` is a Python expression (a fresh value per use).
+    """
+
+    def __init__(self, fields: list, tagged: list[TaggedField] | None, nullable: bool = False):
+        super().__init__()
+        self.fields = fields
+        self.tagged = tagged
+        self.nullable = nullable
+        self.tagged_by_tag = {f.tag: f for f in tagged or ()}
+
+    # Interpreted path (used when not compiled; same semantics).
+    def _parse(self, stream, context, path):
+        if self.nullable and read_fixed(stream, _I8) < 0:
+            return None
+        result = Container()
+        for name, codec, default_src in self.fields:
+            result[name] = codec._parsereport(stream, context, path) if codec is not None else eval(default_src)
+        if self.tagged is not None:
+            for f in self.tagged:
+                result[f.name] = eval(f.default_src)
+            result.update(read_tagged_fields(stream, self.tagged_by_tag, context))
+        return result
+
+    def _build(self, obj, stream, context, path):
+        if self.nullable:
+            stream.write(_I8.pack(-1 if obj is None else 1))
+            if obj is None:
+                return obj
+        for name, codec, default_src in self.fields:
+            if codec is not None:
+                codec._build(obj[name] if name in obj else eval(default_src), stream, context, path)
+        if self.tagged is not None:
+            write_tagged_fields(stream, tuple((f, eval(f.default_src)) for f in self.tagged), obj, context)
+        return obj
+
+    # Compiled path.
+    def _emitparse(self, code):
+        _ensure_imports(code)
+        fid = code.allocateId()
+        fname = f"parse_kstruct_{fid}"
+        lines = [f"def {fname}(io, this):"]
+        if self.nullable:
+            lines.append("    if read_fixed(io, FIXED['int8']) < 0: return None")
+        lines.append("    result = Container()")
+        for name, codec, default_src in self.fields:
+            expr = codec._compileparse(code) if codec is not None else default_src
+            lines.append(f"    result[{name!r}] = {expr}")
+        if self.tagged is not None:
+            # linkedinstances is filled in after the module runs: look it up at call time.
+            code.linkedinstances[f"tagged_{fid}"] = self.tagged_by_tag
+            for f in self.tagged:
+                lines.append(f"    result[{f.name!r}] = {f.default_src}")
+            lines.append(f"    result.update(read_tagged_fields(io, linkedinstances['tagged_{fid}'], this))")
+        lines.append("    return result")
+        code.append("\n".join(lines) + "\n")
+        return f"{fname}(io, this)"
+
+    def _emitbuild(self, code):
+        _ensure_imports(code)
+        fid = code.allocateId()
+        fname = f"build_kstruct_{fid}"
+        lines = [f"def {fname}(objdict, io, this):"]
+        if self.nullable:
+            lines.append("    io.write(FIXED['int8'].pack(-1 if objdict is None else 1))")
+            lines.append("    if objdict is None: return None")
+        for name, codec, default_src in self.fields:
+            if codec is None:
+                continue
+            lines.append(f"    obj = objdict[{name!r}] if {name!r} in objdict else {default_src}")
+            lines.append(f"    {codec._compilebuild(code)}")
+        if self.tagged is not None:
+            code.linkedinstances[f"tagged_{fid}"] = tuple((f, eval(f.default_src)) for f in self.tagged)
+            lines.append(f"    write_tagged_fields(io, linkedinstances['tagged_{fid}'], objdict, this)")
+        lines.append("    return objdict")
+        code.append("\n".join(lines) + "\n")
+        return f"{fname}(obj, io, this)"
