@@ -34,6 +34,8 @@ def read_exact(io, n: int) -> bytes:
 
 
 def read_uvarint(io) -> int:
+    """An unsigned varint of at most 5 bytes (32 bits), as Kafka reads them: a longer
+    one is corrupt, and would otherwise yield lengths too large to even index with."""
     result = shift = 0
     while True:
         byte = io.read(1)
@@ -44,7 +46,7 @@ def read_uvarint(io) -> int:
         if b < 0x80:
             return result
         shift += 7
-        if shift > 63:
+        if shift > 28:
             raise StreamError("varint too long")
 
 
@@ -128,11 +130,22 @@ def write_bytes(io, value, compact: bool) -> None:
     io.write(value)
 
 
+def _remaining(io) -> int:
+    pos = io.tell()
+    end = io.seek(0, 2)
+    io.seek(pos)
+    return end - pos
+
+
 def read_records(io, compact: bool):
-    """Records are returned as a writable bytearray: produce patches offsets in place."""
+    """Records are returned as a writable bytearray: produce patches offsets in place.
+    The length is checked against the input first, so a lying length prefix cannot
+    make us allocate gigabytes."""
     n = _read_length(io, compact, True)
     if n < 0:
         return None
+    if n > _remaining(io):
+        raise StreamError(f"records length {n} exceeds the remaining input")
     buf = bytearray(n)
     if io.readinto(buf) != n:
         raise StreamError("truncated records")

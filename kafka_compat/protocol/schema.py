@@ -139,11 +139,11 @@ _INT_TYPES = {"int8", "int16", "uint16", "int32", "int64"}
 def default_src(f: FieldSpec, version: int) -> str:
     """A Python expression giving a fresh default value for a field."""
     d = f.default
+    if d == "null":
+        return "None"
     if f.type in ("{}",):
         inner = ", ".join(f"{c.name}={default_src(c, version)}" for c in f.fields)
         return f"Container({inner})"
-    if d == "null":
-        return "None"
     if f.type.startswith("[]"):
         return "ListContainer()"
     if f.type in _INT_TYPES:

@@ -1,0 +1,153 @@
+"""A kafka-compat broker run as a subprocess, the way a user starts it."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+API_VERSIONS_KEY = 18
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now (never 9092)."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port != 9092:
+            return port
+
+
+def api_versions_round_trip(host: str, port: int, timeout: float = 2.0) -> bool:
+    """Send ApiVersions v0 on a fresh connection; True if the broker answers
+    with a matching correlation id and no error."""
+    correlation_id = 0x1C0FFEE
+    client_id = b"interop-probe"
+    body = struct.pack(">hhih", API_VERSIONS_KEY, 0, correlation_id, len(client_id)) + client_id
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.sendall(struct.pack(">i", len(body)) + body)
+            size = struct.unpack(">i", _recv_exactly(sock, 4))[0]
+            response = _recv_exactly(sock, size)
+    except (OSError, EOFError):
+        return False
+    got_id, error_code = struct.unpack_from(">ih", response)
+    return got_id == correlation_id and error_code == 0
+
+
+def _recv_exactly(sock: socket.socket, size: int) -> bytes:
+    chunks = bytearray()
+    while len(chunks) < size:
+        chunk = sock.recv(size - len(chunks))
+        if not chunk:
+            raise EOFError("connection closed mid-response")
+        chunks += chunk
+    return bytes(chunks)
+
+
+class BrokerProcess:
+    """One broker subprocess on a fixed port and data directory.
+
+    `start()` returns once the broker answers ApiVersions; `restart()` starts
+    it again on the same port and data directory after `stop()` or `kill9()`.
+    Its stdout and stderr are appended to `log_path` across restarts.
+    """
+
+    def __init__(self, executable: Path, data_dir: Path, log_path: Path,
+                 overrides: dict[str, str] | None = None, port: int | None = None,
+                 startup_timeout: float = 30.0):
+        self.executable = Path(executable)
+        self.data_dir = Path(data_dir)
+        self.log_path = Path(log_path)
+        self.overrides = dict(overrides or {})
+        self.host = "127.0.0.1"
+        self.port = port or free_port()
+        self.startup_timeout = startup_timeout
+        self._process: subprocess.Popen | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    def command(self) -> list[str]:
+        cmd = [str(self.executable), "broker",
+               "--listeners", f"PLAINTEXT://{self.bootstrap}",
+               "--log-dirs", str(self.data_dir)]
+        for key, value in self.overrides.items():
+            cmd += ["--override", f"{key}={value}"]
+        return cmd
+
+    def start(self) -> None:
+        if self.running():
+            raise RuntimeError(f"broker already running as pid {self.pid}")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            log.write(f"\n--- starting: {' '.join(self.command())}\n".encode())
+            log.flush()
+            self._process = subprocess.Popen(
+                self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self._wait_until_ready()
+
+    def _wait_until_ready(self) -> None:
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            if not self.running():
+                raise RuntimeError(
+                    f"broker exited with code {self._process.returncode} during start-up\n"
+                    + self.log_tail())
+            if api_versions_round_trip(self.host, self.port, timeout=1.0):
+                return
+            time.sleep(0.05)
+        raise TimeoutError(
+            f"broker on {self.bootstrap} did not answer ApiVersions within "
+            f"{self.startup_timeout}s\n" + self.log_tail())
+
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def stop(self, timeout: float = 20.0) -> int:
+        """SIGTERM, then wait for exit; returns the exit code. SIGKILLs and
+        raises if the broker doesn't shut down within `timeout`."""
+        if self._process is None:
+            return 0
+        if self._process.poll() is None:
+            os.kill(self._process.pid, signal.SIGTERM)
+            try:
+                self._process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill9()
+                raise TimeoutError(
+                    f"broker pid {self._process.pid} ignored SIGTERM for {timeout}s; killed\n"
+                    + self.log_tail())
+        return self._process.returncode
+
+    def kill9(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            os.kill(self._process.pid, signal.SIGKILL)
+            self._process.wait()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def log_tail(self, lines: int = 150) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return "(no broker log)"
+        tail = text.splitlines()[-lines:]
+        return f"--- last {len(tail)} lines of {self.log_path} ---\n" + "\n".join(tail)
+
+
+def venv_executable(name: str) -> Path:
+    """A console script installed beside the running interpreter."""
+    return Path(sys.executable).parent / name

@@ -1,0 +1,149 @@
+#!/usr/bin/env node
+// kafkajs producer and consumer for the kafka-compat interop tests.
+//
+//   node client.js produce --bootstrap H:P --topic T [--partition N]
+//        [--compression gzip] [--idempotent]        < messages.jsonl
+//     stdin: {"key", "value", "headers": [[name, value]], "timestamp"} per line,
+//     bytes in base64, null for null; stdout: {"offset": N} per message.
+//
+//   node client.js consume --bootstrap H:P --topic T --count N --group G
+//        [--timeout-ms MS]
+//     stdout: one record per line, same encoding plus partition and offset.
+//     kafkajs only consumes through a consumer group.
+'use strict';
+
+const readline = require('readline');
+const { Kafka, CompressionTypes, logLevel } = require('kafkajs');
+
+const BATCH = 500; // messages per send(): one request, contiguous offsets
+
+function parseArgs(argv) {
+  const [command, ...rest] = argv;
+  const opts = { command, partition: 0, timeoutMs: 60000 };
+  for (let i = 0; i < rest.length; i++) {
+    const name = rest[i].replace(/^--/, '').replace(/-([a-z])/g, (_, c) => c.toUpperCase());
+    if (name === 'idempotent') opts.idempotent = true;
+    else opts[name] = rest[++i];
+  }
+  for (const numeric of ['partition', 'count', 'timeoutMs']) {
+    if (opts[numeric] !== undefined) opts[numeric] = Number(opts[numeric]);
+  }
+  return opts;
+}
+
+function client(opts) {
+  return new Kafka({
+    clientId: 'interop-kafkajs',
+    brokers: [opts.bootstrap],
+    connectionTimeout: 5000,
+    requestTimeout: 15000,
+    retry: { retries: 5, initialRetryTime: 100 },
+    logLevel: logLevel.ERROR,
+    logCreator: () => ({ namespace, log }) =>
+      process.stderr.write(`kafkajs ${namespace}: ${log.message} ${JSON.stringify(log)}\n`),
+  });
+}
+
+const fromB64 = (s) => (s === null ? null : Buffer.from(s, 'base64'));
+const toB64 = (b) => (b === null || b === undefined ? null : Buffer.from(b).toString('base64'));
+
+// kafkajs takes headers as an object; a repeated name becomes an array.
+function headersObject(pairs) {
+  const out = {};
+  for (const [name, value] of pairs) {
+    const buf = fromB64(value);
+    if (!(name in out)) out[name] = buf;
+    else if (Array.isArray(out[name])) out[name].push(buf);
+    else out[name] = [out[name], buf];
+  }
+  return out;
+}
+
+function headerPairs(obj) {
+  const pairs = [];
+  for (const [name, value] of Object.entries(obj || {})) {
+    for (const v of Array.isArray(value) ? value : [value]) pairs.push([name, toB64(v)]);
+  }
+  return pairs;
+}
+
+async function readMessages() {
+  const lines = readline.createInterface({ input: process.stdin, crlfDelay: Infinity });
+  const messages = [];
+  for await (const line of lines) {
+    if (!line.trim()) continue;
+    const m = JSON.parse(line);
+    const message = { key: fromB64(m.key), value: fromB64(m.value), headers: headersObject(m.headers) };
+    if (m.timestamp !== null) message.timestamp = String(m.timestamp);
+    messages.push(message);
+  }
+  return messages;
+}
+
+async function produce(opts) {
+  const messages = await readMessages();
+  const producer = client(opts).producer({
+    idempotent: Boolean(opts.idempotent),
+    maxInFlightRequests: opts.idempotent ? 1 : undefined,
+    allowAutoTopicCreation: false,
+  });
+  await producer.connect();
+  const compression = opts.compression ? CompressionTypes[opts.compression.toUpperCase()] : CompressionTypes.None;
+  if (compression === undefined) throw new Error(`kafkajs has no codec ${opts.compression}`);
+  try {
+    for (let start = 0; start < messages.length; start += BATCH) {
+      const batch = messages.slice(start, start + BATCH).map((m) => ({ ...m, partition: opts.partition }));
+      const [meta] = await producer.send({ topic: opts.topic, acks: -1, compression, messages: batch });
+      if (meta.errorCode !== 0) throw new Error(`produce error ${meta.errorCode}`);
+      const base = BigInt(meta.baseOffset);
+      const out = batch.map((_, i) => JSON.stringify({ offset: Number(base + BigInt(i)) })).join('\n');
+      process.stdout.write(out + '\n');
+    }
+  } finally {
+    await producer.disconnect();
+  }
+}
+
+async function consume(opts) {
+  const consumer = client(opts).consumer({ groupId: opts.group, maxWaitTimeInMs: 100 });
+  await consumer.connect();
+  let seen = 0;
+  let finish;
+  const done = new Promise((resolve) => { finish = resolve; });
+  const timer = setTimeout(finish, opts.timeoutMs);
+  try {
+    await consumer.subscribe({ topic: opts.topic, fromBeginning: true });
+    await consumer.run({
+      autoCommit: false,
+      eachMessage: async ({ partition, message }) => {
+        if (seen >= opts.count) return;
+        seen += 1;
+        process.stdout.write(JSON.stringify({
+          partition,
+          offset: Number(message.offset),
+          key: toB64(message.key),
+          value: toB64(message.value),
+          headers: headerPairs(message.headers),
+          timestamp: Number(message.timestamp),
+          timestamp_type: null,
+        }) + '\n');
+        if (seen >= opts.count) finish();
+      },
+    });
+    await done;
+  } finally {
+    clearTimeout(timer);
+    await consumer.disconnect();
+  }
+}
+
+const opts = parseArgs(process.argv.slice(2));
+const commands = { produce, consume };
+if (!commands[opts.command]) {
+  process.stderr.write('usage: client.js produce|consume --bootstrap H:P --topic T ...\n');
+  process.exit(2);
+}
+commands[opts.command](opts).catch((err) => {
+  process.stderr.write(`kafkajs ${opts.command} failed: ${err.stack || err}\n`);
+  process.exit(1);
+});

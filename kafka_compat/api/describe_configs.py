@@ -1,0 +1,84 @@
+"""DescribeConfigs for topics, the broker and its loggers, as Kafka lists them."""
+from __future__ import annotations
+
+import logging
+
+from ..cluster.metadata import validate_topic_name
+from ..config import describe_topic_configs
+from ..protocol.errors import ErrorCode, KafkaError
+from .registry import handles
+
+TOPIC, BROKER, BROKER_LOGGER = 2, 4, 8
+
+
+def _logger_entries() -> list[dict]:
+    """Logger levels, in the shape Kafka gives its log4j loggers."""
+    names = ["root"] + sorted(n for n in logging.root.manager.loggerDict if n.startswith("kafka_compat"))
+    entries = []
+    for name in names:
+        logger = logging.getLogger() if name == "root" else logging.getLogger(name)
+        entries.append({"name": name, "value": logging.getLevelName(logger.getEffectiveLevel()),
+                        "read_only": False, "is_default": False, "config_source": 2,
+                        "is_sensitive": False, "synonyms": [], "config_type": 2})
+    return entries
+
+
+def _entries(broker, resource) -> list[dict]:
+    if resource.resource_type == TOPIC:
+        validate_topic_name(resource.resource_name)
+        meta = broker.topics.get(resource.resource_name)
+        if meta is None:
+            raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"Topic {resource.resource_name} does not exist.")
+        configs = describe_topic_configs(broker.config, meta.configs)
+    elif resource.resource_type in (BROKER, BROKER_LOGGER):
+        name = resource.resource_name
+        if resource.resource_type == BROKER and name == "":
+            return []  # cluster-wide dynamic defaults: none are set
+        if name != str(broker.config.broker_id):
+            raise KafkaError(
+                ErrorCode.INVALID_REQUEST,
+                f"Unexpected broker id, expected {broker.config.broker_id} or empty string, but received {name}",
+            )
+        if resource.resource_type == BROKER_LOGGER:
+            return _logger_entries()
+        configs = broker.config.describe()
+    else:
+        raise KafkaError(ErrorCode.INVALID_REQUEST, f"Unsupported resource type {resource.resource_type}")
+    return [
+        {
+            "name": c.name,
+            "value": c.value,
+            "read_only": c.read_only,
+            "is_default": c.is_default,
+            "config_source": c.source,
+            "is_sensitive": c.is_sensitive,
+            "synonyms": [{"name": s.name, "value": s.value, "source": s.source} for s in c.synonyms],
+            "config_type": c.config_type,
+            "documentation": c.documentation,
+        }
+        for c in configs
+    ]
+
+
+@handles("DescribeConfigs")
+async def describe_configs(ctx, request) -> dict:
+    results = []
+    for resource in request.resources:
+        result = {"resource_type": resource.resource_type, "resource_name": resource.resource_name,
+                  "error_code": ErrorCode.NONE, "error_message": None, "configs": []}
+        results.append(result)
+        try:
+            entries = _entries(ctx.broker, resource)
+        except KafkaError as e:
+            result.update(error_code=e.code, error_message=e.message)
+            continue
+        if resource.configuration_keys is not None:
+            keys = set(resource.configuration_keys)
+            entries = [e for e in entries if e["name"] in keys]
+        for e in entries:
+            if not request.include_synonyms:
+                e["synonyms"] = []
+            if not request.include_documentation:
+                e["documentation"] = None
+        result["configs"] = entries
+    return {"results": results}

@@ -1,0 +1,65 @@
+"""ListOffsets: earliest, latest, max timestamp, and by timestamp through the time index."""
+from __future__ import annotations
+
+from collections import Counter
+
+from ..protocol.errors import ErrorCode
+from .registry import handles
+
+LATEST = -1
+EARLIEST = -2
+MAX_TIMESTAMP = -3
+EARLIEST_LOCAL = -4
+LATEST_TIERED = -5
+
+
+def _lookup(log, timestamp: int) -> tuple[int, int]:
+    """(offset, timestamp) as Kafka answers them; (-1, -1) when nothing matches."""
+    if timestamp == LATEST:
+        return log.high_watermark, -1
+    if timestamp in (EARLIEST, EARLIEST_LOCAL):
+        return log.log_start_offset, -1
+    if timestamp == LATEST_TIERED:
+        return -1, -1  # no tiered storage: nothing was ever uploaded
+    if timestamp == MAX_TIMESTAMP:
+        found = log.max_timestamp_offset()
+    else:
+        found = log.offset_for_timestamp(timestamp)
+    if found is None or found[0] >= log.high_watermark:
+        return -1, -1
+    return found
+
+
+@handles("ListOffsets")
+async def list_offsets(ctx, request) -> dict:
+    broker = ctx.broker
+    version = ctx.api_version
+    topics_out = []
+    for t in request.topics:
+        counts = Counter(p.partition_index for p in t.partitions)
+        meta = broker.topics.get(t.name)
+        partitions_out = []
+        topics_out.append({"name": t.name, "partitions": partitions_out})
+        for p in t.partitions:
+            out = {"partition_index": p.partition_index, "error_code": ErrorCode.NONE,
+                   "timestamp": -1, "offset": -1, "leader_epoch": -1, "old_style_offsets": []}
+            partitions_out.append(out)
+            log = None if meta is None else broker.topics.partition_log(t.name, p.partition_index)
+            if version >= 1 and counts[p.partition_index] > 1:
+                out["error_code"] = ErrorCode.INVALID_REQUEST
+                continue
+            if log is None:
+                out["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+                continue
+            epoch = broker.metadata.leader_epoch(t.name, p.partition_index)
+            if p.current_leader_epoch > epoch:
+                out["error_code"] = ErrorCode.UNKNOWN_LEADER_EPOCH
+                continue
+            if 0 <= p.current_leader_epoch < epoch:
+                out["error_code"] = ErrorCode.FENCED_LEADER_EPOCH
+                continue
+            offset, timestamp = _lookup(log, p.timestamp)
+            if offset >= 0:
+                out.update(offset=offset, timestamp=timestamp, leader_epoch=epoch)
+                out["old_style_offsets"] = [offset]
+    return {"topics": topics_out}

@@ -1,0 +1,130 @@
+"""Metadata and DescribeCluster: brokers, controller, cluster id, topics and
+partitions (with auto-creation when allowed)."""
+from __future__ import annotations
+
+from ..cluster.metadata import is_internal, validate_topic_name
+from ..protocol.errors import ErrorCode, KafkaError
+from .common import ALL_CLUSTER_OPERATIONS, ALL_TOPIC_OPERATIONS, OPERATIONS_NOT_REQUESTED
+from .registry import handles
+
+ZERO_UUID = bytes(16)
+
+
+def broker_entries(broker) -> list[dict]:
+    return [
+        {"node_id": b.node_id, "host": b.host, "port": b.port, "rack": b.rack}
+        for b in broker.metadata.brokers()
+    ]
+
+
+def partition_entries(broker, meta) -> list[dict]:
+    store = broker.metadata
+    entries = []
+    for index, replicas in enumerate(meta.replicas):
+        entries.append({
+            "error_code": ErrorCode.NONE,
+            "partition_index": index,
+            "leader_id": store.leader(meta.name, index),
+            "leader_epoch": store.leader_epoch(meta.name, index),
+            "replica_nodes": replicas,
+            "isr_nodes": store.isr(meta.name, index),
+            "offline_replicas": [],
+        })
+    return entries
+
+
+def _topic_entry(broker, meta, include_ops: bool) -> dict:
+    return {
+        "error_code": ErrorCode.NONE,
+        "name": meta.name,
+        "topic_id": meta.topic_id,
+        "is_internal": is_internal(meta.name),
+        "partitions": partition_entries(broker, meta),
+        "topic_authorized_operations": ALL_TOPIC_OPERATIONS if include_ops else OPERATIONS_NOT_REQUESTED,
+    }
+
+
+def _error_entry(name, topic_id, code: ErrorCode) -> dict:
+    return {"error_code": code, "name": name, "topic_id": topic_id or ZERO_UUID, "partitions": []}
+
+
+def _lookup(broker, name: str, allow_auto_create: bool) -> dict | None:
+    """None when the topic exists; else the error entry (auto-creating it first
+    when allowed, which Kafka answers with LEADER_NOT_AVAILABLE)."""
+    topics = broker.topics
+    if topics.get(name) is not None:
+        return None
+    try:
+        validate_topic_name(name)
+    except KafkaError:
+        return _error_entry(name, None, ErrorCode.INVALID_TOPIC_EXCEPTION)
+    if allow_auto_create and broker.config.auto_create_topics_enable and not is_internal(name):
+        try:
+            topics.auto_create(name)
+        except KafkaError as e:
+            if e.code != ErrorCode.TOPIC_ALREADY_EXISTS:
+                return _error_entry(name, None, e.code)
+        return _error_entry(name, None, ErrorCode.LEADER_NOT_AVAILABLE)
+    return _error_entry(name, None, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+
+
+@handles("Metadata")
+async def metadata(ctx, request) -> dict:
+    broker = ctx.broker
+    version = ctx.api_version
+    include_ops = bool(request.include_topic_authorized_operations)
+    # v0: an empty list means all topics; v1+: null means all topics.
+    wants_all = request.topics is None or (version == 0 and not request.topics)
+    topic_entries = []
+    if wants_all:
+        for meta in list(broker.metadata.topics().values()):
+            topic_entries.append(_topic_entry(broker, meta, include_ops))
+    else:
+        allow_auto_create = request.allow_auto_topic_creation if version >= 4 else True
+        for wanted in request.topics:
+            name, topic_id = wanted.name, wanted.topic_id
+            if topic_id and topic_id != ZERO_UUID:
+                meta = broker.metadata.topic_by_id(topic_id)
+                if meta is None:
+                    topic_entries.append(_error_entry(None, topic_id, ErrorCode.UNKNOWN_TOPIC_ID))
+                    continue
+            else:
+                error = _lookup(broker, name, allow_auto_create)
+                if error is not None:
+                    topic_entries.append(error)
+                    continue
+                meta = broker.topics.get(name)
+            topic_entries.append(_topic_entry(broker, meta, include_ops))
+    return {
+        "brokers": broker_entries(broker),
+        "cluster_id": broker.metadata.cluster_id,
+        "controller_id": broker.metadata.controller_id,
+        "topics": topic_entries,
+        "cluster_authorized_operations": (
+            ALL_CLUSTER_OPERATIONS if request.include_cluster_authorized_operations else OPERATIONS_NOT_REQUESTED
+        ),
+    }
+
+
+@handles("DescribeCluster")
+async def describe_cluster(ctx, request) -> dict:
+    broker = ctx.broker
+    if request.endpoint_type not in (1,):  # 1 = brokers; 2 = controllers (KRaft only)
+        return {
+            "error_code": ErrorCode.UNSUPPORTED_ENDPOINT_TYPE,
+            "error_message": "Unsupported endpoint type " + str(request.endpoint_type),
+            "endpoint_type": request.endpoint_type,
+        }
+    return {
+        "error_code": ErrorCode.NONE,
+        "endpoint_type": request.endpoint_type,
+        "cluster_id": broker.metadata.cluster_id,
+        "controller_id": broker.metadata.controller_id,
+        "brokers": [
+            {"broker_id": b.node_id, "host": b.host, "port": b.port, "rack": b.rack}
+            for b in broker.metadata.brokers()
+        ],
+        "cluster_authorized_operations": (
+            ALL_CLUSTER_OPERATIONS if request.include_cluster_authorized_operations else OPERATIONS_NOT_REQUESTED
+        ),
+    }

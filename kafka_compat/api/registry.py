@@ -1,0 +1,56 @@
+"""API key -> handler and the versions it serves.
+
+Handlers register with ``@handles("Produce", min_version=3)``; the version
+range defaults to every stable version the spec lists. ApiVersions answers
+from this table, so the broker never advertises an API it doesn't handle.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Awaitable, Callable
+
+from ..protocol import schema
+
+
+@dataclass(frozen=True)
+class ApiEntry:
+    api_key: int
+    name: str
+    min_version: int
+    max_version: int
+    handler: Callable[..., Awaitable[dict | None]]
+
+
+REGISTRY: dict[int, ApiEntry] = {}
+
+
+def handles(name: str, min_version: int | None = None, max_version: int | None = None):
+    spec = schema.all_specs()[name]
+
+    def register(fn):
+        REGISTRY[spec.api_key] = ApiEntry(
+            spec.api_key,
+            name,
+            spec.valid[0] if min_version is None else min_version,
+            spec.max_stable if max_version is None else max_version,
+            fn,
+        )
+        return fn
+
+    return register
+
+
+def load_handlers() -> dict[int, ApiEntry]:
+    """Import every handler module so each registers itself."""
+    from . import (  # noqa: F401
+        admin,
+        api_versions,
+        describe_configs,
+        fetch,
+        list_offsets,
+        metadata,
+        produce,
+        producer_id,
+    )
+
+    return REGISTRY

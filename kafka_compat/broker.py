@@ -1,0 +1,119 @@
+"""The broker: wires config, logs, metadata and handlers together, and owns
+start-up and graceful shutdown."""
+from __future__ import annotations
+
+import logging
+import signal
+from pathlib import Path
+
+import trio
+
+from .api.registry import load_handlers
+from .cluster.metadata import BrokerInfo, LocalMetadataStore
+from .cluster.topics import TopicManager
+from .config import BrokerConfig
+from .log.manager import LogManager
+from .server.listener import Server
+from .api.waiters import AppendWaiters
+from .txn.producer_ids import ProducerIdManager
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_GRACE_SECONDS = 10
+
+
+class Broker:
+    def __init__(self, config: BrokerConfig):
+        load_handlers()
+        self.config = config
+        self.data_dirs = [Path(d) for d in config.log_dirs]
+        for d in self.data_dirs:
+            d.mkdir(parents=True, exist_ok=True)
+        self.logs = LogManager(self.data_dirs, config.topic_defaults())
+        self.waiters = AppendWaiters()
+        self.server = Server(self)
+        self.shutting_down = trio.Event()
+        self.bound: list[tuple[str, int]] = []
+        self.metadata = None
+        self.topics = None
+        self.producer_ids = None
+
+    async def _open_listeners(self) -> list:
+        listeners = []
+        for listener in self.config.listeners:
+            host = listener.host or "127.0.0.1"
+            listeners += await trio.open_tcp_listeners(listener.port, host=host)
+        self.bound = [l.socket.getsockname()[:2] for l in listeners]
+        return listeners
+
+    def _advertised(self) -> tuple[str, int]:
+        adv = self.config.advertised_listeners[0]
+        port = adv.port or self.bound[0][1]
+        return adv.host or "127.0.0.1", port
+
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """Serve until ``shutdown()``; ``task_status.started`` gets the bound
+        (host, port) pairs once requests can be served."""
+        listeners = await self._open_listeners()
+        host, port = self._advertised()
+        self.metadata = LocalMetadataStore(self.data_dirs[0], BrokerInfo(self.config.broker_id, host, port))
+        await trio.to_thread.run_sync(self.logs.load)
+        self.topics = TopicManager(self.config, self.metadata, self.logs)
+        self._ensure_partition_logs()
+        self.producer_ids = ProducerIdManager(self.metadata)
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self.logs.run)
+                await nursery.start(self.server.serve, listeners)
+                log.info(
+                    "kafka-compat broker %d serving on %s, data in %s",
+                    self.config.broker_id,
+                    ", ".join(f"{h}:{p}" for h, p in self.bound),
+                    ", ".join(map(str, self.data_dirs)),
+                )
+                task_status.started(self.bound)
+                await self.shutting_down.wait()
+                self.server.stop_accepting()
+                self.waiters.wake_all()
+                with trio.move_on_after(SHUTDOWN_GRACE_SECONDS) as grace:
+                    while self.server.connections:
+                        await trio.sleep(0.01)
+                if grace.cancelled_caught:
+                    self.server.abort_all()
+                nursery.cancel_scope.cancel()
+        finally:
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(self.logs.close)
+            log.info("broker shut down cleanly")
+
+    def _ensure_partition_logs(self) -> None:
+        """Every partition the metadata knows has a log (e.g. after a crash
+        between writing metadata and creating the directories)."""
+        for meta in self.metadata.topics().values():
+            for p in range(meta.partitions):
+                if self.logs.get(meta.name, p) is None:
+                    self.logs.create(meta.name, p, self.topics.effective_config(meta.name))
+
+    def shutdown(self) -> None:
+        self.shutting_down.set()
+
+
+async def _main(config: BrokerConfig) -> None:
+    broker = Broker(config)
+    async with trio.open_nursery() as nursery:
+        async def watch_signals():
+            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for signum in signals:
+                    log.info("received %s, shutting down", signal.Signals(signum).name)
+                    broker.shutdown()
+                    return
+
+        nursery.start_soon(watch_signals)
+        await broker.run()
+        nursery.cancel_scope.cancel()
+
+
+def run(config: BrokerConfig) -> int:
+    """Run a broker until SIGINT/SIGTERM; the process exit status."""
+    trio.run(_main, config)
+    return 0

@@ -1,0 +1,214 @@
+"""Cluster metadata: what topics exist, their ids, partitions, replicas and
+configs, who the brokers are and who is the controller.
+
+``MetadataStore`` is the interface the API handlers use. ``LocalMetadataStore``
+keeps a single broker's metadata in a JSON file in its first log directory
+(written to a temporary file and renamed, so a crash leaves the old or the new
+version, never half of one). The ZooKeeper store comes later with the same
+interface.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..protocol.errors import ErrorCode, KafkaError
+
+LEGAL_TOPIC = re.compile(r"^[a-zA-Z0-9._-]+$")
+MAX_TOPIC_LENGTH = 249
+
+
+def new_uuid() -> bytes:
+    """A random Kafka Uuid: never the reserved zero/one ids, and (as Kafka does)
+    never one whose base64 form starts with '-'."""
+    while True:
+        raw = uuid.uuid4().bytes
+        if raw not in (bytes(16), bytes(15) + b"\x01") and not uuid_to_str(raw).startswith("-"):
+            return raw
+
+
+def uuid_to_str(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def uuid_from_str(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "==")
+
+
+def validate_topic_name(name: str) -> None:
+    """Kafka's Topic.validate: raises INVALID_TOPIC_EXCEPTION with Kafka's message."""
+    if not name:
+        raise KafkaError(ErrorCode.INVALID_TOPIC_EXCEPTION, "Topic name is illegal, it can't be empty")
+    if name in (".", ".."):
+        raise KafkaError(ErrorCode.INVALID_TOPIC_EXCEPTION, "Topic name cannot be \".\" or \"..\"")
+    if len(name) > MAX_TOPIC_LENGTH:
+        raise KafkaError(
+            ErrorCode.INVALID_TOPIC_EXCEPTION,
+            f"Topic name is illegal, it can't be longer than {MAX_TOPIC_LENGTH} characters, topic name: {name}",
+        )
+    if not LEGAL_TOPIC.match(name):
+        raise KafkaError(
+            ErrorCode.INVALID_TOPIC_EXCEPTION,
+            f"Topic name \"{name}\" is illegal, it contains a character other than ASCII alphanumerics, '.', '_' and '-'",
+        )
+
+
+def is_internal(name: str) -> bool:
+    return name in ("__consumer_offsets", "__transaction_state")
+
+
+@dataclass
+class TopicMeta:
+    name: str
+    topic_id: bytes
+    replicas: list[list[int]]  # replicas[partition] = broker ids, leader first
+    configs: dict[str, str] = field(default_factory=dict)  # topic-level overrides, as strings
+
+    @property
+    def partitions(self) -> int:
+        return len(self.replicas)
+
+
+@dataclass
+class BrokerInfo:
+    node_id: int
+    host: str
+    port: int
+    rack: str | None = None
+
+
+class MetadataStore:
+    """What every metadata store offers the handlers."""
+
+    cluster_id: str
+    controller_id: int
+
+    def brokers(self) -> list[BrokerInfo]:
+        raise NotImplementedError
+
+    def topics(self) -> dict[str, TopicMeta]:
+        raise NotImplementedError
+
+    def topic_by_id(self, topic_id: bytes) -> TopicMeta | None:
+        raise NotImplementedError
+
+    def create_topic(self, name: str, replicas: list[list[int]], configs: dict[str, str]) -> TopicMeta:
+        raise NotImplementedError
+
+    def delete_topic(self, name: str) -> None:
+        raise NotImplementedError
+
+    def add_partitions(self, name: str, new_replicas: list[list[int]]) -> None:
+        raise NotImplementedError
+
+    def leader(self, topic: str, partition: int) -> int:
+        raise NotImplementedError
+
+    def leader_epoch(self, topic: str, partition: int) -> int:
+        raise NotImplementedError
+
+    def reserve_producer_id_block(self, size: int) -> int:
+        """Durably reserve ``size`` producer ids; returns the first."""
+        raise NotImplementedError
+
+    def isr(self, topic: str, partition: int) -> list[int]:
+        raise NotImplementedError
+
+
+class LocalMetadataStore(MetadataStore):
+    """Single-broker metadata in ``<log dir>/kafka-compat-metadata.json``."""
+
+    FILE = "kafka-compat-metadata.json"
+
+    def __init__(self, data_dir: Path, broker: BrokerInfo):
+        self.path = data_dir / self.FILE
+        self.broker = broker
+        self.controller_id = broker.node_id
+        self._topics: dict[str, TopicMeta] = {}
+        self._by_id: dict[bytes, TopicMeta] = {}
+        self.cluster_id = ""
+        self._next_producer_id = 0
+        self._load()
+
+    def _load(self) -> None:
+        if not self.path.exists():
+            self.cluster_id = uuid_to_str(new_uuid())
+            self._save()
+            return
+        data = json.loads(self.path.read_text())
+        self.cluster_id = data["cluster_id"]
+        self._next_producer_id = data.get("next_producer_id", 0)
+        for t in data["topics"]:
+            meta = TopicMeta(t["name"], uuid_from_str(t["id"]), t["replicas"], t["configs"])
+            self._topics[meta.name] = meta
+            self._by_id[meta.topic_id] = meta
+
+    def _save(self) -> None:
+        data = {
+            "cluster_id": self.cluster_id,
+            "next_producer_id": self._next_producer_id,
+            "topics": [
+                {"name": t.name, "id": uuid_to_str(t.topic_id), "replicas": t.replicas, "configs": t.configs}
+                for t in self._topics.values()
+            ],
+        }
+        tmp = self.path.with_suffix(".tmp")
+        with open(tmp, "w") as f:
+            json.dump(data, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+        dir_fd = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+    def brokers(self) -> list[BrokerInfo]:
+        return [self.broker]
+
+    def topics(self) -> dict[str, TopicMeta]:
+        return self._topics
+
+    def topic_by_id(self, topic_id: bytes) -> TopicMeta | None:
+        return self._by_id.get(topic_id)
+
+    def create_topic(self, name: str, replicas: list[list[int]], configs: dict[str, str]) -> TopicMeta:
+        meta = TopicMeta(name, new_uuid(), replicas, dict(configs))
+        self._topics[name] = meta
+        self._by_id[meta.topic_id] = meta
+        self._save()
+        return meta
+
+    def delete_topic(self, name: str) -> None:
+        meta = self._topics.pop(name)
+        del self._by_id[meta.topic_id]
+        self._save()
+
+    def add_partitions(self, name: str, new_replicas: list[list[int]]) -> None:
+        self._topics[name].replicas.extend(new_replicas)
+        self._save()
+
+    def set_topic_configs(self, name: str, configs: dict[str, str]) -> None:
+        self._topics[name].configs = dict(configs)
+        self._save()
+
+    def leader(self, topic: str, partition: int) -> int:
+        return self.broker.node_id
+
+    def leader_epoch(self, topic: str, partition: int) -> int:
+        return 0
+
+    def reserve_producer_id_block(self, size: int) -> int:
+        start = self._next_producer_id
+        self._next_producer_id += size
+        self._save()
+        return start
+
+    def isr(self, topic: str, partition: int) -> list[int]:
+        return self._topics[topic].replicas[partition]

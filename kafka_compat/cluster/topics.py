@@ -1,0 +1,166 @@
+"""Topic lifecycle over the metadata store and the log manager: create (with
+Kafka's checks, in Kafka's order), delete, add partitions, auto-create, and
+each topic's effective configuration."""
+from __future__ import annotations
+
+import logging
+
+from ..config import BrokerConfig, validate_topic_configs
+from ..protocol.errors import ErrorCode, KafkaError
+from .metadata import MetadataStore, TopicMeta, is_internal, validate_topic_name
+
+log = logging.getLogger(__name__)
+
+
+def _collision_key(name: str) -> str:
+    return name.replace(".", "_")
+
+
+class TopicManager:
+    def __init__(self, config: BrokerConfig, metadata: MetadataStore, logs):
+        self.config = config
+        self.metadata = metadata
+        self.logs = logs
+        self._effective: dict[str, dict] = {}
+
+    # -- reading -----------------------------------------------------------
+    def get(self, name: str) -> TopicMeta | None:
+        return self.metadata.topics().get(name)
+
+    def effective_config(self, name: str) -> dict:
+        """Topic-level config values in force: broker defaults overlaid with the
+        topic's overrides (parsed)."""
+        cached = self._effective.get(name)
+        if cached is None:
+            meta = self.metadata.topics()[name]
+            cached = {**self.config.topic_defaults(), **validate_topic_configs(meta.configs)}
+            self._effective[name] = cached
+        return cached
+
+    def partition_log(self, topic: str, partition: int):
+        return self.logs.get(topic, partition)
+
+    # -- checks ------------------------------------------------------------
+    def _check_new_name(self, name: str) -> None:
+        validate_topic_name(name)
+        if name in self.metadata.topics():
+            raise KafkaError(ErrorCode.TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists.")
+        key = _collision_key(name)
+        for existing in self.metadata.topics():
+            if _collision_key(existing) == key:
+                raise KafkaError(
+                    ErrorCode.INVALID_TOPIC_EXCEPTION, f"Topic '{name}' collides with existing topic: {existing}"
+                )
+
+    def _assign(self, num_partitions: int, replication_factor: int, start: int = 0) -> list[list[int]]:
+        """Round-robin replica assignment over the live brokers, leader first."""
+        brokers = sorted(b.node_id for b in self.metadata.brokers())
+        if replication_factor > len(brokers):
+            raise KafkaError(
+                ErrorCode.INVALID_REPLICATION_FACTOR,
+                f"Replication factor: {replication_factor} larger than available brokers: {len(brokers)}.",
+            )
+        return [
+            [brokers[(p + r) % len(brokers)] for r in range(replication_factor)]
+            for p in range(start, start + num_partitions)
+        ]
+
+    def _check_assignment(self, replicas: list[list[int]]) -> None:
+        known = {b.node_id for b in self.metadata.brokers()}
+        sizes = {len(r) for r in replicas}
+        if len(sizes) > 1:
+            raise KafkaError(ErrorCode.INVALID_REPLICA_ASSIGNMENT, "All partitions should have the same number of replicas")
+        for r in replicas:
+            if not r:
+                raise KafkaError(ErrorCode.INVALID_REPLICA_ASSIGNMENT, "Replica assignment must not be empty")
+            if len(set(r)) != len(r):
+                raise KafkaError(ErrorCode.INVALID_REPLICA_ASSIGNMENT, f"Duplicate brokers not allowed in replica assignment: {', '.join(map(str, r))}")
+            unknown = [b for b in r if b not in known]
+            if unknown:
+                raise KafkaError(ErrorCode.INVALID_REPLICA_ASSIGNMENT, f"Unknown broker(s) in replica assignment: {', '.join(map(str, unknown))}.")
+
+    # -- changing ----------------------------------------------------------
+    def plan_create(
+        self, name: str, num_partitions: int, replication_factor: int, assignments: dict[int, list[int]], configs: dict[str, str | None]
+    ) -> tuple[list[list[int]], dict]:
+        """Every check CreateTopics makes; returns (replicas, parsed configs)."""
+        self._check_new_name(name)
+        if assignments:
+            if num_partitions != -1 or replication_factor != -1:
+                raise KafkaError(
+                    ErrorCode.INVALID_REQUEST,
+                    "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.",
+                )
+            if sorted(assignments) != list(range(len(assignments))):
+                raise KafkaError(ErrorCode.INVALID_REPLICA_ASSIGNMENT, "Partitions should be a consecutive 0-based integer sequence")
+            replicas = [assignments[p] for p in range(len(assignments))]
+            self._check_assignment(replicas)
+        else:
+            if num_partitions == -1:
+                num_partitions = self.config.num_partitions
+            if replication_factor == -1:
+                replication_factor = self.config.default_replication_factor
+            if num_partitions <= 0:
+                raise KafkaError(ErrorCode.INVALID_PARTITIONS, "Number of partitions must be larger than 0.")
+            if replication_factor <= 0:
+                raise KafkaError(ErrorCode.INVALID_REPLICATION_FACTOR, "Replication factor must be larger than 0.")
+            replicas = self._assign(num_partitions, replication_factor)
+        parsed = validate_topic_configs(configs)
+        return replicas, parsed
+
+    def create(self, name: str, replicas: list[list[int]], configs: dict[str, str | None]) -> TopicMeta:
+        overrides = {k: v for k, v in configs.items() if v is not None}
+        meta = self.metadata.create_topic(name, replicas, overrides)
+        self._effective.pop(name, None)
+        effective = self.effective_config(name)
+        for p in range(meta.partitions):
+            self.logs.create(name, p, effective)
+        log.info("created topic %s with %d partition(s)", name, meta.partitions)
+        return meta
+
+    def auto_create(self, name: str) -> TopicMeta:
+        replicas, _ = self.plan_create(name, -1, -1, {}, {})
+        return self.create(name, replicas, {})
+
+    def delete(self, name: str) -> None:
+        if not self.config.delete_topic_enable:
+            raise KafkaError(ErrorCode.TOPIC_DELETION_DISABLED, "Topic deletion is disabled.")
+        meta = self.metadata.topics()[name]
+        self.metadata.delete_topic(name)
+        self._effective.pop(name, None)
+        for p in range(meta.partitions):
+            self.logs.delete(name, p)
+        log.info("deleted topic %s", name)
+
+    def plan_partitions(self, name: str, count: int, assignments: list[list[int]] | None) -> list[list[int]]:
+        meta = self.get(name)
+        if meta is None:
+            raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"The topic '{name}' does not exist.")
+        if is_internal(name):
+            raise KafkaError(ErrorCode.INVALID_REQUEST, f"Cannot increase the number of partitions of internal topic {name}.")
+        current = meta.partitions
+        if count < current:
+            raise KafkaError(
+                ErrorCode.INVALID_PARTITIONS,
+                f"Topic currently has {current} partitions, which is higher than the requested {count}.",
+            )
+        if count == current:
+            raise KafkaError(ErrorCode.INVALID_PARTITIONS, f"Topic already has {current} partitions.")
+        added = count - current
+        if assignments is not None:
+            if len(assignments) != added:
+                raise KafkaError(
+                    ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                    f"Increasing the number of partitions by {added} but {len(assignments)} assignments provided.",
+                )
+            self._check_assignment(assignments)
+            return [list(a) for a in assignments]
+        return self._assign(added, len(meta.replicas[0]), start=current)
+
+    def add_partitions(self, name: str, new_replicas: list[list[int]]) -> None:
+        start = self.get(name).partitions
+        self.metadata.add_partitions(name, new_replicas)
+        effective = self.effective_config(name)
+        for p in range(start, start + len(new_replicas)):
+            self.logs.create(name, p, effective)
+        log.info("topic %s now has %d partitions", name, start + len(new_replicas))

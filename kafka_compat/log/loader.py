@@ -1,0 +1,167 @@
+"""Opening a partition directory: find the segments, recover what a crash may
+have damaged, and rebuild the producer state (Kafka's LogLoader).
+
+After a clean shutdown nothing is scanned: the indexes are trusted (a missing
+or misshapen one is rebuilt) and only the active segment's tail after its last
+index entry is read to find the log end offset. Otherwise every segment from
+the one holding the recovery point on is checked batch by batch (structure and
+CRC); the first bad batch and everything after it is cut off.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from bisect import bisect_right
+from dataclasses import dataclass
+from pathlib import Path
+
+from kafka_compat.txn.producer_state import (
+    CorruptSnapshotError,
+    ProducerStateManager,
+    snapshot_offsets,
+    snapshot_path,
+)
+
+from .config import LogConfig
+from .index import CorruptIndexError
+from .segment import DELETED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, LogSegment
+
+log = logging.getLogger(__name__)
+
+# Leftovers of interrupted work: deleted segments, unfinished temp files.
+_LEFTOVER_SUFFIXES = (DELETED_SUFFIX, ".tmp", ".cleaned", ".swap")
+
+
+@dataclass
+class LoadedLog:
+    segments: list[LogSegment]
+    next_offset: int
+    log_start_offset: int
+    recovery_point: int
+    producer_state: ProducerStateManager
+
+
+def load_log(
+    directory: Path,
+    config: LogConfig,
+    now_ms: int,
+    *,
+    clean_shutdown: bool,
+    recovery_point: int,
+    log_start_offset: int,
+) -> LoadedLog:
+    """Open (creating if needed) the partition directory. Blocking."""
+    directory.mkdir(parents=True, exist_ok=True)
+    bases = _discover_segments(directory)
+    if not bases:
+        segment = LogSegment(directory, log_start_offset, config, now_ms, create=True)
+        state = ProducerStateManager()
+        state.clear(log_start_offset)
+        return LoadedLog([segment], log_start_offset, log_start_offset, log_start_offset, state)
+
+    segments = [LogSegment(directory, base, config, now_ms, create=False) for base in bases]
+    next_offset = None
+    if clean_shutdown:
+        for segment in segments[:-1]:
+            if not segment.index_files_look_valid():
+                segment.rebuild_indexes()
+        next_offset = _load_active_segment(segments[-1])
+    if next_offset is None:
+        segments, next_offset = _recover(segments, recovery_point)
+        recovery_point = min(recovery_point, next_offset)
+    else:
+        recovery_point = next_offset
+    log_start_offset = min(max(log_start_offset, segments[0].base_offset), next_offset)
+    state = _load_producer_state(directory, segments, next_offset, recovery_point)
+    return LoadedLog(segments, next_offset, log_start_offset, recovery_point, state)
+
+
+def _discover_segments(directory: Path) -> list[int]:
+    names = os.listdir(directory)
+    bases = set()
+    for name in names:
+        stem, _, suffix = name.partition(".")
+        if name.endswith(_LEFTOVER_SUFFIXES):
+            (directory / name).unlink(missing_ok=True)
+        elif "." + suffix == LOG_SUFFIX and stem.isdigit():
+            bases.add(int(stem))
+    for name in names:
+        stem, _, suffix = name.partition(".")
+        if "." + suffix in (INDEX_SUFFIX, TIME_INDEX_SUFFIX) and stem.isdigit() and int(stem) not in bases:
+            log.info("deleting index %s without a log file", directory / name)
+            (directory / name).unlink(missing_ok=True)
+    return sorted(bases)
+
+
+def _load_active_segment(segment: LogSegment) -> int | None:
+    """The log end offset from the active segment's tail, or None when the
+    segment needs a full recovery after all."""
+    try:
+        if not segment.index_files_look_valid():
+            segment.rebuild_indexes()
+        segment.ensure_indexes(None)
+        return segment.read_next_offset()
+    except (ValueError, CorruptIndexError) as e:
+        log.warning("%s: recovering despite the clean shutdown: %s", segment.log_path, e)
+        return None
+
+
+def _recover(segments: list[LogSegment], recovery_point: int) -> tuple[list[LogSegment], int]:
+    first_unflushed = max(bisect_right([s.base_offset for s in segments], recovery_point) - 1, 0)
+    for segment in segments[:first_unflushed]:
+        if not segment.index_files_look_valid():
+            segment.rebuild_indexes()
+    next_offset = segments[first_unflushed].base_offset
+    for i in range(first_unflushed, len(segments)):
+        segment = segments[i]
+        if segment.base_offset < next_offset:
+            # Offsets overlap the previous segment's: nothing from here on is usable.
+            _drop(segments[i:])
+            return segments[:i], next_offset
+        next_offset, cut = segment.recover()
+        if cut:
+            _drop(segments[i + 1:])
+            return segments[: i + 1], next_offset
+    return segments, next_offset
+
+
+def _drop(segments: list[LogSegment]) -> None:
+    for segment in segments:
+        log.warning("%s: deleting segment after the recovered end of the log", segment.log_path)
+        segment.close()
+        for path in segment.files():
+            path.unlink(missing_ok=True)
+
+
+def _load_producer_state(
+    directory: Path, segments: list[LogSegment], next_offset: int, recovery_point: int
+) -> ProducerStateManager:
+    """The latest usable snapshot at or below the recovery point (the log end
+    after a clean shutdown), then the batch headers after it."""
+    state = ProducerStateManager()
+    loaded = False
+    for offset in reversed(snapshot_offsets(directory)):
+        path = snapshot_path(directory, offset)
+        if offset > next_offset:
+            path.unlink(missing_ok=True)
+            continue
+        if loaded or offset > recovery_point:
+            continue
+        try:
+            state.load_snapshot_bytes(path.read_bytes())
+            if state.end_offset != offset:
+                raise CorruptSnapshotError(f"holds offset {state.end_offset}")
+            loaded = True
+        except CorruptSnapshotError as e:
+            log.warning("deleting corrupt producer state snapshot %s: %s", path, e)
+            path.unlink(missing_ok=True)
+    if not loaded:
+        state.clear(segments[0].base_offset)
+    start = max(state.end_offset, segments[0].base_offset)
+    first = max(bisect_right([s.base_offset for s in segments], start) - 1, 0)
+    for segment in segments[first:]:
+        for _, header in segment.headers(segment.offset_index.lookup(start)[1]):
+            if header.base_offset >= start:
+                state.replay(header, header.base_offset)
+    state.end_offset = next_offset
+    return state

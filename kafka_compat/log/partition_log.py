@@ -1,0 +1,530 @@
+"""The log of one partition: an ordered list of segments, the last one active
+(Kafka's UnifiedLog/LocalLog).
+
+All methods run on the trio thread. Appends go to the page cache inline;
+fsync, file deletion and shutdown run in worker threads, serialised per log by
+``_io_lock`` so a thread never works on files another step is renaming.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from bisect import bisect_right
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import trio
+
+from kafka_compat.protocol.errors import ErrorCode, KafkaError
+from kafka_compat.protocol.records import (
+    BatchView,
+    set_base_offset,
+    set_log_append_time,
+    set_partition_leader_epoch,
+)
+from kafka_compat.txn.producer_state import snapshot_path, write_snapshot_file
+
+from .background import DiskWork
+from .config import LogConfig
+from .index import NO_TIMESTAMP
+from .loader import LoadedLog, load_log
+from .segment import DELETED_SUFFIX, LogSegment
+
+log = logging.getLogger(__name__)
+
+
+def wall_clock_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    base_offset: int
+    last_offset: int
+    log_append_time: int  # -1 unless the batches were stamped with LogAppendTime
+    log_start_offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReadResult:
+    """File regions (fd, position, length) holding whole batches, ready for
+    os.sendfile, and the partition's offsets as of the read."""
+
+    regions: list[tuple[int, int, int]]
+    high_watermark: int
+    log_start_offset: int
+    log_end_offset: int
+
+    @property
+    def size(self) -> int:
+        return sum(length for _, _, length in self.regions)
+
+    def read_bytes(self) -> bytes:
+        """The regions' bytes (for in-process readers such as coordinators)."""
+        return b"".join(os.pread(fd, length, position) for fd, position, length in self.regions)
+
+
+class TimestampOffset(NamedTuple):
+    offset: int
+    timestamp: int
+    leader_epoch: int  # the batch's partition leader epoch, -1 if unknown
+
+
+class PartitionLog:
+    def __init__(
+        self,
+        topic: str,
+        partition: int,
+        directory: Path,
+        config: LogConfig,
+        loaded: LoadedLog,
+        work: DiskWork | None = None,
+        clock: Callable[[], int] = wall_clock_ms,
+    ):
+        self.topic = topic
+        self.partition = partition
+        self.dir = directory
+        self.config = config
+        self.segments: list[LogSegment] = loaded.segments
+        self._bases = [s.base_offset for s in self.segments]
+        self.log_end_offset = loaded.next_offset
+        self.log_start_offset = loaded.log_start_offset
+        self.recovery_point = loaded.recovery_point
+        self.producer_state = loaded.producer_state
+        # On a single broker the high watermark follows the log end; replication
+        # turns this off and sets it as followers catch up.
+        self.high_watermark_follows_leo = True
+        self._high_watermark = self.log_end_offset
+        self._owns_work = work is None
+        self._work = work or DiskWork()
+        self._clock = clock
+        self._io_lock = trio.Lock()
+        self._listeners: list[Callable[[], None]] = []
+        self._unsynced_files: list[Path] = []
+        self._dir_dirty = False
+        self.last_flush_ms = clock()
+        self.closed = False
+
+    @classmethod
+    def open(
+        cls,
+        directory: Path,
+        topic: str,
+        partition: int,
+        config: LogConfig,
+        *,
+        clean_shutdown: bool = False,
+        recovery_point: int = 0,
+        log_start_offset: int = 0,
+        work: DiskWork | None = None,
+        clock: Callable[[], int] = wall_clock_ms,
+    ) -> PartitionLog:
+        """Open or create the log in ``directory``, recovering it unless the
+        previous shutdown was clean. Blocking: may scan segments."""
+        loaded = load_log(
+            directory,
+            config,
+            clock(),
+            clean_shutdown=clean_shutdown,
+            recovery_point=recovery_point,
+            log_start_offset=log_start_offset,
+        )
+        return cls(topic, partition, directory, config, loaded, work, clock)
+
+    def __repr__(self) -> str:
+        return f"PartitionLog({self.topic}-{self.partition}, start={self.log_start_offset}, end={self.log_end_offset})"
+
+    # -- offsets and notifications -------------------------------------------
+    @property
+    def high_watermark(self) -> int:
+        return self._high_watermark
+
+    @high_watermark.setter
+    def high_watermark(self, offset: int) -> None:
+        offset = min(max(offset, self.log_start_offset), self.log_end_offset)
+        if offset != self._high_watermark:
+            self._high_watermark = offset
+            self._notify()
+
+    @property
+    def size_in_bytes(self) -> int:
+        return sum(s.size for s in self.segments)
+
+    def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback()`` after every append and high watermark move (how a
+        waiting fetch learns of new data). Returns the unsubscribe function."""
+        self._listeners.append(callback)
+        return lambda: self._listeners.remove(callback)
+
+    def _notify(self) -> None:
+        for callback in list(self._listeners):
+            callback()
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise KafkaError(ErrorCode.NOT_LEADER_OR_FOLLOWER, f"log of {self.topic}-{self.partition} is closed")
+
+    def _segment_at(self, offset: int) -> int:
+        """Index of the segment that would hold ``offset``."""
+        return max(bisect_right(self._bases, offset) - 1, 0)
+
+    # -- append ------------------------------------------------------------
+    def append(
+        self,
+        records,
+        batches: Sequence[BatchView],
+        leader_epoch: int,
+        log_append_time_ms: int | None = None,
+    ) -> AppendResult:
+        """Append validated batches (views into ``records``), assigning offsets.
+
+        Base offsets and the leader epoch are patched into the batches (in
+        ``records`` itself when it is writable); with ``log_append_time_ms`` the
+        batches become LogAppendTime batches. Batches with a producer id go
+        through the idempotence checks first: a duplicate of a recent batch is
+        not written again, its original offsets are returned. Raises KafkaError
+        (INVALID_PRODUCER_EPOCH, OUT_OF_ORDER_SEQUENCE_NUMBER,
+        RECORD_LIST_TOO_LARGE).
+        """
+        self._check_open()
+        if not batches:
+            raise ValueError("nothing to append")
+        start, end = batches[0].pos, batches[-1].end
+        size = end - start
+        if size > self.config.segment_bytes:
+            raise KafkaError(
+                ErrorCode.RECORD_LIST_TOO_LARGE,
+                f"Message batch size is {size} bytes in append to partition {self.topic}-{self.partition} "
+                f"which exceeds the maximum configured segment size of {self.config.segment_bytes}.",
+            )
+
+        producer_append = self.producer_state.begin_append()
+        offset = self.log_end_offset
+        for batch in batches:
+            if batch.producer_id >= 0:
+                if not batch.is_control:
+                    duplicate = producer_append.find_duplicate(batch)
+                    if duplicate is not None:
+                        return AppendResult(
+                            duplicate.first_offset, duplicate.last_offset, duplicate.timestamp, self.log_start_offset
+                        )
+                producer_append.add(batch, offset)
+            offset += batch.last_offset_delta + 1
+
+        if memoryview(records).readonly:
+            records = bytearray(memoryview(records)[start:end])
+            batches = [BatchView(records, b.pos - start) for b in batches]
+            start, end = 0, size
+        first_offset = offset = self.log_end_offset
+        max_ts, offset_of_max_ts = NO_TIMESTAMP, first_offset
+        for batch in batches:
+            set_base_offset(records, batch.pos, offset)
+            set_partition_leader_epoch(records, batch.pos, leader_epoch)
+            if log_append_time_ms is not None:
+                set_log_append_time(records, batch.pos, log_append_time_ms)
+            offset += batch.last_offset_delta + 1
+            if batch.max_timestamp > max_ts:
+                max_ts, offset_of_max_ts = batch.max_timestamp, offset - 1
+        last_offset = offset - 1
+
+        segment = self.segments[-1]
+        if segment.should_roll(self.config, self._clock(), size, max_ts, last_offset):
+            segment = self._roll()
+        segment.append(memoryview(records)[start:end], last_offset, max_ts, offset_of_max_ts)
+        self.log_end_offset = last_offset + 1
+        producer_append.commit()
+        self.producer_state.end_offset = self.log_end_offset
+        if self.high_watermark_follows_leo:
+            self._high_watermark = self.log_end_offset
+        self._notify()
+        if self.log_end_offset - self.recovery_point >= self.config.flush_messages:
+            self._work.request_flush(self)
+        return AppendResult(
+            first_offset,
+            last_offset,
+            -1 if log_append_time_ms is None else log_append_time_ms,
+            self.log_start_offset,
+        )
+
+    def _roll(self) -> LogSegment:
+        """Start a new active segment at the log end; the old one's indexes and a
+        producer state snapshot are made durable by a background flush."""
+        old = self.segments[-1]
+        old.on_become_inactive()
+        segment = LogSegment(self.dir, self.log_end_offset, self.config, self._clock(), create=True)
+        self.segments.append(segment)
+        self._bases.append(segment.base_offset)
+        self._write_snapshot(sync=False)
+        self._dir_dirty = True
+        self._work.request_flush(self)
+        return segment
+
+    def _write_snapshot(self, sync: bool) -> None:
+        path = snapshot_path(self.dir, self.log_end_offset)
+        write_snapshot_file(path, self.producer_state.snapshot_bytes(), sync)
+        if not sync:
+            self._unsynced_files.append(path)
+
+    # -- read --------------------------------------------------------------
+    def read(
+        self, fetch_offset: int, max_bytes: int, min_one_batch: bool, max_offset: int | None = None
+    ) -> ReadResult:
+        """Whole batches from the one holding ``fetch_offset`` on, within one segment.
+
+        At most ``max_bytes``, except that with ``min_one_batch`` the first batch
+        is returned whole however big it is (KIP-74). Only batches entirely below
+        ``max_offset`` (e.g. the high watermark for consumers) are included.
+        Raises KafkaError(OFFSET_OUT_OF_RANGE) outside [log start, log end].
+        """
+        self._check_open()
+        end_offset = self.log_end_offset
+        if fetch_offset < self.log_start_offset or fetch_offset > end_offset:
+            raise KafkaError(
+                ErrorCode.OFFSET_OUT_OF_RANGE,
+                f"Received request for offset {fetch_offset} for partition {self.topic}-{self.partition}, "
+                f"but we only have log segments from offset {self.log_start_offset} up to {end_offset}.",
+            )
+        limit_offset = end_offset if max_offset is None else min(max_offset, end_offset)
+        regions: list[tuple[int, int, int]] = []
+        i = self._segment_at(fetch_offset)
+        while fetch_offset < limit_offset and i < len(self.segments):
+            segment = self.segments[i]
+            found = segment.find_batch(fetch_offset)
+            if found is None:  # past this segment's last batch
+                i += 1
+                continue
+            start, first = found
+            if first.last_offset >= limit_offset:
+                break
+            max_position = segment.size
+            segment_end = self._bases[i + 1] if i + 1 < len(self._bases) else end_offset
+            if limit_offset < segment_end:
+                bound = segment.find_batch(limit_offset, start)
+                if bound is not None:
+                    max_position = bound[0]
+            budget = max(max_bytes, first.size) if min_one_batch else max_bytes
+            end = segment.batch_boundary_before(min(max_position, start + budget), start)
+            if end > start:
+                regions.append((segment.fd, start, end - start))
+            break
+        return ReadResult(regions, self._high_watermark, self.log_start_offset, end_offset)
+
+    # -- timestamps ----------------------------------------------------------
+    def offset_for_timestamp(self, timestamp: int) -> TimestampOffset | None:
+        """The first record with a timestamp >= ``timestamp`` (ListOffsets by time)."""
+        self._check_open()
+        for segment in self.segments[self._segment_at(self.log_start_offset):]:
+            if segment.max_timestamp < timestamp:
+                continue
+            _, indexed_offset = segment.time_index.lookup(timestamp)
+            position = segment.offset_index.lookup(max(indexed_offset, self.log_start_offset))[1]
+            for pos, header in segment.headers(position):
+                if header.max_timestamp >= timestamp and header.last_offset >= self.log_start_offset:
+                    batch = BatchView(os.pread(segment.fd, header.size, pos), 0)
+                    for record in batch.records():
+                        if record.timestamp >= timestamp and record.offset >= self.log_start_offset:
+                            return TimestampOffset(record.offset, record.timestamp, _leader_epoch(batch))
+        return None
+
+    def max_timestamp_offset(self) -> TimestampOffset | None:
+        """The record with the largest timestamp (ListOffsets MAX_TIMESTAMP); the
+        first such record if several share it."""
+        self._check_open()
+        segment = max(self.segments, key=lambda s: s.max_timestamp)  # first of equals
+        max_ts, shallow_offset = segment.max_timestamp_and_offset
+        if max_ts < 0:
+            return None
+        for pos, header in segment.headers(segment.offset_index.lookup(shallow_offset)[1]):
+            if header.max_timestamp == max_ts:
+                batch = BatchView(os.pread(segment.fd, header.size, pos), 0)
+                for record in batch.records():
+                    if record.timestamp == max_ts:
+                        return TimestampOffset(record.offset, max_ts, _leader_epoch(batch))
+        return None
+
+    # -- retention -----------------------------------------------------------
+    async def delete_old_segments(self) -> int:
+        """Kafka's retention pass: segments wholly below the log start offset,
+        then (cleanup.policy=delete) over retention.bytes, then past retention.ms.
+        The active segment counts too; if everything goes, a new empty segment
+        is rolled first. Returns the number of segments deleted."""
+        if self.closed:
+            return 0
+        async with self._io_lock:
+            if self.closed:
+                return 0
+            deleted = self._delete_segments(
+                lambda seg, nxt: nxt is not None and nxt.base_offset <= self.log_start_offset
+            )
+            if self.config.delete_enabled:
+                deleted += self._delete_over_size()
+                deleted += self._delete_expired()
+            return deleted
+
+    def _delete_over_size(self) -> int:
+        retention = self.config.retention_bytes
+        size = self.size_in_bytes
+        if retention < 0 or size < retention:
+            return 0
+        excess = size - retention
+
+        def over(segment: LogSegment, _next: LogSegment | None) -> bool:
+            nonlocal excess
+            if excess - segment.size >= 0:
+                excess -= segment.size
+                return True
+            return False
+
+        return self._delete_segments(over)
+
+    def _delete_expired(self) -> int:
+        retention = self.config.retention_ms
+        if retention < 0:
+            return 0
+        now = self._clock()
+        return self._delete_segments(lambda seg, _next: now - seg.largest_timestamp() > retention)
+
+    def _delete_segments(self, predicate: Callable[[LogSegment, LogSegment | None], bool]) -> int:
+        deletable = []
+        for i, segment in enumerate(self.segments):
+            nxt = self.segments[i + 1] if i + 1 < len(self.segments) else None
+            upper = nxt.base_offset if nxt is not None else self.log_end_offset
+            # Never past the high watermark, so the log start can't overtake it.
+            if self._high_watermark < upper or not predicate(segment, nxt):
+                break
+            if nxt is None and segment.size == 0:
+                break
+            deletable.append(segment)
+        if not deletable:
+            return 0
+        if len(deletable) == len(self.segments):
+            self._roll()
+        del self.segments[: len(deletable)]
+        del self._bases[: len(deletable)]
+        renamed: list[Path] = []
+        for segment in deletable:
+            renamed += segment.rename_to_deleted()
+            snapshot = snapshot_path(self.dir, segment.base_offset)
+            if snapshot.exists():
+                target = snapshot.with_name(snapshot.name + DELETED_SUFFIX)
+                os.rename(snapshot, target)
+                renamed.append(target)
+        self._dir_dirty = True
+        self.log_start_offset = max(self.log_start_offset, self.segments[0].base_offset)
+        log.info("%s: deleted %d old segment(s), log start now %d", self, len(deletable), self.log_start_offset)
+        self._work.delete_later(self.config.file_delete_delay_ms, lambda: _delete_files(deletable, renamed))
+        return len(deletable)
+
+    # -- durability ----------------------------------------------------------
+    @property
+    def flush_due(self) -> bool:
+        """flush.ms has passed since the last flush and something is unflushed."""
+        return (
+            self.recovery_point < self.log_end_offset
+            and self._clock() - self.last_flush_ms >= self.config.flush_ms
+        )
+
+    async def flush(self, offset: int | None = None) -> None:
+        """Make everything below ``offset`` (default: the log end) durable.
+
+        Group commit: concurrent callers share one fsync; the fsync runs in a
+        worker thread. Advances the recovery point.
+        """
+        target = self.log_end_offset if offset is None else min(offset, self.log_end_offset)
+        if self.recovery_point >= target:
+            return
+        async with self._io_lock:
+            if self.closed or self.recovery_point >= target:
+                return
+            end = self.log_end_offset
+            segments = self.segments[self._segment_at(self.recovery_point):]
+            files, self._unsynced_files = self._unsynced_files, []
+            sync_dir, self._dir_dirty = self._dir_dirty, False
+            await trio.to_thread.run_sync(self._flush_blocking, segments, files, sync_dir)
+            self.recovery_point = max(self.recovery_point, end)
+            self.last_flush_ms = self._clock()
+
+    def _flush_blocking(self, segments: list[LogSegment], files: list[Path], sync_dir: bool) -> None:
+        active = segments[-1]
+        for segment in segments:
+            # The active segment's indexes change with every append; recovery
+            # rebuilds them if we crash, and close() saves them.
+            segment.flush(save_indexes=segment is not active)
+        for path in files:
+            _fsync_path(path)
+        if sync_dir:
+            _fsync_path(self.dir)
+
+    async def close(self) -> None:
+        """Flush everything, save the indexes and a producer state snapshot at the
+        log end, and close the files. The log can't be used afterwards."""
+        if self.closed:
+            return
+        async with self._io_lock:
+            self.closed = True
+            await trio.to_thread.run_sync(self._close_blocking)
+        if self._owns_work:
+            deletes = self._work.drain()
+            await trio.to_thread.run_sync(lambda: [delete() for delete in deletes])
+
+    def _close_blocking(self) -> None:
+        self.segments[-1].on_become_inactive()
+        first_unflushed = self._segment_at(self.recovery_point)
+        for i, segment in enumerate(self.segments):
+            if i >= first_unflushed and self.recovery_point < self.log_end_offset or segment.has_unsaved_indexes:
+                segment.flush(save_indexes=True)
+        if self.recovery_point < self.log_end_offset or not snapshot_path(self.dir, self.log_end_offset).exists():
+            self._write_snapshot(sync=True)
+            self._dir_dirty = True
+        for path in self._unsynced_files:
+            _fsync_path(path)
+        if self._dir_dirty:
+            _fsync_path(self.dir)
+        for segment in self.segments:
+            segment.close()
+        self.recovery_point = self.log_end_offset
+
+    async def delete(self, renamed: Path) -> None:
+        """Delete the whole log (topic deletion, Kafka's way): stop it, rename its
+        directory to ``renamed`` at once and remove it after file.delete.delay.ms."""
+        async with self._io_lock:
+            self.closed = True
+            os.rename(self.dir, renamed)
+            self.dir = renamed
+
+        def remove() -> None:
+            for segment in self.segments:
+                segment.close()
+            shutil.rmtree(renamed, ignore_errors=True)
+
+        if self._owns_work:
+            await trio.to_thread.run_sync(remove)
+        else:
+            self._work.delete_later(self.config.file_delete_delay_ms, remove)
+
+
+def _leader_epoch(batch: BatchView) -> int:
+    epoch = batch.partition_leader_epoch
+    return epoch if epoch >= 0 else -1
+
+
+def _fsync_path(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _delete_files(segments: list[LogSegment], paths: list[Path]) -> None:
+    for segment in segments:
+        segment.close()
+    for path in paths:
+        path.unlink(missing_ok=True)

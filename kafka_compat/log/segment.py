@@ -1,0 +1,323 @@
+"""One log segment: a .log file of record batches as they go on the wire, with
+its sparse .index and .timeindex (Kafka's LogSegment).
+
+Only batch headers are read on the hot paths; record bytes are touched by
+recovery (CRC) and by timestamp lookups.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import random
+from collections.abc import Iterator
+from pathlib import Path
+
+from kafka_compat.protocol.records import CURRENT_MAGIC, HEADER_SIZE, INT32_MAX, BatchView
+
+from .config import LogConfig
+from .index import NO_TIMESTAMP, CorruptIndexError, OffsetIndex, TimeIndex
+
+log = logging.getLogger(__name__)
+
+LOG_SUFFIX = ".log"
+INDEX_SUFFIX = ".index"
+TIME_INDEX_SUFFIX = ".timeindex"
+DELETED_SUFFIX = ".deleted"
+_SCAN_CHUNK = 16 * 1024
+_RECOVERY_CHUNK = 1024 * 1024
+
+
+def segment_name(base_offset: int) -> str:
+    return f"{base_offset:020d}"
+
+
+class LogSegment:
+    """A segment file and its indexes.
+
+    ``size`` is the number of valid, fully written bytes: nothing past it is ever
+    read. ``fd`` stays open until the segment is deleted or closed, so file
+    regions handed to readers remain valid while they send them.
+    """
+
+    def __init__(self, directory: Path, base_offset: int, config: LogConfig, now_ms: int, *, create: bool):
+        self.base_offset = base_offset
+        name = segment_name(base_offset)
+        self.log_path = directory / (name + LOG_SUFFIX)
+        flags = os.O_RDWR | (os.O_CREAT | os.O_TRUNC if create else 0)
+        self.fd = os.open(self.log_path, flags, 0o644)
+        self.size = 0 if create else os.fstat(self.fd).st_size
+        self._offset_index = OffsetIndex(
+            directory / (name + INDEX_SUFFIX), base_offset, config.segment_index_bytes, exists=not create
+        )
+        self._time_index = TimeIndex(
+            directory / (name + TIME_INDEX_SUFFIX), base_offset, config.segment_index_bytes, exists=not create
+        )
+        # Index files read from disk are sanity-checked (and rebuilt if broken)
+        # on first use, so that opening a log touches none of them.
+        self._indexes_checked = create
+        self.index_interval_bytes = config.index_interval_bytes
+        self.created_ms = now_ms
+        self.roll_jitter_ms = random.randrange(config.segment_jitter_ms) if config.segment_jitter_ms > 0 else 0
+        self._bytes_since_index_entry = 0
+        # Largest batch max-timestamp and the last offset of the batch holding it;
+        # None = not yet read from the time index (segments loaded from disk).
+        self._max_ts: tuple[int, int] | None = (NO_TIMESTAMP, base_offset) if create else None
+        # Max timestamp of the first batch, which segment.ms measures from.
+        self._rolling_ts: int | None = NO_TIMESTAMP if create else None
+        self.closed = False
+
+    # -- indexes -------------------------------------------------------------
+    @property
+    def offset_index(self) -> OffsetIndex:
+        if not self._indexes_checked:
+            self.ensure_indexes(None)
+        return self._offset_index
+
+    @property
+    def time_index(self) -> TimeIndex:
+        if not self._indexes_checked:
+            self.ensure_indexes(None)
+        return self._time_index
+
+    def ensure_indexes(self, next_offset: int | None) -> None:
+        """Load and sanity-check the indexes (Kafka's checks), rebuilding broken ones.
+        ``next_offset``, when known, also bounds the last entries."""
+        self._indexes_checked = True
+        try:
+            self._offset_index.check(self.size, next_offset)
+            self._time_index.check(next_offset)
+        except CorruptIndexError as e:
+            log.warning("%s: rebuilding indexes: %s", self.log_path, e)
+            self.rebuild_indexes()
+
+    def index_files_look_valid(self) -> bool:
+        """Cheap start-up check: both index files exist with a whole number of entries."""
+        for index in (self._offset_index, self._time_index):
+            try:
+                if os.stat(index.path).st_size % index.ENTRY_SIZE:
+                    return False
+            except FileNotFoundError:
+                return False
+        return True
+
+    # -- timestamps ----------------------------------------------------------
+    @property
+    def max_timestamp_and_offset(self) -> tuple[int, int]:
+        if self._max_ts is None:
+            try:
+                # Kafka keeps it as the time index's last entry: no need to load it all.
+                self._max_ts = self._time_index.last_entry()
+            except CorruptIndexError:
+                self.ensure_indexes(None)
+                self._max_ts = self._time_index.last_entry()
+        return self._max_ts
+
+    @property
+    def max_timestamp(self) -> int:
+        return self.max_timestamp_and_offset[0]
+
+    def largest_timestamp(self) -> int:
+        """What retention.ms compares against: the max timestamp, else the file's mtime."""
+        ts = self.max_timestamp
+        return ts if ts >= 0 else int(os.fstat(self.fd).st_mtime * 1000)
+
+    def time_waited_for_roll(self, now_ms: int, incoming_max_ts: int) -> int:
+        if self._rolling_ts is None:
+            first = self._read_header(0)
+            self._rolling_ts = first.max_timestamp if first is not None else NO_TIMESTAMP
+        if self._rolling_ts >= 0:
+            return incoming_max_ts - self._rolling_ts
+        return now_ms - self.created_ms
+
+    # -- writing -------------------------------------------------------------
+    def append(self, data, largest_offset: int, max_ts: int, offset_of_max_ts: int) -> None:
+        """Write whole batches at the end; no fsync (the page cache holds them)."""
+        position = self.size
+        if position == 0:
+            self._rolling_ts = max_ts
+        view = memoryview(data)
+        at = position
+        while view:
+            n = os.pwrite(self.fd, view, at)
+            view, at = view[n:], at + n
+        self.size = at
+        if max_ts > self.max_timestamp:
+            self._max_ts = (max_ts, offset_of_max_ts)
+        if self._bytes_since_index_entry > self.index_interval_bytes:
+            self.offset_index.append(largest_offset, position)
+            self.time_index.maybe_append(*self.max_timestamp_and_offset)
+            self._bytes_since_index_entry = 0
+        self._bytes_since_index_entry += len(data)
+
+    def on_become_inactive(self) -> None:
+        """Kafka records the segment's max timestamp as the last time index entry on roll."""
+        self.time_index.maybe_append(*self.max_timestamp_and_offset, skip_full_check=True)
+
+    def should_roll(self, config: LogConfig, now_ms: int, size: int, max_ts: int, max_offset: int) -> bool:
+        if self.size == 0:
+            return False
+        return (
+            self.size > config.segment_bytes - size
+            or self.time_waited_for_roll(now_ms, max_ts) > config.segment_ms - self.roll_jitter_ms
+            or self.offset_index.is_full
+            or self.time_index.is_full
+            or max_offset - self.base_offset > INT32_MAX
+        )
+
+    # -- scanning ------------------------------------------------------------
+    def _read_header(self, position: int) -> BatchView | None:
+        if position + HEADER_SIZE > self.size:
+            return None
+        return BatchView(os.pread(self.fd, HEADER_SIZE, position), 0)
+
+    def headers(self, start: int = 0, end: int | None = None) -> Iterator[tuple[int, BatchView]]:
+        """(position, header view) of each batch starting in [start, end).
+
+        Reads only headers; trusts the structure (use ``recover`` to check it).
+        """
+        end = self.size if end is None else min(end, self.size)
+        buf, buf_start = b"", start
+        pos = start
+        while pos + HEADER_SIZE <= self.size and pos < end:
+            if pos + HEADER_SIZE > buf_start + len(buf):
+                buf, buf_start = os.pread(self.fd, _SCAN_CHUNK, pos), pos
+            view = BatchView(buf, pos - buf_start)
+            size = view.size
+            if size < HEADER_SIZE:
+                raise ValueError(f"{self.log_path}: batch at {pos} has size {size}")
+            yield pos, view
+            pos += size
+
+    def find_batch(self, offset: int, start: int | None = None) -> tuple[int, BatchView] | None:
+        """The first batch whose last offset is >= ``offset`` (Kafka's translateOffset)."""
+        if start is None:
+            start = self.offset_index.lookup(offset)[1]
+        for pos, view in self.headers(start):
+            if view.last_offset >= offset:
+                return pos, view
+        return None
+
+    def batch_boundary_before(self, limit: int, start: int) -> int:
+        """The largest batch boundary in [start, limit]; ``start`` must be one."""
+        if limit >= self.size:
+            return self.size
+        pos = max(start, self.offset_index.lookup_position(limit))
+        for p, view in self.headers(pos, limit):
+            if p + view.size > limit:
+                return p
+            pos = p + view.size
+        return pos
+
+    def read_next_offset(self) -> int:
+        """The offset after the last batch, scanning from the last index entry."""
+        next_offset = self.base_offset
+        end = position = self.offset_index.last_entry()[1]
+        for pos, view in self.headers(position):
+            end = pos + view.size
+            if view.magic != CURRENT_MAGIC or end > self.size or view.base_offset < next_offset:
+                raise ValueError(f"{self.log_path}: invalid batch at position {pos}")
+            next_offset = view.next_offset
+        if end != self.size:
+            raise ValueError(f"{self.log_path}: {self.size - end} bytes after the last whole batch")
+        return next_offset
+
+    # -- recovery ------------------------------------------------------------
+    def recover(self) -> tuple[int, int]:
+        """Check every batch (structure, CRC, offsets), rebuild the indexes and cut
+        the file after the last valid batch. Returns (next offset, bytes cut)."""
+        self._indexes_checked = True
+        self._offset_index.reset()
+        self._time_index.reset()
+        max_ts = (NO_TIMESTAMP, self.base_offset)
+        self._rolling_ts = NO_TIMESTAMP
+        file_size = os.fstat(self.fd).st_size
+        expected = self.base_offset
+        valid = last_index_pos = 0
+        buf, buf_start = b"", 0
+        while valid + HEADER_SIZE <= file_size:
+            if valid + HEADER_SIZE > buf_start + len(buf):
+                buf, buf_start = os.pread(self.fd, _RECOVERY_CHUNK, valid), valid
+            view = BatchView(buf, valid - buf_start)
+            size = view.size
+            if size < HEADER_SIZE or valid + size > file_size or view.magic != CURRENT_MAGIC:
+                break
+            if valid + size > buf_start + len(buf):
+                buf, buf_start = os.pread(self.fd, max(size, _RECOVERY_CHUNK), valid), valid
+                view = BatchView(buf, 0)
+            if (
+                not view.crc_ok()
+                or view.base_offset < expected
+                or view.last_offset_delta < 0
+                or view.last_offset - self.base_offset > INT32_MAX
+            ):
+                break
+            if valid == 0:
+                self._rolling_ts = view.max_timestamp
+            if view.max_timestamp > max_ts[0]:
+                max_ts = (view.max_timestamp, view.last_offset)
+            if valid - last_index_pos > self.index_interval_bytes and not self.offset_index.is_full:
+                self.offset_index.append(view.last_offset, valid)
+                if not self.time_index.is_full:
+                    self.time_index.maybe_append(*max_ts)
+                last_index_pos = valid
+            expected = view.next_offset
+            valid += size
+        self._max_ts = max_ts
+        self.time_index.maybe_append(*max_ts, skip_full_check=True)
+        self.size = valid
+        if valid < file_size:
+            log.warning("%s: truncating %d invalid bytes at position %d", self.log_path, file_size - valid, valid)
+            os.ftruncate(self.fd, valid)
+        return expected, file_size - valid
+
+    def rebuild_indexes(self) -> None:
+        """Rebuild both indexes from batch headers, without CRC checks or truncation."""
+        self._indexes_checked = True
+        self._offset_index.reset()
+        self._time_index.reset()
+        max_ts = (NO_TIMESTAMP, self.base_offset)
+        last_index_pos = 0
+        for pos, view in self.headers():
+            if view.max_timestamp > max_ts[0]:
+                max_ts = (view.max_timestamp, view.last_offset)
+            if pos - last_index_pos > self.index_interval_bytes and not self.offset_index.is_full:
+                self.offset_index.append(view.last_offset, pos)
+                if not self.time_index.is_full:
+                    self.time_index.maybe_append(*max_ts)
+                last_index_pos = pos
+        self._max_ts = max_ts
+        self.time_index.maybe_append(*max_ts, skip_full_check=True)
+
+    # -- durability and deletion ---------------------------------------------
+    @property
+    def has_unsaved_indexes(self) -> bool:
+        return self._offset_index.dirty or self._time_index.dirty
+
+    def flush(self, save_indexes: bool) -> None:
+        """fsync the data; with ``save_indexes`` also write and fsync unsaved indexes.
+        Blocking: call from a worker thread."""
+        os.fsync(self.fd)
+        if save_indexes:
+            for index in (self._offset_index, self._time_index):
+                if index.dirty:
+                    index.save(sync=True)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            os.close(self.fd)
+
+    def files(self) -> list[Path]:
+        return [self.log_path, self._offset_index.path, self._time_index.path]
+
+    def rename_to_deleted(self) -> list[Path]:
+        """Kafka renames a segment's files to *.deleted before removing them later."""
+        renamed = []
+        for path in self.files():
+            target = path.with_name(path.name + DELETED_SUFFIX)
+            try:
+                os.rename(path, target)
+            except FileNotFoundError:
+                continue
+            renamed.append(target)
+        return renamed

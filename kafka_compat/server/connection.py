@@ -1,0 +1,200 @@
+"""One client connection: frames in, requests decoded, handlers run, responses out.
+
+Requests on a connection are handled one at a time and answered in order, as
+Kafka does (it mutes a channel while a request is in flight), so pipelined
+requests need no reordering. Anything malformed closes this connection only,
+with one log line.
+"""
+from __future__ import annotations
+
+import io
+import logging
+import struct
+from dataclasses import dataclass
+
+import trio
+
+from ..api.registry import REGISTRY, ApiEntry
+from ..protocol import schema
+from ..protocol.errors import ErrorCode
+from ..protocol.primitives import read_uvarint
+from .sender import send_chunks
+
+log = logging.getLogger(__name__)
+
+API_VERSIONS_KEY = 18
+_SIZE = struct.Struct(">i")
+_HEADER = struct.Struct(">hhi")
+
+
+class MalformedRequest(Exception):
+    pass
+
+
+@dataclass
+class RequestHeader:
+    api_key: int
+    api_version: int
+    correlation_id: int
+    client_id: str | None
+    body_offset: int
+
+
+@dataclass
+class RequestContext:
+    """What a handler knows about the request besides its body."""
+
+    broker: object
+    header: RequestHeader
+    peer: str
+
+    @property
+    def api_version(self) -> int:
+        return self.header.api_version
+
+
+def parse_header(frame: bytes) -> RequestHeader:
+    """Request header v1 (v2 adds tagged fields when the API version is flexible).
+    The client id is a non-compact nullable string in both."""
+    if len(frame) < 10:
+        raise MalformedRequest("request shorter than its header")
+    api_key, api_version, correlation_id = _HEADER.unpack_from(frame, 0)
+    (n,) = struct.unpack_from(">h", frame, 8)
+    pos = 10
+    client_id = None
+    if n >= 0:
+        if pos + n > len(frame):
+            raise MalformedRequest("client id runs past the request")
+        client_id = bytes(frame[pos : pos + n]).decode("utf-8", "replace")
+        pos += n
+    header = RequestHeader(api_key, api_version, correlation_id, client_id, pos)
+    entry = REGISTRY.get(api_key)
+    if entry is not None and entry.min_version <= api_version <= entry.max_version and schema.is_flexible(api_key, api_version):
+        stream = io.BytesIO(frame)
+        stream.seek(pos)
+        for _ in range(read_uvarint(stream)):
+            read_uvarint(stream)
+            stream.seek(read_uvarint(stream), io.SEEK_CUR)
+        header.body_offset = stream.tell()
+    return header
+
+
+def encode_response(entry: ApiEntry, header: RequestHeader, body: dict) -> list:
+    """Response header (v0 for ApiVersions, else v1 in flexible versions) and
+    body as a list of chunks; records given as DeferredRecords are spliced in
+    so that file regions can go out with sendfile."""
+    version = header.api_version
+    codec = schema.codec(entry.name, version, "response")
+    out = io.BytesIO()
+    out.write(bytes(4))
+    out.write(_SIZE.pack(header.correlation_id))
+    if schema.is_flexible(entry.api_key, version) and entry.api_key != API_VERSIONS_KEY:
+        out.write(b"\x00")
+    deferred: list = []
+    codec.build_stream(body, out, deferred=deferred)
+    data = out.getbuffer()
+    size = len(data) - 4 + sum(d.size for _, d in deferred)
+    _SIZE.pack_into(data, 0, size)
+    if not deferred:
+        return [bytes(data)]
+    chunks: list = []
+    start = 0
+    for pos, records in deferred:
+        chunks.append(bytes(data[start:pos]))
+        chunks.extend(records.chunks)
+        start = pos
+    chunks.append(bytes(data[start:]))
+    del data
+    return chunks
+
+
+async def _receive_exactly(stream: trio.SocketStream, n: int, buf: bytearray) -> bool:
+    """Fill ``buf`` to ``n`` bytes. False when the peer closed before any byte."""
+    while len(buf) < n:
+        data = await stream.receive_some(max(n - len(buf), 65536))
+        if not data:
+            if buf:
+                raise MalformedRequest("connection closed mid-request")
+            return False
+        buf += data
+    return True
+
+
+class Connection:
+    def __init__(self, broker, stream: trio.SocketStream):
+        self.broker = broker
+        self.stream = stream
+        try:
+            host, port = stream.socket.getpeername()[:2]
+            self.peer = f"{host}:{port}"
+        except OSError:
+            self.peer = "?"
+        self.max_request = broker.config.socket_request_max_bytes
+        self.scope = trio.CancelScope()
+        self.idle = True
+        self.closing = False
+
+    def close_when_idle(self) -> None:
+        """Shutdown: end now if waiting for a request, else after the current one."""
+        self.closing = True
+        if self.idle:
+            self.scope.cancel()
+
+    async def serve(self) -> None:
+        try:
+            with self.scope:
+                await self._loop()
+        except MalformedRequest as e:
+            log.warning("closing connection from %s: %s", self.peer, e)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError):
+            pass
+        finally:
+            await self.stream.aclose()
+
+    async def _loop(self) -> None:
+        pending = bytearray()
+        while not self.closing:
+            self.idle = not pending
+            if not await _receive_exactly(self.stream, 4, pending):
+                return
+            self.idle = False
+            (size,) = _SIZE.unpack_from(pending, 0)
+            if size < 0 or size > self.max_request:
+                raise MalformedRequest(
+                    f"request of {size} bytes exceeds socket.request.max.bytes ({self.max_request})"
+                )
+            if not await _receive_exactly(self.stream, 4 + size, pending):
+                raise MalformedRequest("connection closed mid-request")
+            frame = bytes(pending[4 : 4 + size])
+            del pending[: 4 + size]
+            chunks = await self._handle(frame)
+            if chunks:
+                await send_chunks(self.stream, chunks)
+
+    async def _handle(self, frame: bytes) -> list | None:
+        header = parse_header(frame)
+        entry = REGISTRY.get(header.api_key)
+        if entry is None:
+            raise MalformedRequest(f"unknown API key {header.api_key}")
+        if not entry.min_version <= header.api_version <= entry.max_version:
+            if header.api_key == API_VERSIONS_KEY:
+                return self._api_versions_fallback(entry, header)
+            raise MalformedRequest(f"unsupported version {header.api_version} of {entry.name}")
+        try:
+            request = schema.codec(entry.name, header.api_version, "request").parse(frame[header.body_offset :])
+        except Exception as e:  # construct raises many kinds on garbage input
+            raise MalformedRequest(f"cannot decode {entry.name} v{header.api_version}: {e}") from None
+        ctx = RequestContext(self.broker, header, self.peer)
+        body = await entry.handler(ctx, request)
+        if body is None:
+            return None
+        return encode_response(entry, header, body)
+
+    def _api_versions_fallback(self, entry: ApiEntry, header: RequestHeader) -> list:
+        """KIP-511: a too-new ApiVersions request gets a v0 response carrying
+        UNSUPPORTED_VERSION and our versions, so the client can pick one."""
+        from ..api.api_versions import supported_api_keys
+
+        body = {"error_code": ErrorCode.UNSUPPORTED_VERSION, "api_keys": supported_api_keys()}
+        v0 = RequestHeader(header.api_key, 0, header.correlation_id, header.client_id, header.body_offset)
+        return encode_response(entry, v0, body)
