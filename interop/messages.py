@@ -9,7 +9,7 @@ import base64
 import json
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 Headers = tuple[tuple[str, bytes], ...]
 
@@ -75,6 +75,13 @@ def text_messages(count: int, *, seed: int = 0, headers: Headers = ()) -> list[M
             value = f"{i}:{''.join(rng.choices(alphabet, k=rng.randrange(1, 120)))}".encode()
         messages.append(Message(key, value, headers))
     return messages
+
+
+def compressible(messages: list[Message]) -> list[Message]:
+    """The same messages with a long repetitive tail on every value: clients
+    send a batch uncompressed when compressing would not make it smaller."""
+    padding = b" and again" * 40
+    return [m if m.value is None else replace(m, value=m.value + padding) for m in messages]
 
 
 def now_ms() -> int:

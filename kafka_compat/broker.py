@@ -29,7 +29,15 @@ class Broker:
         self.data_dirs = [Path(d) for d in config.log_dirs]
         for d in self.data_dirs:
             d.mkdir(parents=True, exist_ok=True)
-        self.logs = LogManager(self.data_dirs, config.topic_defaults())
+        self.logs = LogManager(
+            self.data_dirs,
+            config.topic_defaults(),
+            log_retention_check_interval_ms=config.log_retention_check_interval_ms,
+            log_flush_scheduler_interval_ms=config.log_flush_scheduler_interval_ms,
+            log_flush_offset_checkpoint_interval_ms=config.log_flush_offset_checkpoint_interval_ms,
+            log_flush_start_offset_checkpoint_interval_ms=config.log_flush_start_offset_checkpoint_interval_ms,
+            producer_id_expiration_ms=config.producer_id_expiration_ms,
+        )
         self.waiters = AppendWaiters()
         self.server = Server(self)
         self.shutting_down = trio.Event()
@@ -57,13 +65,20 @@ class Broker:
         listeners = await self._open_listeners()
         host, port = self._advertised()
         self.metadata = LocalMetadataStore(self.data_dirs[0], BrokerInfo(self.config.broker_id, host, port))
-        await trio.to_thread.run_sync(self.logs.load)
         self.topics = TopicManager(self.config, self.metadata, self.logs)
+        topic_configs = {name: self.topics.effective_config(name) for name in self.metadata.topics()}
+        await trio.to_thread.run_sync(self.logs.load, topic_configs)
         self._ensure_partition_logs()
         self.producer_ids = ProducerIdManager(self.metadata)
         try:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(self.logs.run)
+                background = trio.CancelScope()
+
+                async def log_background():
+                    with background:
+                        await self.logs.run()
+
+                nursery.start_soon(log_background)
                 await nursery.start(self.server.serve, listeners)
                 log.info(
                     "kafka-compat broker %d serving on %s, data in %s",
@@ -80,10 +95,10 @@ class Broker:
                         await trio.sleep(0.01)
                 if grace.cancelled_caught:
                     self.server.abort_all()
-                nursery.cancel_scope.cancel()
+                background.cancel()
         finally:
             with trio.CancelScope(shield=True):
-                await trio.to_thread.run_sync(self.logs.close)
+                await self.logs.close()
             log.info("broker shut down cleanly")
 
     def _ensure_partition_logs(self) -> None:
@@ -99,6 +114,8 @@ class Broker:
 
 
 async def _main(config: BrokerConfig) -> None:
+    for key in config.unknown_keys:
+        log.warning("The configuration '%s' was supplied but isn't a known config.", key)
     broker = Broker(config)
     async with trio.open_nursery() as nursery:
         async def watch_signals():

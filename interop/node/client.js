@@ -109,8 +109,12 @@ async function consume(opts) {
   await consumer.connect();
   let seen = 0;
   let finish;
-  const done = new Promise((resolve) => { finish = resolve; });
-  const timer = setTimeout(finish, opts.timeoutMs);
+  let fail;
+  const done = new Promise((resolve, reject) => { finish = resolve; fail = reject; });
+  const timer = setTimeout(
+    () => fail(new Error(`timed out after ${opts.timeoutMs} ms with ${seen} of ${opts.count} records`)),
+    opts.timeoutMs);
+  consumer.on(consumer.events.CRASH, ({ payload }) => fail(payload.error));
   try {
     await consumer.subscribe({ topic: opts.topic, fromBeginning: true });
     await consumer.run({

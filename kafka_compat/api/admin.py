@@ -86,7 +86,7 @@ async def delete_topics(ctx, request) -> dict:
                 continue
             entry["topic_id"] = meta.topic_id
         try:
-            broker.topics.delete(name)
+            await broker.topics.delete(name)
             entry["error_code"] = ErrorCode.NONE
         except KafkaError as e:
             entry.update(error_code=e.code, error_message=e.message)

@@ -25,9 +25,9 @@ def _lookup(log, timestamp: int) -> tuple[int, int]:
         found = log.max_timestamp_offset()
     else:
         found = log.offset_for_timestamp(timestamp)
-    if found is None or found[0] >= log.high_watermark:
+    if found is None or found.offset >= log.high_watermark:
         return -1, -1
-    return found
+    return found.offset, found.timestamp
 
 
 @handles("ListOffsets")

@@ -45,7 +45,7 @@ def _append(broker, topic: str, index: int, records, acks: int, api_version: int
                 f"to satisfy the min.isr requirement of {config['min.insync.replicas']} for partition {topic}-{index}",
             )
         result = log.append(records, batches, leader_epoch=broker.metadata.leader_epoch(topic, index),
-                            log_append_time=log_append_time)
+                            log_append_time_ms=log_append_time)
     except KafkaError as e:
         out.update(error_code=e.code, error_message=e.message)
         return out

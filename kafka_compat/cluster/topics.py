@@ -32,8 +32,7 @@ class TopicManager:
         topic's overrides (parsed)."""
         cached = self._effective.get(name)
         if cached is None:
-            meta = self.metadata.topics()[name]
-            cached = {**self.config.topic_defaults(), **validate_topic_configs(meta.configs)}
+            cached = self.config.effective_topic_config(self.metadata.topics()[name].configs)
             self._effective[name] = cached
         return cached
 
@@ -122,14 +121,14 @@ class TopicManager:
         replicas, _ = self.plan_create(name, -1, -1, {}, {})
         return self.create(name, replicas, {})
 
-    def delete(self, name: str) -> None:
+    async def delete(self, name: str) -> None:
         if not self.config.delete_topic_enable:
             raise KafkaError(ErrorCode.TOPIC_DELETION_DISABLED, "Topic deletion is disabled.")
         meta = self.metadata.topics()[name]
         self.metadata.delete_topic(name)
         self._effective.pop(name, None)
         for p in range(meta.partitions):
-            self.logs.delete(name, p)
+            await self.logs.delete(name, p)
         log.info("deleted topic %s", name)
 
     def plan_partitions(self, name: str, count: int, assignments: list[list[int]] | None) -> list[list[int]]:

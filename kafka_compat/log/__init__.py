@@ -1,6 +1,6 @@
 """Partition logs on disk in Kafka's format: segments, indexes, recovery,
 retention, flushing, and the LogManager that holds them all."""
-from .config import LogConfig, topic_defaults_from_broker
+from .config import LogConfig
 from .manager import LogManager
 from .partition_log import AppendResult, PartitionLog, ReadResult, TimestampOffset
 
@@ -11,5 +11,4 @@ __all__ = [
     "PartitionLog",
     "ReadResult",
     "TimestampOffset",
-    "topic_defaults_from_broker",
 ]

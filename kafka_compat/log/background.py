@@ -6,6 +6,7 @@ file.delete.delay.ms so that readers still sending a deleted segment finish.
 """
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -15,6 +16,8 @@ import trio
 
 if TYPE_CHECKING:
     from .partition_log import PartitionLog
+
+logger = logging.getLogger(__name__)
 
 
 class DiskWork:
@@ -44,13 +47,20 @@ class DiskWork:
 
     async def _flush(self, log: PartitionLog) -> None:
         self._flush_pending.discard(log)
-        if not log.closed:
+        try:
             await log.flush()
+        except OSError:
+            # The data stays in the page cache and the recovery point where it
+            # was: a later flush retries, a crash recovers from there.
+            logger.exception("flushing %s failed", log)
 
     async def _delete(self, item: tuple[float, Callable[[], None]]) -> None:
         await trio.sleep(max(0.0, item[0] - time.monotonic()))
         self._deletes_waiting.discard(item)
-        await trio.to_thread.run_sync(item[1])
+        try:
+            await trio.to_thread.run_sync(item[1])
+        except OSError:
+            logger.exception("deleting files failed; the next start-up removes the leftovers")
 
     def drain(self) -> list[Callable[[], None]]:
         """Forget queued work and return the deletions still waiting, for the

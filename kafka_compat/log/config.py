@@ -1,78 +1,27 @@
 """Topic-level log configuration under Kafka's names.
 
 A partition log is configured by a flat dict keyed by Kafka topic config names
-('segment.bytes', 'retention.ms', ...) holding already-parsed values. Missing
-keys fall back to the broker's defaults, then to Kafka's built-in defaults.
+('segment.bytes', 'retention.ms', ...) holding already-parsed values: the
+topic's overrides over the broker's topic defaults
+(topic_config.topic_defaults), over Kafka's built-in defaults.
 """
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-LONG_MAX = 2**63 - 1
-
-# Kafka's built-in topic defaults for the settings the log itself acts on.
-TOPIC_DEFAULTS: dict[str, Any] = {
-    "segment.bytes": 1024 * 1024 * 1024,
-    "segment.ms": 7 * 24 * 3600 * 1000,
-    "segment.jitter.ms": 0,
-    "segment.index.bytes": 10 * 1024 * 1024,
-    "index.interval.bytes": 4096,
-    "retention.ms": 7 * 24 * 3600 * 1000,
-    "retention.bytes": -1,
-    "flush.messages": LONG_MAX,
-    "flush.ms": LONG_MAX,
-    "file.delete.delay.ms": 60000,
-    "message.timestamp.type": "CreateTime",
-    "cleanup.policy": ["delete"],
-    "max.message.bytes": 1048588,
-}
-
-# Broker (server.properties) names that supply a topic default, in order of
-# precedence, with the factor that turns the broker unit into the topic unit.
-BROKER_SYNONYMS: dict[str, list[tuple[str, int]]] = {
-    "segment.bytes": [("log.segment.bytes", 1)],
-    "segment.ms": [("log.roll.ms", 1), ("log.roll.hours", 3600 * 1000)],
-    "segment.jitter.ms": [("log.roll.jitter.ms", 1), ("log.roll.jitter.hours", 3600 * 1000)],
-    "segment.index.bytes": [("log.index.size.max.bytes", 1)],
-    "index.interval.bytes": [("log.index.interval.bytes", 1)],
-    "retention.ms": [
-        ("log.retention.ms", 1),
-        ("log.retention.minutes", 60 * 1000),
-        ("log.retention.hours", 3600 * 1000),
-    ],
-    "retention.bytes": [("log.retention.bytes", 1)],
-    "flush.messages": [("log.flush.interval.messages", 1)],
-    # Kafka: log.flush.interval.ms unset means "use log.flush.scheduler.interval.ms".
-    "flush.ms": [("log.flush.interval.ms", 1), ("log.flush.scheduler.interval.ms", 1)],
-    "file.delete.delay.ms": [("log.segment.delete.delay.ms", 1)],
-    "message.timestamp.type": [("log.message.timestamp.type", 1)],
-    "cleanup.policy": [("log.cleanup.policy", 1)],
-    "max.message.bytes": [("message.max.bytes", 1)],
-}
-
-
-def topic_defaults_from_broker(broker: Mapping[str, Any]) -> dict[str, Any]:
-    """Topic-level defaults implied by broker settings (unset/None ones skipped)."""
-    out: dict[str, Any] = {}
-    for topic_name, synonyms in BROKER_SYNONYMS.items():
-        for broker_name, factor in synonyms:
-            value = broker.get(broker_name)
-            if value is not None:
-                out[topic_name] = value * factor if factor != 1 else value
-                break
-    return out
+from kafka_compat.topic_config import TOPIC_CONFIGS
 
 
 class LogConfig:
-    """Merged topic config with typed accessors for what the log uses.
+    """Merged topic config with typed accessors for what the log acts on.
 
-    ``values`` keeps every key given (including ones the log ignores) so callers
-    can read e.g. 'max.message.bytes' from the same place.
+    ``values`` keeps every key (including ones the log ignores, such as
+    'max.message.bytes') so callers can read them from the same place.
     """
 
     def __init__(self, overrides: Mapping[str, Any] | None = None, defaults: Mapping[str, Any] | None = None):
-        merged = dict(TOPIC_DEFAULTS)
+        merged = {name: definition.default for name, definition in TOPIC_CONFIGS.items()}
         merged.update(defaults or {})
         merged.update(overrides or {})
         self.values = merged

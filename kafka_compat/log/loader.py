@@ -52,7 +52,8 @@ def load_log(
 ) -> LoadedLog:
     """Open (creating if needed) the partition directory. Blocking."""
     directory.mkdir(parents=True, exist_ok=True)
-    bases = _discover_segments(directory)
+    names = os.listdir(directory)
+    bases = _discover_segments(directory, names)
     if not bases:
         segment = LogSegment(directory, log_start_offset, config, now_ms, create=True)
         state = ProducerStateManager()
@@ -64,7 +65,8 @@ def load_log(
     if clean_shutdown:
         for segment in segments[:-1]:
             if not segment.index_files_look_valid():
-                segment.rebuild_indexes()
+                log.warning("%s: index files missing or misshapen, recovering the segment", segment.log_path)
+                segment.recover()
         next_offset = _load_active_segment(segments[-1])
     if next_offset is None:
         segments, next_offset = _recover(segments, recovery_point)
@@ -72,12 +74,11 @@ def load_log(
     else:
         recovery_point = next_offset
     log_start_offset = min(max(log_start_offset, segments[0].base_offset), next_offset)
-    state = _load_producer_state(directory, segments, next_offset, recovery_point)
+    state = _load_producer_state(directory, names, segments, next_offset, recovery_point)
     return LoadedLog(segments, next_offset, log_start_offset, recovery_point, state)
 
 
-def _discover_segments(directory: Path) -> list[int]:
-    names = os.listdir(directory)
+def _discover_segments(directory: Path, names: list[str]) -> list[int]:
     bases = set()
     for name in names:
         stem, _, suffix = name.partition(".")
@@ -98,8 +99,8 @@ def _load_active_segment(segment: LogSegment) -> int | None:
     segment needs a full recovery after all."""
     try:
         if not segment.index_files_look_valid():
-            segment.rebuild_indexes()
-        segment.ensure_indexes(None)
+            raise CorruptIndexError("index files missing or misshapen")
+        segment.ensure_indexes()
         return segment.read_next_offset()
     except (ValueError, CorruptIndexError) as e:
         log.warning("%s: recovering despite the clean shutdown: %s", segment.log_path, e)
@@ -110,7 +111,7 @@ def _recover(segments: list[LogSegment], recovery_point: int) -> tuple[list[LogS
     first_unflushed = max(bisect_right([s.base_offset for s in segments], recovery_point) - 1, 0)
     for segment in segments[:first_unflushed]:
         if not segment.index_files_look_valid():
-            segment.rebuild_indexes()
+            segment.recover()
     next_offset = segments[first_unflushed].base_offset
     for i in range(first_unflushed, len(segments)):
         segment = segments[i]
@@ -134,13 +135,13 @@ def _drop(segments: list[LogSegment]) -> None:
 
 
 def _load_producer_state(
-    directory: Path, segments: list[LogSegment], next_offset: int, recovery_point: int
+    directory: Path, names: list[str], segments: list[LogSegment], next_offset: int, recovery_point: int
 ) -> ProducerStateManager:
     """The latest usable snapshot at or below the recovery point (the log end
     after a clean shutdown), then the batch headers after it."""
     state = ProducerStateManager()
     loaded = False
-    for offset in reversed(snapshot_offsets(directory)):
+    for offset in reversed(snapshot_offsets(directory, names)):
         path = snapshot_path(directory, offset)
         if offset > next_offset:
             path.unlink(missing_ok=True)

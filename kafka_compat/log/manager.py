@@ -21,9 +21,11 @@ from typing import Any
 
 import trio
 
+from kafka_compat.config import LONG_MAX
+
 from .background import DiskWork
 from .checkpoint import read_checkpoint, write_checkpoint
-from .config import LONG_MAX, LogConfig
+from .config import LogConfig
 from .partition_log import PartitionLog, wall_clock_ms
 
 log = logging.getLogger(__name__)
@@ -41,7 +43,7 @@ class LogManager:
     """Owns every PartitionLog of this broker.
 
     ``defaults`` are topic-level config defaults (Kafka topic config names,
-    parsed values; see config.topic_defaults_from_broker); per-topic overrides
+    parsed values: topic_config.topic_defaults(broker)); per-topic overrides
     come with ``load``, ``create`` and ``update_config``. The interval arguments
     are Kafka's broker settings of the same names, in ms.
     """

@@ -75,6 +75,15 @@ class TimestampOffset(NamedTuple):
 
 
 class PartitionLog:
+    """One partition's log. The broker calls ``append``, ``read``,
+    ``offset_for_timestamp``/``max_timestamp_offset``, ``subscribe`` and
+    ``flush``; LogManager drives retention, background flushes and ``close``.
+
+    Offsets: ``log_start_offset`` (first readable), ``log_end_offset`` (next to
+    assign), ``high_watermark`` (what consumers may read), ``recovery_point``
+    (everything below it is fsynced).
+    """
+
     def __init__(
         self,
         topic: str,
@@ -100,7 +109,7 @@ class PartitionLog:
         self.high_watermark_follows_leo = True
         self._high_watermark = self.log_end_offset
         self._owns_work = work is None
-        self._work = work or DiskWork()
+        self._work = work if work is not None else DiskWork()
         self._clock = clock
         self._io_lock = trio.Lock()
         self._listeners: list[Callable[[], None]] = []
@@ -444,7 +453,12 @@ class PartitionLog:
             segments = self.segments[self._segment_at(self.recovery_point):]
             files, self._unsynced_files = self._unsynced_files, []
             sync_dir, self._dir_dirty = self._dir_dirty, False
-            await trio.to_thread.run_sync(self._flush_blocking, segments, files, sync_dir)
+            try:
+                await trio.to_thread.run_sync(self._flush_blocking, segments, files, sync_dir)
+            except BaseException:
+                self._unsynced_files[:0] = files
+                self._dir_dirty |= sync_dir
+                raise
             self.recovery_point = max(self.recovery_point, end)
             self.last_flush_ms = self._clock()
 
@@ -473,11 +487,12 @@ class PartitionLog:
 
     def _close_blocking(self) -> None:
         self.segments[-1].on_become_inactive()
+        unflushed = self.recovery_point < self.log_end_offset
         first_unflushed = self._segment_at(self.recovery_point)
         for i, segment in enumerate(self.segments):
-            if i >= first_unflushed and self.recovery_point < self.log_end_offset or segment.has_unsaved_indexes:
+            if (unflushed and i >= first_unflushed) or segment.has_unsaved_indexes:
                 segment.flush(save_indexes=True)
-        if self.recovery_point < self.log_end_offset or not snapshot_path(self.dir, self.log_end_offset).exists():
+        if unflushed or not snapshot_path(self.dir, self.log_end_offset).exists():
             self._write_snapshot(sync=True)
             self._dir_dirty = True
         for path in self._unsynced_files:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from kafka_compat.protocol.records import CURRENT_MAGIC, HEADER_SIZE, INT32_MAX, BatchView
@@ -52,9 +52,9 @@ class LogSegment:
         self._time_index = TimeIndex(
             directory / (name + TIME_INDEX_SUFFIX), base_offset, config.segment_index_bytes, exists=not create
         )
-        # Index files read from disk are sanity-checked (and rebuilt if broken)
-        # on first use, so that opening a log touches none of them.
-        self._indexes_checked = create
+        # Index files read from disk are loaded and sanity-checked (and rebuilt
+        # if broken) on first use, so that opening a log touches none of them.
+        self._offset_index_checked = self._time_index_checked = create
         self.index_interval_bytes = config.index_interval_bytes
         self.created_ms = now_ms
         self.roll_jitter_ms = random.randrange(config.segment_jitter_ms) if config.segment_jitter_ms > 0 else 0
@@ -69,23 +69,25 @@ class LogSegment:
     # -- indexes -------------------------------------------------------------
     @property
     def offset_index(self) -> OffsetIndex:
-        if not self._indexes_checked:
-            self.ensure_indexes(None)
+        if not self._offset_index_checked:
+            self._offset_index_checked = True
+            self._checked(lambda: self._offset_index.check(self.size))
         return self._offset_index
 
     @property
     def time_index(self) -> TimeIndex:
-        if not self._indexes_checked:
-            self.ensure_indexes(None)
+        if not self._time_index_checked:
+            self._time_index_checked = True
+            self._checked(self._time_index.check)
         return self._time_index
 
-    def ensure_indexes(self, next_offset: int | None) -> None:
-        """Load and sanity-check the indexes (Kafka's checks), rebuilding broken ones.
-        ``next_offset``, when known, also bounds the last entries."""
-        self._indexes_checked = True
+    def ensure_indexes(self) -> None:
+        """Load and sanity-check both indexes now (Kafka's checks)."""
+        _ = self.offset_index, self.time_index
+
+    def _checked(self, check: Callable[[], None]) -> None:
         try:
-            self._offset_index.check(self.size, next_offset)
-            self._time_index.check(next_offset)
+            check()
         except CorruptIndexError as e:
             log.warning("%s: rebuilding indexes: %s", self.log_path, e)
             self.rebuild_indexes()
@@ -108,8 +110,7 @@ class LogSegment:
                 # Kafka keeps it as the time index's last entry: no need to load it all.
                 self._max_ts = self._time_index.last_entry()
             except CorruptIndexError:
-                self.ensure_indexes(None)
-                self._max_ts = self._time_index.last_entry()
+                self._max_ts = self.time_index.last_entry()
         return self._max_ts
 
     @property
@@ -225,7 +226,7 @@ class LogSegment:
     def recover(self) -> tuple[int, int]:
         """Check every batch (structure, CRC, offsets), rebuild the indexes and cut
         the file after the last valid batch. Returns (next offset, bytes cut)."""
-        self._indexes_checked = True
+        self._offset_index_checked = self._time_index_checked = True
         self._offset_index.reset()
         self._time_index.reset()
         max_ts = (NO_TIMESTAMP, self.base_offset)
@@ -272,7 +273,7 @@ class LogSegment:
 
     def rebuild_indexes(self) -> None:
         """Rebuild both indexes from batch headers, without CRC checks or truncation."""
-        self._indexes_checked = True
+        self._offset_index_checked = self._time_index_checked = True
         self._offset_index.reset()
         self._time_index.reset()
         max_ts = (NO_TIMESTAMP, self.base_offset)

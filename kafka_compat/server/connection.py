@@ -185,7 +185,14 @@ class Connection:
         except Exception as e:  # construct raises many kinds on garbage input
             raise MalformedRequest(f"cannot decode {entry.name} v{header.api_version}: {e}") from None
         ctx = RequestContext(self.broker, header, self.peer)
-        body = await entry.handler(ctx, request)
+        try:
+            body = await entry.handler(ctx, request)
+        except (trio.Cancelled, KeyboardInterrupt):
+            raise
+        except Exception:
+            # A bug must not take the broker down: close this connection only.
+            log.exception("%s v%d from %s failed", entry.name, header.api_version, self.peer)
+            raise MalformedRequest(f"{entry.name} handler failed") from None
         if body is None:
             return None
         return encode_response(entry, header, body)

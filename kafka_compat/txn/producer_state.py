@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import struct
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -249,10 +250,11 @@ def snapshot_path(directory: Path, offset: int) -> Path:
     return directory / f"{offset:020d}{SNAPSHOT_SUFFIX}"
 
 
-def snapshot_offsets(directory: Path) -> list[int]:
-    """Offsets of the snapshot files in ``directory``, ascending."""
+def snapshot_offsets(directory: Path, names: Iterable[str] | None = None) -> list[int]:
+    """Offsets of the snapshot files in ``directory`` (or among ``names``, its
+    listing if the caller has one), ascending."""
     offsets = []
-    for name in os.listdir(directory):
+    for name in os.listdir(directory) if names is None else names:
         if name.endswith(SNAPSHOT_SUFFIX) and name[: -len(SNAPSHOT_SUFFIX)].isdigit():
             offsets.append(int(name[: -len(SNAPSHOT_SUFFIX)]))
     return sorted(offsets)

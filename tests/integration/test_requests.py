@@ -234,7 +234,7 @@ async def test_idempotent_producer_dedupes_retries(broker):
 async def test_malformed_frames_close_only_that_connection(broker):
     good = await broker.client()
     bad = await broker.client()
-    await bad.send_raw(struct.pack(">i", 6) + b"\x00\x00")  # truncated header inside a complete frame
+    await bad.send_raw(struct.pack(">i", 2) + b"\x00\x00")  # a complete frame too short for a header
     assert await bad.read_frame() is None
     bad2 = await broker.client()
     await bad2.send_raw(struct.pack(">ihhih", 10, 9999, 0, 1, -1))  # unknown API key

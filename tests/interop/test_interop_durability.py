@@ -2,6 +2,7 @@
 acknowledged message after kill -9."""
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -50,9 +51,11 @@ def test_graceful_restart_keeps_topics_configs_and_messages(own_broker, new_topi
 
 # --- kill -9 in the middle of a produce stream ----------------------------
 
-TOTAL = 6_000
-KILL_AFTER_ACKED = 1_500  # kill once this many messages are acknowledged...
-RESTART_AFTER_QUEUED = 1_000  # ...and restart after queueing this many more
+KILL_AFTER_ACKED = 1_500  # kill -9 once this many messages are acknowledged,
+QUEUED_WHILE_DOWN = 1_000  # queue this many more while the broker is down,
+SENT_AFTER_RESTART = 1_500  # and send this many more after the restart
+MAX_QUEUED = 2_000  # unacknowledged messages to hold before waiting (broker up)
+STREAM_TIMEOUT = 60.0
 
 
 def payload(index: int) -> bytes:
@@ -61,6 +64,7 @@ def payload(index: int) -> bytes:
 
 @dataclass
 class CrashRun:
+    sent: int = 0
     acked: dict[int, int] = field(default_factory=dict)  # message index -> acked offset
     failed: dict[int, str] = field(default_factory=dict)
     acked_before_kill: set[int] = field(default_factory=set)
@@ -68,12 +72,12 @@ class CrashRun:
 
 
 def produce_through_crash(broker, topic: str, *, idempotent: bool) -> CrashRun:
-    """Send TOTAL messages with acks=all, kill -9 the broker mid-stream, queue
-    more while it is down, restart it on the same port and data, and flush."""
+    """Stream messages with acks=all; kill -9 the broker mid-stream, queue more
+    while it is down, restart it on the same port and data, send more, flush."""
     run = CrashRun()
     producer = Producer(confluent_client.producer_config(
         broker.bootstrap, idempotent=idempotent,
-        **{"max.in.flight.requests.per.connection": 1 if not idempotent else 5,
+        **{"max.in.flight.requests.per.connection": 5 if idempotent else 1,
            "linger.ms": 2, "batch.num.messages": 100, "message.timeout.ms": 90_000,
            "retry.backoff.ms": 50, "reconnect.backoff.ms": 20, "reconnect.backoff.max.ms": 200}))
 
@@ -85,22 +89,31 @@ def produce_through_crash(broker, topic: str, *, idempotent: bool) -> CrashRun:
                 run.failed[index] = str(err)
         return on_delivery
 
-    killed_at = None
-    restarted = False
-    for index in range(TOTAL):
-        confluent_client.send_with_backpressure(
-            producer, topic, Message(b"k%d" % (index % 16), payload(index)), 0, reporter(index))
-        if killed_at is None and len(run.acked) >= KILL_AFTER_ACKED:
-            # Delivery callbacks run only inside poll() on this thread, so
-            # this snapshot can't race with them.
-            run.acked_before_kill = set(run.acked)
-            run.unacked_at_kill = index + 1 - len(run.acked) - len(run.failed)
-            broker.kill9()
-            killed_at = index
-        elif killed_at is not None and not restarted and index - killed_at >= RESTART_AFTER_QUEUED:
-            broker.start()
-            restarted = True
-    assert restarted, f"only {len(run.acked)} of {TOTAL} acknowledged before the end of the stream"
+    def send(until) -> None:
+        deadline = time.monotonic() + STREAM_TIMEOUT
+        while not until():
+            assert time.monotonic() < deadline, (
+                f"stream stalled: {run.sent} sent, {len(run.acked)} acknowledged, "
+                f"{len(run.failed)} failed: {list(run.failed.values())[:3]}")
+            if broker.running() and len(producer) >= MAX_QUEUED:
+                producer.poll(0.05)
+                continue
+            confluent_client.send_with_backpressure(
+                producer, topic, Message(b"k%d" % (run.sent % 16), payload(run.sent)), 0,
+                reporter(run.sent))
+            run.sent += 1
+
+    send(until=lambda: len(run.acked) >= KILL_AFTER_ACKED)
+    # Delivery callbacks run only inside poll() on this thread, so this
+    # snapshot can't race with them.
+    run.acked_before_kill = set(run.acked)
+    run.unacked_at_kill = run.sent - len(run.acked) - len(run.failed)
+    broker.kill9()
+    down_until = run.sent + QUEUED_WHILE_DOWN
+    send(until=lambda: run.sent >= down_until)
+    broker.start()
+    total = run.sent + SENT_AFTER_RESTART
+    send(until=lambda: run.sent >= total)
     unreported = producer.flush(120)
     assert unreported == 0, f"{unreported} messages without a delivery report after flush"
     return run
@@ -126,7 +139,7 @@ def test_kill9_keeps_every_acknowledged_message(own_broker, new_topic):
     assert set(run.acked) - run.acked_before_kill, "nothing was acknowledged after the restart"
 
     log = log_payloads(own_broker, topic)
-    sent = {payload(i): i for i in range(TOTAL)}
+    sent = {payload(i): i for i in range(run.sent)}
     strangers = [p for p in log if p not in sent]
     assert not strangers, f"records nobody sent: {strangers[:5]}"
     for index, offset in run.acked.items():
@@ -152,10 +165,10 @@ def test_kill9_with_idempotent_producer_keeps_exactly_once(own_broker, new_topic
     assert not run.failed, f"{len(run.failed)} deliveries failed: {list(run.failed.items())[:3]}"
 
     log = log_payloads(own_broker, topic)
-    assert len(log) == TOTAL, f"{len(log)} records for {TOTAL} messages"
+    assert len(log) == run.sent, f"{len(log)} records for {run.sent} messages"
     for offset, value in enumerate(log):
         assert value == payload(offset), f"offset {offset} holds {value!r}"
-    assert all(run.acked[i] == i for i in range(TOTAL)), "acknowledged offsets differ from the log"
+    assert run.acked == {i: i for i in range(run.sent)}, "acknowledged offsets differ from the log"
 
 
 @pytest.mark.parametrize("stop", ["kill9", "stop"])

@@ -51,18 +51,16 @@ def test_offset_index_rejects_garbage(tmp_path, content):
     (tmp_path / "a.index").write_bytes(content)
     index = OffsetIndex(tmp_path / "a.index", 0, 1024, exists=True)
     with pytest.raises(CorruptIndexError):
-        index.check(log_size=10_000, next_offset=None)
+        index.check(log_size=10_000)
 
 
 def test_offset_index_check_against_its_segment(tmp_path):
     (tmp_path / "a.index").write_bytes(struct.pack(">ii", 5, 5000))
     with pytest.raises(CorruptIndexError):
-        OffsetIndex(tmp_path / "a.index", 0, 1024, exists=True).check(log_size=4000, next_offset=None)
+        OffsetIndex(tmp_path / "a.index", 0, 1024, exists=True).check(log_size=5000)
+    OffsetIndex(tmp_path / "a.index", 0, 1024, exists=True).check(log_size=5001)
     with pytest.raises(CorruptIndexError):
-        OffsetIndex(tmp_path / "a.index", 0, 1024, exists=True).check(log_size=9000, next_offset=5)
-    OffsetIndex(tmp_path / "a.index", 0, 1024, exists=True).check(log_size=9000, next_offset=6)
-    with pytest.raises(CorruptIndexError):
-        OffsetIndex(tmp_path / "missing.index", 0, 1024, exists=True).check(9000, None)
+        OffsetIndex(tmp_path / "missing.index", 0, 1024, exists=True).check(9000)
 
 
 def test_time_index_appends_only_larger_timestamps(tmp_path):
@@ -98,9 +96,9 @@ def test_time_index_keeps_a_slot_for_the_roll_entry(tmp_path):
 
 
 def test_time_index_rejects_garbage(tmp_path):
-    (tmp_path / "a.timeindex").write_bytes(struct.pack(">qiqi", 500, 3, 400, 4))
+    (tmp_path / "a.timeindex").write_bytes(struct.pack(">qiqi", 500, 3, 400, 2))
     with pytest.raises(CorruptIndexError):
-        TimeIndex(tmp_path / "a.timeindex", 0, 1200, exists=True).check(None)
+        TimeIndex(tmp_path / "a.timeindex", 0, 1200, exists=True).check()
     (tmp_path / "b.timeindex").write_bytes(b"\x01" * 13)
     with pytest.raises(CorruptIndexError):
         TimeIndex(tmp_path / "b.timeindex", 0, 1200, exists=True).last_entry()

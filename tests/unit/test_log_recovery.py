@@ -120,8 +120,12 @@ def test_corruption_in_an_old_segment_drops_everything_after_it(crashed):
     assert not before.segments[2].log_path.exists()
 
 
-def test_segments_before_the_recovery_point_are_not_scanned(crashed):
-    path, before = crashed
+async def test_segments_before_the_recovery_point_are_not_scanned(tmp_path):
+    path = tmp_path / "t-0"
+    before = open_log(path)
+    fill(before, 40)
+    await before.flush()  # what the recovery point promises: flushed data and indexes
+    crash(before)
     # Damage an old segment: a full scan would cut the log there.
     victim = before.segments[0]
     with open(victim.log_path, "r+b") as f:
@@ -135,20 +139,23 @@ def test_segments_before_the_recovery_point_are_not_scanned(crashed):
 
 async def test_clean_shutdown_loads_without_scanning(tmp_path):
     log = open_log(tmp_path / "t-0")
-    fill(log, 40)
+    fill(log, 46)
     await log.close()
     names = set(os.listdir(tmp_path / "t-0"))
     for segment in log.segments:
         stem = segment.log_path.stem
         assert {stem + ".log", stem + ".index", stem + ".timeindex"} <= names
-    # Corrupt a record body in an old segment: only a scan could notice.
-    victim = log.segments[1]
-    with open(victim.log_path, "r+b") as f:
-        f.seek(100)
-        f.write(b"\xaa\xbb")
-    reopened = open_log(tmp_path / "t-0", clean=True, recovery_point=80)
-    assert reopened.log_end_offset == 80 and reopened.recovery_point == 80
-    assert reopened.segments[1].size == victim.size
+    # Corrupt a record body early in the active segment (before its last index
+    # entry) and in an old one: only a scan could notice.
+    victims = [log.segments[1], log.segments[-1]]
+    assert victims[1].offset_index.last_entry()[1] > 100
+    for victim in victims:
+        with open(victim.log_path, "r+b") as f:
+            f.seek(100)
+            f.write(b"\xaa\xbb")
+    reopened = open_log(tmp_path / "t-0", clean=True, recovery_point=92)
+    assert reopened.log_end_offset == 92 and reopened.recovery_point == 92
+    assert [reopened.segments[1].size, reopened.segments[-1].size] == [v.size for v in victims]
     assert [s.max_timestamp for s in reopened.segments] == [s.max_timestamp for s in log.segments]
 
 

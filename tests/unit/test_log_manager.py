@@ -1,0 +1,215 @@
+"""LogManager: log dirs, checkpoints, the clean-shutdown marker, topic
+deletion and the background loops."""
+import os
+
+import trio
+import trio.testing
+
+from kafka_compat.log import LogManager
+from kafka_compat.log.config import LogConfig
+from kafka_compat.log.manager import CLEAN_SHUTDOWN_FILE, LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT
+from kafka_compat.protocol.records import BatchView, build_batch, iter_batches
+
+DAY = 24 * 3600 * 1000
+
+
+def append(log, value=b"v", timestamp=1_000):
+    data = bytearray(build_batch([(None, value, [], timestamp)]))
+    return log.append(data, [BatchView(data, 0)], leader_epoch=0)
+
+
+async def wait_for(condition):
+    with trio.fail_after(10):
+        while not condition():
+            await trio.sleep(0.005)
+
+
+async def test_create_append_close_and_load_again(tmp_path):
+    manager = LogManager([tmp_path / "data"], {"segment.bytes": 400})
+    manager.load()
+    orders = manager.create("orders", 0)
+    assert manager.create("orders", 0) is orders
+    manager.create("orders", 1)
+    for i in range(20):
+        append(orders, b"o%d" % i)
+    append(manager.get("orders", 1))
+    assert manager.get("orders", 2) is None
+    assert (tmp_path / "data" / "orders-0").is_dir()
+    await manager.close()
+
+    assert (tmp_path / "data" / CLEAN_SHUTDOWN_FILE).exists()
+    lines = (tmp_path / "data" / RECOVERY_POINT_CHECKPOINT).read_text().splitlines()
+    assert lines[:2] == ["0", "2"] and sorted(lines[2:]) == ["orders 0 20", "orders 1 1"]
+    assert sorted((tmp_path / "data" / LOG_START_OFFSET_CHECKPOINT).read_text().splitlines()[2:]) == [
+        "orders 0 0",
+        "orders 1 0",
+    ]
+
+    manager = LogManager([tmp_path / "data"], {"segment.bytes": 400})
+    manager.load()
+    assert not (tmp_path / "data" / CLEAN_SHUTDOWN_FILE).exists()
+    orders = manager.get("orders", 0)
+    assert orders.log_end_offset == 20 and len(orders.segments) > 1
+    values = [r.value for b in iter_batches(orders.read(0, 10**6, True).read_bytes()) for r in b.records()]
+    assert values[0] == b"o0"
+    await manager.close()
+
+
+async def test_unclean_restart_recovers_from_the_checkpointed_recovery_point(tmp_path):
+    manager = LogManager([tmp_path / "data"], {"segment.bytes": 400})
+    manager.load()
+    log = manager.create("t", 0)
+    for _ in range(10):
+        append(log)
+    await log.flush()
+    await manager.checkpoint_recovery_points()
+    for _ in range(10):
+        append(log)
+    for segment in log.segments:  # crash: no close
+        segment.close()
+
+    assert "t 0 10" in (tmp_path / "data" / RECOVERY_POINT_CHECKPOINT).read_text()
+    manager = LogManager([tmp_path / "data"], {"segment.bytes": 400})
+    manager.load()
+    log = manager.get("t", 0)
+    assert log.log_end_offset == 20
+    assert log.recovery_point == 10
+    await manager.close()
+
+
+async def test_delete_renames_then_removes_the_directory(tmp_path):
+    manager = LogManager([tmp_path / "data"], {"file.delete.delay.ms": 0})
+    manager.load()
+    append(manager.create("gone", 0))
+    manager.create("kept", 0)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(manager.run)
+        await manager.delete("gone", 0)
+        assert manager.get("gone", 0) is None
+        assert "gone-0" not in os.listdir(tmp_path / "data")
+        await wait_for(lambda: not any(n.startswith("gone-0") for n in os.listdir(tmp_path / "data")))
+        nursery.cancel_scope.cancel()
+    await manager.close()
+    assert "gone 0" not in (tmp_path / "data" / RECOVERY_POINT_CHECKPOINT).read_text()
+
+
+async def test_pending_topic_deletion_is_finished_at_startup(tmp_path):
+    manager = LogManager([tmp_path / "data"])  # file.delete.delay.ms = 60 s
+    manager.load()
+    append(manager.create("gone", 0))
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(manager.run)
+        await manager.delete("gone", 0)
+        leftovers = [n for n in os.listdir(tmp_path / "data") if n.startswith("gone-0.")]
+        assert len(leftovers) == 1 and leftovers[0].endswith("-delete")
+        nursery.cancel_scope.cancel()
+    # A crash now leaves the renamed directory behind; the next start removes it.
+    manager = LogManager([tmp_path / "data"])
+    manager.load()
+    assert manager.get("gone", 0) is None
+    assert not [n for n in os.listdir(tmp_path / "data") if n.startswith("gone-0")]
+
+
+async def test_new_partitions_go_to_the_emptiest_log_dir(tmp_path):
+    dirs = [tmp_path / "a", tmp_path / "b"]
+    manager = LogManager(dirs)
+    manager.load()
+    for p in range(4):
+        manager.create("t", p)
+    assert sorted(len(os.listdir(d)) for d in dirs) == [2, 2]
+    await manager.close()
+    manager = LogManager(dirs)
+    manager.load()
+    assert sorted(manager.logs) == [("t", p) for p in range(4)]
+    await manager.close()
+
+
+async def test_topic_config_overrides_and_updates(tmp_path):
+    clock_now = [100 * DAY]
+    manager = LogManager([tmp_path / "data"], {"segment.bytes": 300}, clock=lambda: clock_now[0])
+    manager.load()
+    log = manager.create("t", 0, {"retention.ms": -1})
+    for _ in range(10):
+        append(log, timestamp=0)
+    assert await manager.cleanup_logs() == 0
+    manager.update_config("t", {"retention.ms": DAY})
+    assert log.config.retention_ms == DAY and log.config.segment_bytes == 300
+    assert await manager.cleanup_logs() > 0
+    assert log.log_start_offset == log.log_end_offset
+    await manager.close()
+
+
+async def test_background_loops(tmp_path):
+    manager = LogManager(
+        [tmp_path / "data"],
+        {"flush.ms": 0, "retention.ms": DAY, "file.delete.delay.ms": 0, "segment.bytes": 300},
+        log_retention_check_interval_ms=5,
+        log_flush_scheduler_interval_ms=5,
+        log_flush_offset_checkpoint_interval_ms=5,
+        log_flush_start_offset_checkpoint_interval_ms=5,
+        producer_id_expiration_ms=DAY,
+        producer_id_expiration_check_interval_ms=5,
+    )
+    manager.load()
+    log = manager.create("t", 0)
+    data = bytearray(build_batch([(None, b"p", [], 0)], producer_id=5, producer_epoch=0, base_sequence=0))
+    log.append(data, [BatchView(data, 0)], leader_epoch=0)
+    for _ in range(10):
+        append(log, timestamp=0)
+    append(log, timestamp=10**13)  # far future: this segment is kept
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(manager.run)
+        await wait_for(lambda: log.recovery_point == log.log_end_offset)  # flush.ms
+        await wait_for(lambda: log.log_start_offset > 0)  # retention
+        data = tmp_path / "data"
+        await wait_for(lambda: f"t 0 {log.log_start_offset}" in _read(data / LOG_START_OFFSET_CHECKPOINT))
+        await wait_for(lambda: f"t 0 {log.log_end_offset}" in _read(data / RECOVERY_POINT_CHECKPOINT))
+        await wait_for(lambda: not log.producer_state.producers)  # expired: its timestamp is 0
+        await wait_for(lambda: not any(n.endswith(".deleted") for n in os.listdir(log.dir)))
+        nursery.cancel_scope.cancel()
+    await manager.close()
+
+
+async def test_flush_messages_triggers_a_background_flush(tmp_path):
+    manager = LogManager([tmp_path / "data"], {"flush.messages": 3})
+    manager.load()
+    log = manager.create("t", 0)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(manager.run)
+        append(log)
+        append(log)
+        await trio.testing.wait_all_tasks_blocked()
+        assert log.recovery_point == 0
+        append(log)
+        await wait_for(lambda: log.recovery_point == 3)
+        nursery.cancel_scope.cancel()
+    await manager.close()
+
+
+async def test_concurrent_flushes_share_the_work(tmp_path):
+    manager = LogManager([tmp_path / "data"])
+    manager.load()
+    log = manager.create("t", 0)
+    async with trio.open_nursery() as nursery:
+        for i in range(20):
+            append(log)
+            nursery.start_soon(log.flush, log.log_end_offset)
+    assert log.recovery_point == 20
+    await manager.close()
+
+
+def test_log_config_layers_overrides_over_defaults():
+    defaults = {"retention.ms": 7, "segment.bytes": 1000, "cleanup.policy": "compact,delete"}
+    config = LogConfig({"retention.ms": 5}, defaults)
+    assert config.retention_ms == 5 and config.segment_bytes == 1000
+    assert config.cleanup_policy == {"compact", "delete"} and config.delete_enabled
+    assert LogConfig().retention_bytes == -1 and LogConfig().index_interval_bytes == 4096
+    assert not LogConfig().log_append_time
+    assert LogConfig({"message.timestamp.type": "LogAppendTime"}).log_append_time
+
+
+def _read(path):
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return ""
