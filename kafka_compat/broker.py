@@ -8,6 +8,7 @@ from pathlib import Path
 
 import trio
 
+from .api.fetch_sessions import FetchSessionCache
 from .api.registry import load_handlers
 from .cluster.metadata import BrokerInfo, LocalMetadataStore
 from .cluster.topics import TopicManager
@@ -39,6 +40,7 @@ class Broker:
             producer_id_expiration_ms=config.producer_id_expiration_ms,
         )
         self.waiters = AppendWaiters()
+        self.fetch_sessions = FetchSessionCache(config.max_incremental_fetch_session_cache_slots)
         self.server = Server(self)
         self.shutting_down = trio.Event()
         self.bound: list[tuple[str, int]] = []

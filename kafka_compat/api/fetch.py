@@ -1,6 +1,6 @@
 """Fetch: long poll (max_wait_ms/min_bytes, woken by appends), response and
-partition byte limits with at least one whole batch (KIP-74), records sent
-from the segment files as file regions."""
+partition byte limits with at least one whole batch (KIP-74), fetch sessions
+(KIP-227), records sent from the segment files as file regions."""
 from __future__ import annotations
 
 import trio
@@ -8,67 +8,50 @@ import trio
 from ..protocol.errors import ErrorCode, KafkaError
 from ..protocol.primitives import DeferredRecords
 from ..server.sender import FileRegion
+from .fetch_sessions import SessionPartition
 from .registry import handles
 
-ZERO_UUID = bytes(16)
 READ_COMMITTED = 1
 
 
-class _Wanted:
-    """One requested partition, resolved against the metadata."""
-
-    __slots__ = ("topic_entry", "name", "index", "request", "log", "error")
-
-    def __init__(self, topic_entry, name, index, request, log, error):
-        self.topic_entry, self.name, self.index = topic_entry, name, index
-        self.request, self.log, self.error = request, log, error
-
-
-def _resolve(broker, request, version: int) -> tuple[list[dict], list[_Wanted]]:
-    topics_out, wanted = [], []
-    for t in request.topics:
-        if version >= 13:
-            meta = broker.metadata.topic_by_id(t.topic_id)
-            missing = ErrorCode.UNKNOWN_TOPIC_ID
-        else:
-            meta = broker.topics.get(t.topic)
-            missing = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
-        entry = {"topic": t.topic if meta is None else meta.name, "topic_id": t.topic_id, "partitions": []}
-        topics_out.append(entry)
-        for p in t.partitions:
-            error = ErrorCode.NONE
-            log = None
-            if meta is None:
-                error = missing
-            else:
-                log = broker.topics.partition_log(meta.name, p.partition)
-                if log is None:
-                    error = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
-                else:
-                    epoch = broker.metadata.leader_epoch(meta.name, p.partition)
-                    if p.current_leader_epoch > epoch:
-                        error = ErrorCode.UNKNOWN_LEADER_EPOCH
-                    elif 0 <= p.current_leader_epoch < epoch:
-                        error = ErrorCode.FENCED_LEADER_EPOCH
-            wanted.append(_Wanted(entry, entry["topic"], p.partition, p, log, error))
-    return topics_out, wanted
+def _partition_error(broker, sp: SessionPartition, by_id: bool):
+    """(error, partition log) for one wanted partition; fills in its topic name."""
+    if by_id:
+        meta = broker.metadata.topic_by_id(sp.topic_id)
+        if meta is None:
+            return ErrorCode.UNKNOWN_TOPIC_ID, None
+        sp.topic = meta.name
+    elif broker.topics.get(sp.topic) is None:
+        return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, None
+    log = broker.topics.partition_log(sp.topic, sp.partition)
+    if log is None:
+        return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, None
+    epoch = broker.metadata.leader_epoch(sp.topic, sp.partition)
+    if sp.current_leader_epoch > epoch:
+        return ErrorCode.UNKNOWN_LEADER_EPOCH, log
+    if 0 <= sp.current_leader_epoch < epoch:
+        return ErrorCode.FENCED_LEADER_EPOCH, log
+    return ErrorCode.NONE, log
 
 
-def _read_all(wanted: list[_Wanted], max_bytes: int, isolation_level: int) -> int:
-    """Fill every partition entry; returns the bytes of records gathered."""
+def _read(broker, wanted: list[SessionPartition], request, by_id: bool) -> tuple[list[tuple], int, bool]:
+    """Read every wanted partition: [(session partition, response entry)],
+    the record bytes gathered, and whether any partition had an error."""
+    results = []
     total = 0
-    for w in wanted:
-        out = {"partition_index": w.index, "error_code": w.error, "high_watermark": -1,
+    any_error = False
+    aborted = [] if request.isolation_level == READ_COMMITTED else None
+    for sp in wanted:
+        error, log = _partition_error(broker, sp, by_id)
+        out = {"partition_index": sp.partition, "error_code": error, "high_watermark": -1,
                "last_stable_offset": -1, "log_start_offset": -1, "records": None,
-               "aborted_transactions": [] if isolation_level == READ_COMMITTED else None}
-        if w.error == ErrorCode.NONE:
-            log = w.log
+               "aborted_transactions": aborted}
+        if error == ErrorCode.NONE:
             out.update(high_watermark=log.high_watermark, last_stable_offset=log.high_watermark,
                        log_start_offset=log.log_start_offset)
-            limit = min(w.request.partition_max_bytes, max_bytes - total)
+            limit = max(min(sp.partition_max_bytes, request.max_bytes - total), 0)
             try:
-                result = log.read(w.request.fetch_offset, max(limit, 0), min_one_batch=(total == 0),
-                                  max_offset=log.high_watermark)
+                result = log.read(sp.fetch_offset, limit, min_one_batch=(total == 0), max_offset=log.high_watermark)
             except KafkaError as e:
                 out["error_code"] = e.code
             else:
@@ -77,22 +60,47 @@ def _read_all(wanted: list[_Wanted], max_bytes: int, isolation_level: int) -> in
                     total += result.size
                 else:
                     out["records"] = b""
-        w.topic_entry["partitions"].append(out)
-    return total
+        any_error = any_error or out["error_code"] != ErrorCode.NONE
+        results.append((sp, out))
+    return results, total, any_error
+
+
+def _response_topics(results: list[tuple], incremental: bool) -> list[dict]:
+    """Group partition entries by topic; an incremental response carries only
+    partitions with records, an error, or offsets the client hasn't seen."""
+    topics: dict = {}
+    for sp, out in results:
+        hw, lso, lss = out["high_watermark"], out["last_stable_offset"], out["log_start_offset"]
+        news = out["records"] or out["error_code"] or sp.changed(hw, lso, lss)
+        sp.high_watermark, sp.last_stable_offset, sp.log_start_offset = hw, lso, lss
+        if incremental and not news:
+            continue
+        key = (sp.topic, sp.topic_id)
+        entry = topics.get(key)
+        if entry is None:
+            entry = topics[key] = {"topic": sp.topic, "topic_id": sp.topic_id, "partitions": []}
+        entry["partitions"].append(out)
+    return list(topics.values())
 
 
 @handles("Fetch", min_version=4)
 async def fetch(ctx, request) -> dict:
     broker = ctx.broker
-    version = ctx.api_version
+    by_id = ctx.api_version >= 13
+    try:
+        session, wanted, incremental = broker.fetch_sessions.resolve(request, by_id)
+    except KafkaError as e:
+        return {"error_code": e.code, "session_id": 0, "responses": []}
     deadline = trio.current_time() + request.max_wait_ms / 1000
     while True:
-        topics_out, wanted = _resolve(broker, request, version)
-        total = _read_all(wanted, request.max_bytes, request.isolation_level)
-        has_error = any(p["error_code"] for t in topics_out for p in t["partitions"])
+        results, total, any_error = _read(broker, wanted, request, by_id)
         remaining = deadline - trio.current_time()
-        if total >= request.min_bytes or has_error or remaining <= 0 or broker.shutting_down.is_set():
+        if total >= request.min_bytes or any_error or remaining <= 0 or broker.shutting_down.is_set():
             break
-        watched = [(w.name, w.index) for w in wanted if w.log is not None]
+        watched = [(sp.topic, sp.partition) for sp in wanted]
         await broker.waiters.wait_any(watched, remaining)
-    return {"error_code": ErrorCode.NONE, "session_id": 0, "responses": topics_out}
+    return {
+        "error_code": ErrorCode.NONE,
+        "session_id": session.session_id if session else 0,
+        "responses": _response_topics(results, incremental),
+    }

@@ -261,3 +261,41 @@ async def test_describe_configs_and_cluster(broker):
     assert missing.error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
     cluster = await client.request("DescribeCluster", 1, {"include_cluster_authorized_operations": False})
     assert cluster.error_code == 0 and cluster.brokers[0].port == broker.port and cluster.cluster_id
+
+
+async def test_fetch_sessions_send_only_changes(broker):
+    client = await broker.client()
+    for name in ("s1", "s2"):
+        await create_topic(client, name)
+    await produce(client, "s1", records(2))
+
+    def body(session_id, epoch, partitions, forgotten=()):
+        return {"replica_id": -1, "max_wait_ms": 0, "min_bytes": 0, "max_bytes": 1 << 20,
+                "session_id": session_id, "session_epoch": epoch,
+                "topics": [{"topic": t, "partitions": [{"partition": 0, "fetch_offset": o, "partition_max_bytes": 1 << 20}]}
+                           for t, o in partitions],
+                "forgotten_topics_data": [{"topic": t, "partitions": [0]} for t in forgotten]}
+
+    full = await client.request("Fetch", 12, body(0, 0, [("s1", 0), ("s2", 0)]))
+    assert full.error_code == 0 and full.session_id != 0
+    assert sorted(t.topic for t in full.responses) == ["s1", "s2"]
+    sid = full.session_id
+    # Nothing new: an incremental fetch answers with no partitions.
+    inc = await client.request("Fetch", 12, body(sid, 1, [("s1", 2)]))
+    assert inc.error_code == 0 and inc.session_id == sid and inc.responses == []
+    # New data on s2 only: only s2 comes back, though the request names no partition.
+    await produce(client, "s2", records(1))
+    inc = await client.request("Fetch", 12, body(sid, 2, []))
+    assert [t.topic for t in inc.responses] == ["s2"] and inc.responses[0].partitions[0].records
+    # Forgotten partitions leave the session.
+    await produce(client, "s2", records(1, 1))
+    inc = await client.request("Fetch", 12, body(sid, 3, [], forgotten=["s2"]))
+    assert inc.responses == []
+    stale = await client.request("Fetch", 12, body(sid, 3, []))
+    assert stale.error_code == ErrorCode.INVALID_FETCH_SESSION_EPOCH
+    unknown = await client.request("Fetch", 12, body(sid + 1, 1, []))
+    assert unknown.error_code == ErrorCode.FETCH_SESSION_ID_NOT_FOUND
+    # Epoch -1 closes the session and fetches without one.
+    closing = await client.request("Fetch", 12, body(sid, -1, [("s1", 0)]))
+    assert closing.session_id == 0 and closing.responses[0].partitions[0].records
+    assert (await client.request("Fetch", 12, body(sid, 4, []))).error_code == ErrorCode.FETCH_SESSION_ID_NOT_FOUND

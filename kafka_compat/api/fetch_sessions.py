@@ -1,0 +1,100 @@
+"""Fetch sessions (KIP-227): the broker remembers a consumer's partitions so
+incremental fetches carry only what changed, both ways.
+
+A session maps (topic key, partition) -> the client's fetch state and what the
+last response told it (high watermark, last stable offset, log start offset),
+so an incremental response can leave out partitions with nothing new. The
+topic key is the topic id from Fetch v13 on, else the name.
+"""
+from __future__ import annotations
+
+import itertools
+import random
+from dataclasses import dataclass, field
+
+from ..protocol.errors import ErrorCode, KafkaError
+
+INITIAL_EPOCH = 0
+FINAL_EPOCH = -1
+
+
+@dataclass
+class SessionPartition:
+    topic: str | None  # name (None until resolved, for topic ids)
+    topic_id: bytes
+    partition: int
+    fetch_offset: int
+    partition_max_bytes: int
+    current_leader_epoch: int
+    # What the client was last told; -2 = never told.
+    high_watermark: int = -2
+    last_stable_offset: int = -2
+    log_start_offset: int = -2
+
+    def changed(self, hw: int, lso: int, lss: int) -> bool:
+        return (hw, lso, lss) != (self.high_watermark, self.last_stable_offset, self.log_start_offset)
+
+
+@dataclass
+class FetchSession:
+    session_id: int
+    epoch: int
+    partitions: dict[tuple, SessionPartition] = field(default_factory=dict)
+
+
+def partition_from_request(topic, p) -> SessionPartition:
+    return SessionPartition(topic.topic or None, topic.topic_id, p.partition, p.fetch_offset,
+                            p.partition_max_bytes, p.current_leader_epoch)
+
+
+def topic_key(topic_name: str | None, topic_id: bytes, by_id: bool):
+    return topic_id if by_id else topic_name
+
+
+class FetchSessionCache:
+    def __init__(self, max_slots: int):
+        self.max_slots = max_slots
+        self.sessions: dict[int, FetchSession] = {}
+        self._ids = itertools.count(random.randrange(1, 1 << 30))
+
+    def _new_id(self) -> int:
+        while True:
+            session_id = next(self._ids) & 0x7FFFFFFF
+            if session_id and session_id not in self.sessions:
+                return session_id
+
+    def resolve(self, request, by_id: bool) -> tuple[FetchSession | None, list[SessionPartition], bool]:
+        """Apply the request to the cache. Returns (session or None when
+        sessionless, the partitions to read, whether the response is
+        incremental). Raises KafkaError for an unknown session or wrong epoch."""
+        session_id, epoch = request.session_id, request.session_epoch
+        from_request = {
+            (topic_key(t.topic, t.topic_id, by_id), p.partition): partition_from_request(t, p)
+            for t in request.topics for p in t.partitions
+        }
+        if epoch in (INITIAL_EPOCH, FINAL_EPOCH):
+            if session_id:
+                self.sessions.pop(session_id, None)
+            if epoch == FINAL_EPOCH or len(self.sessions) >= self.max_slots:
+                return None, list(from_request.values()), False
+            session = FetchSession(self._new_id(), 1, from_request)
+            self.sessions[session.session_id] = session
+            return session, list(from_request.values()), False
+        session = self.sessions.get(session_id)
+        if session is None:
+            raise KafkaError(ErrorCode.FETCH_SESSION_ID_NOT_FOUND)
+        if session.epoch != epoch:
+            raise KafkaError(ErrorCode.INVALID_FETCH_SESSION_EPOCH)
+        for key, fresh in from_request.items():
+            known = session.partitions.get(key)
+            if known is None:
+                session.partitions[key] = fresh
+            else:
+                known.fetch_offset = fresh.fetch_offset
+                known.partition_max_bytes = fresh.partition_max_bytes
+                known.current_leader_epoch = fresh.current_leader_epoch
+        for t in request.forgotten_topics_data:
+            for p in t.partitions:
+                session.partitions.pop((topic_key(t.topic, t.topic_id, by_id), p), None)
+        session.epoch += 1
+        return session, list(session.partitions.values()), True
