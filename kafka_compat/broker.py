@@ -13,6 +13,7 @@ from .api.registry import load_handlers
 from .cluster.metadata import BrokerInfo, LocalMetadataStore
 from .cluster.topics import TopicManager
 from .config import BrokerConfig
+from .group.coordinator import GroupCoordinator
 from .log.manager import LogManager
 from .server.listener import Server
 from .api.waiters import AppendWaiters
@@ -47,6 +48,7 @@ class Broker:
         self.metadata = None
         self.topics = None
         self.producer_ids = None
+        self.groups = None
 
     async def _open_listeners(self) -> list:
         listeners = []
@@ -72,13 +74,16 @@ class Broker:
         await trio.to_thread.run_sync(self.logs.load, topic_configs)
         self._ensure_partition_logs()
         self.producer_ids = ProducerIdManager(self.metadata)
+        self.groups = GroupCoordinator(self)
         try:
             async with trio.open_nursery() as nursery:
                 background = trio.CancelScope()
 
                 async def log_background():
                     with background:
-                        await self.logs.run()
+                        async with trio.open_nursery() as tasks:
+                            tasks.start_soon(self.logs.run)
+                            tasks.start_soon(self.groups.run)
 
                 nursery.start_soon(log_background)
                 await nursery.start(self.server.serve, listeners)
@@ -92,6 +97,7 @@ class Broker:
                 await self.shutting_down.wait()
                 self.server.stop_accepting()
                 self.waiters.wake_all()
+                self.groups.shutdown()
                 with trio.move_on_after(SHUTDOWN_GRACE_SECONDS) as grace:
                     while self.server.connections:
                         await trio.sleep(0.01)

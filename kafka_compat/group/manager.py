@@ -1,0 +1,220 @@
+"""The groups this broker coordinates and their persistence (Kafka's
+GroupMetadataManager): which ``__consumer_offsets`` partition holds a group,
+which partitions are loaded or loading, writing group metadata and committed
+offsets, reading offsets back, and removing expired or deleted ones with
+tombstones."""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from ..protocol.errors import ErrorCode, KafkaError
+from .group import GroupMetadata, GroupState, TopicPartition
+from .internal_topics import OFFSETS_TOPIC, partition_count
+from .loader import group_from_record, replay
+from .log_format import (
+    GroupRecord,
+    MemberRecord,
+    OffsetAndMetadata,
+    group_key,
+    group_value,
+    offset_key,
+    offset_value,
+)
+from .offsets_log import OffsetsLog, commit_error, store_group_error
+from .partitioner import partition_for
+
+log = logging.getLogger(__name__)
+
+INVALID_OFFSET = -1
+
+
+def wall_clock_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def java_length(text: str) -> int:
+    """String.length() in Java: UTF-16 code units."""
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedOffset:
+    offset: int
+    leader_epoch: int
+    metadata: str
+    error: ErrorCode = ErrorCode.NONE
+
+
+NO_OFFSET = FetchedOffset(INVALID_OFFSET, -1, "")
+
+
+class GroupManager:
+    def __init__(self, broker, clock_ms: Callable[[], int] = wall_clock_ms):
+        config = broker.config
+        self.storage = OffsetsLog(broker, config.offsets_load_buffer_size)
+        self.partitions = partition_count(broker, OFFSETS_TOPIC, config.offsets_topic_num_partitions)
+        self.max_metadata_size = config.offset_metadata_max_bytes
+        self.retention_ms = config.offsets_retention_minutes * 60_000
+        self.clock_ms = clock_ms
+        self.groups: dict[str, GroupMetadata] = {}
+        self.owned: set[int] = set()
+        self.loading: set[int] = set()
+
+    # -- where groups live -----------------------------------------------------
+    def partition_for(self, group_id: str) -> int:
+        return partition_for(group_id, self.partitions)
+
+    def is_local(self, group_id: str) -> bool:
+        return self.partition_for(group_id) in self.owned
+
+    def is_loading(self, group_id: str) -> bool:
+        return self.partition_for(group_id) in self.loading
+
+    @property
+    def any_loading(self) -> bool:
+        return bool(self.loading)
+
+    def get(self, group_id: str) -> GroupMetadata | None:
+        return self.groups.get(group_id)
+
+    def add(self, group: GroupMetadata) -> GroupMetadata:
+        """Cache ``group`` unless one with its id is there; the cached one."""
+        return self.groups.setdefault(group.group_id, group)
+
+    def new_group(self, group_id: str) -> GroupMetadata:
+        return self.add(GroupMetadata(group_id, GroupState.EMPTY, self.clock_ms))
+
+    def group_not_exists(self, group_id: str) -> bool:
+        """Kafka's groupNotExists: we coordinate the id and have no live group."""
+        group = self.groups.get(group_id)
+        return self.is_local(group_id) and (group is None or group.is_(GroupState.DEAD))
+
+    # -- writing -------------------------------------------------------------------
+    def store_group(self, group: GroupMetadata, assignment: dict[str, bytes]) -> ErrorCode:
+        """Append the group's metadata record (its members with their
+        subscriptions and the given assignments)."""
+        members = [
+            MemberRecord(m.member_id, m.group_instance_id, m.client_id, m.client_host, m.rebalance_timeout_ms,
+                         m.session_timeout_ms, m.metadata(group.protocol_name), assignment[m.member_id])
+            for m in group.members.values()
+        ]
+        record = GroupRecord(group.protocol_type or "", group.generation_id, group.protocol_name, group.leader_id,
+                             group.state_timestamp, members)
+        try:
+            self.storage.append(self.partition_for(group.group_id),
+                                [(group_key(group.group_id), group_value(record))], self.clock_ms())
+        except KafkaError as e:
+            return store_group_error(e.code)
+        return ErrorCode.NONE
+
+    def store_offsets(self, group: GroupMetadata,
+                      offsets: dict[TopicPartition, OffsetAndMetadata]) -> dict[TopicPartition, ErrorCode]:
+        """Append one record per committed offset (those whose metadata is not
+        over offset.metadata.max.bytes) and cache them once written."""
+        valid = {tp: o for tp, o in offsets.items() if java_length(o.metadata) <= self.max_metadata_size}
+        error = ErrorCode.NONE
+        if valid:
+            records = [(offset_key(group.group_id, topic, partition), offset_value(o))
+                       for (topic, partition), o in valid.items()]
+            try:
+                self.storage.append(self.partition_for(group.group_id), records, self.clock_ms())
+            except KafkaError as e:
+                error = commit_error(e.code)
+            else:
+                if not group.is_(GroupState.DEAD):
+                    group.offsets.update(valid)
+        return {tp: error if tp in valid else ErrorCode.OFFSET_METADATA_TOO_LARGE for tp in offsets}
+
+    # -- reading -------------------------------------------------------------------
+    def get_offsets(self, group_id: str, partitions: list[TopicPartition] | None) -> dict[TopicPartition, FetchedOffset]:
+        """Committed offsets of ``partitions`` (None: all the group has); -1 for
+        partitions without one. Nothing is ever pending here (commits are
+        written before they are cached), so require_stable changes nothing."""
+        group = self.groups.get(group_id)
+        if group is None or group.is_(GroupState.DEAD):
+            return {tp: NO_OFFSET for tp in partitions or ()}
+        wanted = sorted(group.offsets) if partitions is None else partitions
+        fetched = {}
+        for tp in wanted:
+            o = group.offsets.get(tp)
+            fetched[tp] = NO_OFFSET if o is None else FetchedOffset(o.offset, o.leader_epoch, o.metadata)
+        return fetched
+
+    # -- removing --------------------------------------------------------------------
+    def cleanup_group_metadata(self, groups: Iterable[GroupMetadata],
+                               selector: Callable[[GroupMetadata], dict[TopicPartition, OffsetAndMetadata]]) -> int:
+        """Remove the offsets ``selector`` picks from each group, writing their
+        tombstones; an Empty group left without offsets dies, leaves the cache
+        and (if it ever had a generation) gets a tombstone too. Returns how many
+        offsets were removed."""
+        removed_total = 0
+        for group in list(groups):
+            removed = selector(group)
+            if group.is_(GroupState.EMPTY) and not group.offsets:
+                log.info("group %s transitioned to Dead in generation %d", group.group_id, group.generation_id)
+                group.transition_to(GroupState.DEAD)
+            tombstones = [(offset_key(group.group_id, topic, partition), None) for topic, partition in removed]
+            if group.is_(GroupState.DEAD) and self.groups.get(group.group_id) is group:
+                del self.groups[group.group_id]
+                # A generation-0 group only ever stored offsets: no metadata to delete.
+                if group.generation_id > 0:
+                    tombstones.append((group_key(group.group_id), None))
+            if tombstones:
+                try:
+                    self.storage.append(self.partition_for(group.group_id), tombstones, self.clock_ms())
+                except KafkaError as e:
+                    log.warning("could not write tombstones for group %s: %s", group.group_id, e)
+                    continue
+                removed_total += len(removed)
+        return removed_total
+
+    def expire_offsets(self) -> int:
+        now = self.clock_ms()
+        removed = self.cleanup_group_metadata(
+            self.groups.values(), lambda g: g.remove_expired_offsets(now, self.retention_ms))
+        if removed:
+            log.info("removed %d expired offsets", removed)
+        return removed
+
+    # -- loading ---------------------------------------------------------------------
+    def begin_loading(self, partition: int) -> bool:
+        """Mark a partition as loading; False if it is loaded or loading already."""
+        if partition in self.owned or partition in self.loading:
+            return False
+        self.loading.add(partition)
+        return True
+
+    async def load_partition(self, partition: int, on_loaded: Callable[[GroupMetadata], None]) -> None:
+        """Read a partition back and cache its groups; ``on_loaded`` is called for
+        each. Call ``begin_loading`` first: from then on its groups answer
+        COORDINATOR_LOAD_IN_PROGRESS, until this ends."""
+        try:
+            records = await self.storage.read(partition)
+            loaded = replay(records)
+            for group_id, record in loaded.groups.items():
+                group = group_from_record(group_id, record, self.clock_ms)
+                group.offsets.update(loaded.offsets.get(group_id, {}))
+                on_loaded(self.add(group))
+            # Groups that only commit offsets have no metadata record.
+            for group_id, offsets in loaded.offsets.items():
+                if group_id not in loaded.groups:
+                    group = GroupMetadata(group_id, GroupState.EMPTY, self.clock_ms)
+                    group.offsets.update(offsets)
+                    on_loaded(self.add(group))
+            self.owned.add(partition)
+            count = len(loaded.groups.keys() | loaded.offsets.keys())
+            log.log(logging.INFO if count else logging.DEBUG, "loaded %d groups from %s-%d",
+                    count, OFFSETS_TOPIC, partition)
+        finally:
+            self.loading.discard(partition)
+
+    def unload_all(self, on_unloaded: Callable[[GroupMetadata], None]) -> None:
+        """Stop coordinating (shutdown): every group is told and forgotten."""
+        groups = list(self.groups.values())
+        self.groups.clear()
+        self.owned.clear()
+        for group in groups:
+            on_unloaded(group)

@@ -1,0 +1,99 @@
+"""Appending to and reading back the partitions of ``__consumer_offsets``."""
+from __future__ import annotations
+
+import logging
+
+import trio
+
+from ..protocol.errors import ErrorCode, KafkaError
+from ..protocol.records import Record, build_batch, iter_batches
+from .internal_topics import OFFSETS_TOPIC
+
+log = logging.getLogger(__name__)
+
+_COMMON_APPEND_ERRORS = {
+    ErrorCode.UNKNOWN_TOPIC_OR_PARTITION: ErrorCode.COORDINATOR_NOT_AVAILABLE,
+    ErrorCode.NOT_ENOUGH_REPLICAS: ErrorCode.COORDINATOR_NOT_AVAILABLE,
+    ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND: ErrorCode.COORDINATOR_NOT_AVAILABLE,
+    ErrorCode.NOT_LEADER_OR_FOLLOWER: ErrorCode.NOT_COORDINATOR,
+    ErrorCode.KAFKA_STORAGE_ERROR: ErrorCode.NOT_COORDINATOR,
+}
+_TOO_LARGE = (ErrorCode.MESSAGE_TOO_LARGE, ErrorCode.RECORD_LIST_TOO_LARGE, ErrorCode.INVALID_FETCH_SIZE)
+
+
+def commit_error(code: ErrorCode) -> ErrorCode:
+    """What an OffsetCommit answers when its records could not be appended."""
+    if code in _TOO_LARGE:
+        return ErrorCode.INVALID_COMMIT_OFFSET_SIZE
+    return _COMMON_APPEND_ERRORS.get(code, code)
+
+
+def store_group_error(code: ErrorCode) -> ErrorCode:
+    """What members are told when their group's metadata could not be appended."""
+    if code in _TOO_LARGE:
+        return ErrorCode.UNKNOWN_SERVER_ERROR
+    if code == ErrorCode.REQUEST_TIMED_OUT:
+        return ErrorCode.REBALANCE_IN_PROGRESS
+    return _COMMON_APPEND_ERRORS.get(code, code)
+
+
+class OffsetsLog:
+    """The coordinator's view of ``__consumer_offsets``: one batch per append,
+    written as the leader (no acks to wait for on a single broker)."""
+
+    def __init__(self, broker, load_buffer_size: int):
+        self.broker = broker
+        self.load_buffer_size = load_buffer_size
+
+    def _log(self, partition: int):
+        return self.broker.logs.get(OFFSETS_TOPIC, partition)
+
+    def has_partition(self, partition: int) -> bool:
+        return self._log(partition) is not None
+
+    def append(self, partition: int, records: list[tuple[bytes, bytes | None]], timestamp_ms: int) -> int:
+        """Append (key, value) records as one batch; the offset of the first.
+        Raises the log's KafkaError (see ``commit_error``, ``store_group_error``)."""
+        partition_log = self._log(partition)
+        if partition_log is None:
+            raise KafkaError(ErrorCode.NOT_COORDINATOR, f"{OFFSETS_TOPIC}-{partition} is not hosted here")
+        codec = self.broker.config.offsets_topic_compression_codec
+        data = bytearray(build_batch([(key, value, [], timestamp_ms) for key, value in records], codec=codec))
+        try:
+            result = partition_log.append(data, list(iter_batches(data)),
+                                          leader_epoch=self.broker.metadata.leader_epoch(OFFSETS_TOPIC, partition))
+        except KafkaError as e:
+            log.error("cannot append to %s-%d: %s", OFFSETS_TOPIC, partition, e)
+            raise
+        self.broker.waiters.notify(OFFSETS_TOPIC, partition)
+        return result.base_offset
+
+    async def read(self, partition: int) -> list[Record]:
+        """Every record of the partition up to its high watermark, in order,
+        skipping control and transactional batches. Reads off the event loop."""
+        partition_log = self._log(partition)
+        if partition_log is None:
+            return []
+        records: list[Record] = []
+        offset, end = partition_log.log_start_offset, partition_log.high_watermark
+        while offset < end:
+            chunk = partition_log.read(offset, self.load_buffer_size, True, max_offset=end)
+            if not chunk.regions:
+                break
+            batch_records, next_offset = await trio.to_thread.run_sync(_decode_chunk, chunk.read_bytes, offset)
+            if next_offset <= offset:
+                break
+            records += batch_records
+            offset = next_offset
+        return records
+
+
+def _decode_chunk(read_bytes, offset: int) -> tuple[list[Record], int]:
+    data = read_bytes()
+    records: list[Record] = []
+    for batch in iter_batches(data):
+        offset = max(offset, batch.next_offset)
+        if batch.is_control or batch.is_transactional:
+            continue  # transactional offset commits are not supported yet
+        records += batch.records()
+    return records, offset
