@@ -10,6 +10,12 @@
 //        [--timeout-ms MS]
 //     stdout: one record per line, same encoding plus partition and offset.
 //     kafkajs only consumes through a consumer group.
+//
+//   node client.js group --bootstrap H:P --topic T --group G --name N (unused)
+//        [--session-timeout-ms MS] [--heartbeat-interval-ms MS]
+//     a group member speaking interop/group_worker.py's protocol: events as
+//     JSON lines on stdout, commits after every batch, leaves the group and
+//     exits on a "stop" line or the end of stdin.
 'use strict';
 
 const readline = require('readline');
@@ -25,7 +31,7 @@ function parseArgs(argv) {
     if (name === 'idempotent') opts.idempotent = true;
     else opts[name] = rest[++i];
   }
-  for (const numeric of ['partition', 'count', 'timeoutMs']) {
+  for (const numeric of ['partition', 'count', 'timeoutMs', 'sessionTimeoutMs', 'heartbeatIntervalMs']) {
     if (opts[numeric] !== undefined) opts[numeric] = Number(opts[numeric]);
   }
   return opts;
@@ -141,10 +147,67 @@ async function consume(opts) {
   }
 }
 
+const emit = (event, fields) => process.stdout.write(JSON.stringify({ event, ...fields }) + '\n');
+
+// Resolves on a "stop" line or the end of stdin.
+function stopRequested() {
+  return new Promise((resolve) => {
+    const lines = readline.createInterface({ input: process.stdin, crlfDelay: Infinity });
+    lines.on('line', (line) => { if (line.trim() === 'stop') resolve(); });
+    lines.on('close', resolve);
+  });
+}
+
+// kafkajs is an eager-protocol client without rebalance callbacks: a
+// rebalance it notices becomes "revoked" (everything), a completed join
+// "assigned" (the whole new assignment).
+async function group(opts) {
+  if (opts.assignor && opts.assignor !== 'roundrobin') throw new Error(`kafkajs has no ${opts.assignor} assignor`);
+  if (opts.instanceId) throw new Error('kafkajs has no static membership (group.instance.id)');
+  const consumer = client(opts).consumer({
+    groupId: opts.group,
+    sessionTimeout: opts.sessionTimeoutMs || 6000,
+    heartbeatInterval: opts.heartbeatIntervalMs || 500,
+    maxWaitTimeInMs: 100,
+  });
+  let owned = [];
+  consumer.on(consumer.events.REBALANCING, () => {
+    emit('revoked', { partitions: owned, incremental: false });
+    owned = [];
+  });
+  consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+    owned = [...(payload.memberAssignment[opts.topic] || [])].sort((a, b) => a - b);
+    emit('assigned', { partitions: owned, incremental: false });
+  });
+  let crashed;
+  const crash = new Promise((_, reject) => { crashed = reject; });
+  consumer.on(consumer.events.CRASH, ({ payload }) => crashed(payload.error));
+  await consumer.connect();
+  await consumer.subscribe({ topic: opts.topic, fromBeginning: true });
+  await consumer.run({
+    autoCommit: false,
+    eachBatch: async ({ batch }) => {
+      if (batch.messages.length === 0) return;
+      emit('records', { records: batch.messages.map((m) => [batch.partition, Number(m.offset)]) });
+      const next = String(Number(batch.messages[batch.messages.length - 1].offset) + 1);
+      try {
+        await consumer.commitOffsets([{ topic: opts.topic, partition: batch.partition, offset: next }]);
+      } catch (err) {
+        emit('commit_failed', { error: `${err.name}: ${err.message}` });
+        throw err;
+      }
+      emit('committed', { offsets: { [batch.partition]: Number(next) } });
+    },
+  });
+  await Promise.race([stopRequested(), crash]);
+  await consumer.disconnect();
+  emit('closed', {});
+}
+
 const opts = parseArgs(process.argv.slice(2));
-const commands = { produce, consume };
+const commands = { produce, consume, group };
 if (!commands[opts.command]) {
-  process.stderr.write('usage: client.js produce|consume --bootstrap H:P --topic T ...\n');
+  process.stderr.write('usage: client.js produce|consume|group --bootstrap H:P --topic T ...\n');
   process.exit(2);
 }
 commands[opts.command](opts).catch((err) => {

@@ -12,18 +12,26 @@ from interop import admin
 from interop.broker_process import BrokerProcess, venv_executable
 
 
-def _broker(directory: Path) -> BrokerProcess:
+def _broker(directory: Path, overrides: dict[str, str]) -> BrokerProcess:
     executable = venv_executable("kafka-compat")
     if not executable.exists():
         pytest.fail(f"{executable} is missing: install the package with "
                     "`pip install -e .` (./scripts/test does it)")
-    return BrokerProcess(executable, data_dir=directory / "data", log_path=directory / "broker.log")
+    return BrokerProcess(executable, data_dir=directory / "data", log_path=directory / "broker.log",
+                         overrides=overrides)
 
 
 @pytest.fixture(scope="module")
-def broker(tmp_path_factory):
+def broker_overrides() -> dict[str, str]:
+    """Broker configs (`--override KEY=VALUE`) for the module's brokers;
+    a test module overrides this fixture to set some."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory, broker_overrides):
     """One broker shared by a module's tests; each test uses its own topics."""
-    process = _broker(tmp_path_factory.mktemp("broker"))
+    process = _broker(tmp_path_factory.mktemp("broker"), broker_overrides)
     process.start()
     try:
         yield process
@@ -32,9 +40,9 @@ def broker(tmp_path_factory):
 
 
 @pytest.fixture
-def own_broker(tmp_path):
+def own_broker(tmp_path, broker_overrides):
     """A broker for one test, free to stop, kill and restart it."""
-    process = _broker(tmp_path)
+    process = _broker(tmp_path, broker_overrides)
     process.start()
     try:
         yield process

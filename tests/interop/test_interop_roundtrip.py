@@ -46,10 +46,7 @@ def test_ten_thousand_messages_round_trip(broker, new_topic, producer, consumer)
     ("kafkajs", "aiokafka"),
     ("kcat", "kafka-python"),
     ("confluent-kafka", "kcat"),
-    # kafkajs consumes only through a consumer group: drop the mark once the
-    # broker has its group coordinator.
-    pytest.param("aiokafka", "kafkajs", marks=pytest.mark.xfail(
-        strict=True, reason="kafkajs needs FindCoordinator/JoinGroup/SyncGroup")),
+    ("aiokafka", "kafkajs"),  # kafkajs consumes through a consumer group
 ])
 def test_produce_with_one_client_consume_with_another(broker, new_topic, producer, consumer):
     round_trip(broker.bootstrap, new_topic(), producer, consumer, 1_000)
