@@ -1,0 +1,25 @@
+"""CPU time and peak resident memory of a running process, read from /proc."""
+from __future__ import annotations
+
+import os
+
+_TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of every thread of ``pid`` so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        stat = f.read()
+    # The command name (field 2) may hold spaces and parentheses: split after it.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of proc(5)
+    return (utime + stime) / _TICKS_PER_SECOND
+
+
+def peak_rss_mb(pid: int) -> float:
+    """VmHWM: the largest resident set the process has had so far, in MB (10^6 bytes)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024 / 1e6  # the value is in kB of 1024 bytes
+    raise RuntimeError(f"no VmHWM in /proc/{pid}/status")

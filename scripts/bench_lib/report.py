@@ -1,0 +1,106 @@
+"""Medians, per-pair ratios, the table and the JSON file.
+
+Run i of our broker and run i of the peer form a pair (they ran one after
+the other); the ratio ours/peer is taken per pair and its median shown beside
+the pairs. The ceiling is the median against the sink, for the figures where
+the sink's value means something (throughput, ack latency).
+"""
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+
+from .workloads import Workload
+
+
+@dataclass(frozen=True)
+class Figure:
+    label: str
+    fmt: str
+    higher_is_better: bool
+    has_ceiling: bool = False
+
+
+FIGURES = {
+    "msg_per_s": Figure("msg/s", "{:,.0f}", True, True),
+    "mb_per_s": Figure("MB/s", "{:,.1f}", True, True),
+    "cpu_us_per_msg": Figure("broker CPU µs/msg", "{:.2f}", False),
+    "peak_rss_mb": Figure("peak RSS MB", "{:.1f}", False),
+    "e2e_p50_ms": Figure("e2e p50 ms", "{:.2f}", False),
+    "e2e_p99_ms": Figure("e2e p99 ms", "{:.2f}", False),
+    "e2e_p999_ms": Figure("e2e p99.9 ms", "{:.2f}", False),
+    "ack_p50_ms": Figure("ack p50 ms", "{:.2f}", False, True),
+    "ack_p99_ms": Figure("ack p99 ms", "{:.2f}", False, True),
+    "ack_p999_ms": Figure("ack p99.9 ms", "{:.2f}", False, True),
+    "startup_s": Figure("start-up s", "{:.3f}", False),
+}
+
+
+def _values(runs: list[dict], key: str) -> list[float]:
+    return [r[key] for r in runs if key in r]
+
+
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def summarize(workload: Workload, by_system: dict[str, list[dict]]) -> dict:
+    """{figure: {"ours", "peer", "ratios", "ratio", "ceiling", "of_ceiling"}} of medians."""
+    ours, peer, sink = (by_system.get(name, []) for name in ("ours", "peer", "sink"))
+    summary = {}
+    for key in workload.figures:
+        ratios = [o[key] / p[key] for o, p in zip(ours, peer) if key in o and key in p and p[key]]
+        row = {"ours": _median(_values(ours, key)), "peer": _median(_values(peer, key)),
+               "ratios": ratios, "ratio": _median(ratios), "ceiling": None, "of_ceiling": None}
+        if FIGURES[key].has_ceiling:
+            row["ceiling"] = _median(_values(sink, key))
+            if row["ours"] is not None and row["ceiling"]:
+                row["of_ceiling"] = row["ours"] / row["ceiling"]
+        summary[key] = row
+    return summary
+
+
+def _cell(value: float | None, fmt: str) -> str:
+    return "–" if value is None else fmt.format(value)
+
+
+def _ratio_cell(row: dict) -> str:
+    if row["ratio"] is None:
+        return "–"
+    if len(row["ratios"]) == 1:
+        return f"{row['ratio']:.2f}"
+    return f"{row['ratio']:.2f} ({', '.join(f'{r:.2f}' for r in row['ratios'])})"
+
+
+def table(workloads: list[Workload], summaries: dict[str, dict]) -> str:
+    """A Markdown table: one row per workload and figure."""
+    lines = ["| workload | figure | ours | peer | ours/peer (pairs) | ceiling | ours/ceiling |",
+             "|---|---|--:|--:|--:|--:|--:|"]
+    for workload in workloads:
+        for key, row in summaries[workload.name].items():
+            figure = FIGURES[key]
+            arrow = "↑" if figure.higher_is_better else "↓"
+            lines.append(
+                f"| {workload.name} | {figure.label} {arrow} | {_cell(row['ours'], figure.fmt)} "
+                f"| {_cell(row['peer'], figure.fmt)} | {_ratio_cell(row)} | {_cell(row['ceiling'], figure.fmt)} "
+                f"| {_cell(row['of_ceiling'], '{:.0%}')} |")
+    return "\n".join(lines)
+
+
+def failures(results: dict) -> list[str]:
+    return [f"{workload} on {system}, run {i + 1}: {run['error']}"
+            for workload, by_system in results.items() for system, runs in by_system.items()
+            for i, run in enumerate(runs) if "error" in run]
+
+
+def write_json(path: Path, header: dict, workloads: list[Workload], results: dict, summaries: dict) -> None:
+    document = {
+        **header,
+        "workloads": {
+            w.name: {"title": w.title, "runs": results[w.name], "summary": summaries[w.name]} for w in workloads
+        },
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")

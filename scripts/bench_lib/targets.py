@@ -1,0 +1,101 @@
+"""The issue's performance targets, checked against a run's medians.
+
+Each check reads the summaries (workload -> figure -> medians and ratios)
+and says what was measured and whether the target is met; a target whose
+workload did not run (or has no peer) is "not measured".
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+NOT_MEASURED = ("not measured", None)
+
+
+@dataclass(frozen=True)
+class Target:
+    text: str
+    check: Callable[[dict], tuple[str, bool | None]]
+
+
+def _rows(summaries: dict, prefix: str, figure: str) -> list[tuple[str, dict]]:
+    return [(name, figures[figure]) for name, figures in summaries.items()
+            if name.startswith(prefix) and figure in figures]
+
+
+def _ratio_at_least(prefix: str, figure: str, minimum: float) -> Callable[[dict], tuple[str, bool | None]]:
+    def check(summaries: dict) -> tuple[str, bool | None]:
+        rows = [(name, row["ratio"]) for name, row in _rows(summaries, prefix, figure) if row["ratio"] is not None]
+        if not rows:
+            return NOT_MEASURED
+        worst = min(rows, key=lambda r: r[1])
+        below = [f"{name} {ratio:.2f}x" for name, ratio in rows if ratio < minimum]
+        text = f"lowest {worst[1]:.2f}x ({worst[0]})" + (f"; below: {', '.join(below)}" if below else "")
+        return text, not below
+
+    return check
+
+
+def _of_ceiling_at_least(prefix: str, minimum: float) -> Callable[[dict], tuple[str, bool | None]]:
+    def check(summaries: dict) -> tuple[str, bool | None]:
+        rows = [(name, row["of_ceiling"]) for name, row in _rows(summaries, prefix, "msg_per_s")
+                if row["of_ceiling"] is not None]
+        if not rows:
+            return NOT_MEASURED
+        worst = min(rows, key=lambda r: r[1])
+        return f"lowest {worst[1]:.0%} ({worst[0]})", worst[1] >= minimum
+
+    return check
+
+
+def _ratio_below(prefix: str, figure: str) -> Callable[[dict], tuple[str, bool | None]]:
+    def check(summaries: dict) -> tuple[str, bool | None]:
+        rows = [(name, row["ratio"]) for name, row in _rows(summaries, prefix, figure) if row["ratio"] is not None]
+        if not rows:
+            return NOT_MEASURED
+        worst = max(rows, key=lambda r: r[1])
+        return f"highest {worst[1]:.2f}x the peer's ({worst[0]})", worst[1] < 1
+
+    return check
+
+
+def _at_most(workload_prefix: str, figure: str, limit: float, unit: str) -> Callable[[dict], tuple[str, bool | None]]:
+    def check(summaries: dict) -> tuple[str, bool | None]:
+        rows = [(name, row["ours"]) for name, row in _rows(summaries, workload_prefix, figure)
+                if row["ours"] is not None]
+        if not rows:
+            return NOT_MEASURED
+        name, value = max(rows, key=lambda r: r[1])
+        return f"{value:.2f} {unit} ({name})", value <= limit
+
+    return check
+
+
+TARGETS = [
+    Target("every throughput figure >= 1.0x the peer", _ratio_at_least("", "msg_per_s", 1.0)),
+    Target("produce 1 KiB >= 1.5x the peer", _ratio_at_least("produce-1KiB", "msg_per_s", 1.5)),
+    Target("produce 1 KiB >= 75% of the client's ceiling", _of_ceiling_at_least("produce-1KiB", 0.75)),
+    Target("consume 1 KiB >= 1.5x the peer", _ratio_at_least("consume-1KiB", "msg_per_s", 1.5)),
+    Target("e2e latency at 2,000 msg/s: p99 <= 5 ms", _at_most("latency-e2e", "e2e_p99_ms", 5, "ms")),
+    Target("produce-ack p99 <= 2 ms with a consumer attached", _at_most("latency-e2e", "ack_p99_ms", 2, "ms")),
+    Target("broker CPU/msg at 1 KiB below the peer's", _ratio_below("produce-1KiB", "cpu_us_per_msg")),
+    Target("broker CPU/msg consuming 1 KiB below the peer's", _ratio_below("consume-1KiB", "cpu_us_per_msg")),
+    Target("peak RSS <= 150 MB reading 1 GB across 100 partitions", _at_most("read-1GB", "peak_rss_mb", 150, "MB")),
+    Target("start-up to serving <= 1 s with 1,000 partitions", _at_most("startup", "startup_s", 1, "s")),
+]
+
+
+def check_all(summaries: dict) -> list[dict]:
+    out = []
+    for target in TARGETS:
+        measured, met = target.check(summaries)
+        out.append({"target": target.text, "measured": measured, "met": met})
+    return out
+
+
+def table(checks: list[dict]) -> str:
+    lines = ["| target | measured (medians) | met |", "|---|---|---|"]
+    for c in checks:
+        met = "–" if c["met"] is None else ("yes" if c["met"] else "**no**")
+        lines.append(f"| {c['target']} | {c['measured']} | {met} |")
+    return "\n".join(lines)

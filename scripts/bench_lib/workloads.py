@@ -1,0 +1,145 @@
+"""What the benchmark measures.
+
+A workload is set-up steps (not measured), then one measured step, run on a
+freshly started system with a topic of its own. A step is a client step
+(bench_lib.client, in a subprocess) or RESTART: a clean shutdown and a start on
+the same data, whose measured figure is the time to serving.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+RESTART = "restart"
+
+THROUGHPUT = ("msg_per_s", "mb_per_s", "cpu_us_per_msg", "peak_rss_mb")
+ACK_LATENCY = ("ack_p50_ms", "ack_p99_ms", "ack_p999_ms")
+E2E_LATENCY = ("e2e_p50_ms", "e2e_p99_ms", "e2e_p999_ms")
+
+KIB = 1024
+
+
+@dataclass(frozen=True)
+class ClientStep:
+    step: str  # a name in bench_lib.client.STEPS
+    params: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    title: str
+    measure: ClientStep | str
+    figures: tuple[str, ...]
+    setup: tuple[ClientStep | str, ...] = ()
+    ceiling: bool = False  # also run against the sink: the client's ceiling
+    warm: bool = True  # warm the system up (produce and fetch once) before the set-up
+    only_systems_keeping_data: bool = False
+
+    @property
+    def restarts(self) -> bool:
+        return RESTART in self.setup or self.measure == RESTART
+
+
+@dataclass(frozen=True)
+class Sizes:
+    small: int  # messages of 100 B
+    large: int  # messages of 1 KiB
+    latency_seconds: float
+    many_producers: int  # messages of 1 KiB, all producers together
+
+
+FULL = Sizes(small=1_000_000, large=100_000, latency_seconds=10, many_producers=100_000)
+QUICK = Sizes(small=300_000, large=100_000, latency_seconds=4, many_producers=40_000)
+
+LATENCY_RATE = 2000
+PRODUCERS = 20
+STARTUP_PARTITIONS = 1000
+RSS_PARTITIONS = 100
+RSS_MESSAGES = 1_000_000  # of 1 KiB: 1 GB on disk
+
+
+def _produce(count: int, size: int, partitions: int, acks: str = "all", **extra) -> ClientStep:
+    return ClientStep("produce", {"count": count, "size": size, "partitions": partitions, "acks": acks, **extra})
+
+
+def _consume(count: int, size: int, partitions: int) -> ClientStep:
+    return ClientStep("consume", {"count": count, "size": size, "partitions": partitions})
+
+
+def _size_name(size: int) -> str:
+    return f"{size // KIB}KiB" if size >= KIB else f"{size}B"
+
+
+def _partitions(n: int) -> str:
+    return "1 partition" if n == 1 else f"{n} partitions"
+
+
+def produce_workloads(sizes: Sizes) -> list[Workload]:
+    out = []
+    for size, count in ((100, sizes.small), (KIB, sizes.large)):
+        for partitions in (1, 6):
+            for acks in ("1", "all"):
+                out.append(Workload(
+                    f"produce-{_size_name(size)}-p{partitions}-acks{acks}",
+                    f"produce {count:,} x {_size_name(size)} into {_partitions(partitions)}, acks={acks}",
+                    _produce(count, size, partitions, acks), THROUGHPUT, ceiling=True))
+    out.append(Workload(
+        "produce-idempotent-1KiB-p6",
+        f"idempotent producer, {sizes.large:,} x 1KiB into 6 partitions",
+        _produce(sizes.large, KIB, 6, idempotent=True), THROUGHPUT, ceiling=True))
+    out.append(Workload(
+        f"produce-{PRODUCERS}-producers-1KiB-p6",
+        f"{PRODUCERS} producers at once, {sizes.many_producers:,} x 1KiB in all into 6 partitions, acks=all",
+        _produce(sizes.many_producers, KIB, 6, producers=PRODUCERS), THROUGHPUT, ceiling=True))
+    return out
+
+
+def consume_workloads(sizes: Sizes) -> list[Workload]:
+    return [
+        Workload(f"consume-{_size_name(size)}-p6",
+                 f"consume {count:,} x {_size_name(size)} from offset 0 of 6 partitions",
+                 _consume(count, size, 6), THROUGHPUT, setup=(_produce(count, size, 6, "1"),), ceiling=True)
+        for size, count in ((100, sizes.small), (KIB, sizes.large))
+    ]
+
+
+def latency_workloads(sizes: Sizes) -> list[Workload]:
+    params = {"rate": LATENCY_RATE, "seconds": sizes.latency_seconds, "size": 100}
+    return [
+        Workload(f"latency-e2e-{LATENCY_RATE}-per-s",
+                 f"produce-to-consume at {LATENCY_RATE} msg/s for {sizes.latency_seconds:g} s, 100 B, "
+                 "consumer's default fetch wait; the acks seen meanwhile",
+                 ClientStep("latency", {**params, "with_consumer": True}),
+                 E2E_LATENCY + ACK_LATENCY + ("cpu_us_per_msg", "peak_rss_mb")),
+        Workload(f"latency-ack-{LATENCY_RATE}-per-s",
+                 f"produce-ack at {LATENCY_RATE} msg/s for {sizes.latency_seconds:g} s, 100 B, no consumer",
+                 ClientStep("latency", {**params, "with_consumer": False}),
+                 ACK_LATENCY + ("cpu_us_per_msg", "peak_rss_mb"), ceiling=True),
+    ]
+
+
+def startup_workload() -> Workload:
+    return Workload(
+        f"startup-{STARTUP_PARTITIONS}-partitions",
+        f"start-up to serving with {STARTUP_PARTITIONS:,} partitions on disk (10 x 1KiB each) after a clean shutdown",
+        RESTART, ("startup_s", "peak_rss_mb"),
+        setup=(_produce(STARTUP_PARTITIONS * 10, KIB, STARTUP_PARTITIONS, "1"),),
+        warm=False, only_systems_keeping_data=True)
+
+
+def rss_workload() -> Workload:
+    return Workload(
+        "read-1GB-100-partitions",
+        f"peak RSS reading {RSS_MESSAGES:,} x 1KiB (1 GB on disk) across {RSS_PARTITIONS} partitions "
+        "after a restart",
+        _consume(RSS_MESSAGES, KIB, RSS_PARTITIONS), THROUGHPUT,
+        setup=(_produce(RSS_MESSAGES, KIB, RSS_PARTITIONS, "1"), RESTART),
+        only_systems_keeping_data=True)
+
+
+def all_workloads(quick: bool) -> list[Workload]:
+    sizes = QUICK if quick else FULL
+    workloads = produce_workloads(sizes) + consume_workloads(sizes) + latency_workloads(sizes) + [startup_workload()]
+    if not quick:
+        workloads.append(rss_workload())
+    return workloads
