@@ -17,7 +17,6 @@ import trio
 from ..api.registry import REGISTRY, ApiEntry
 from ..protocol import schema
 from ..protocol.errors import ErrorCode
-from ..protocol.primitives import read_uvarint
 from .sender import send_chunks
 
 log = logging.getLogger(__name__)
@@ -70,13 +69,29 @@ def parse_header(frame: bytes) -> RequestHeader:
     header = RequestHeader(api_key, api_version, correlation_id, client_id, pos)
     entry = REGISTRY.get(api_key)
     if entry is not None and entry.min_version <= api_version <= entry.max_version and schema.is_flexible(api_key, api_version):
-        stream = io.BytesIO(frame)
-        stream.seek(pos)
-        for _ in range(read_uvarint(stream)):
-            read_uvarint(stream)
-            stream.seek(read_uvarint(stream), io.SEEK_CUR)
-        header.body_offset = stream.tell()
+        count, pos = _uvarint_at(frame, pos)
+        for _ in range(count):
+            _, pos = _uvarint_at(frame, pos)  # tag
+            size, pos = _uvarint_at(frame, pos)
+            pos += size
+        if pos > len(frame):
+            raise MalformedRequest("header tagged fields run past the request")
+        header.body_offset = pos
     return header
+
+
+def _uvarint_at(buf, pos: int) -> tuple[int, int]:
+    """An unsigned varint at ``pos`` (without copying the buffer): (value, next pos)."""
+    value = shift = 0
+    while True:
+        if pos >= len(buf) or shift > 28:
+            raise MalformedRequest("bad varint in request header")
+        b = buf[pos]
+        pos += 1
+        value |= (b & 0x7F) << shift
+        if b < 0x80:
+            return value, pos
+        shift += 7
 
 
 def encode_response(entry: ApiEntry, header: RequestHeader, body: dict) -> list:
@@ -108,16 +123,33 @@ def encode_response(entry: ApiEntry, header: RequestHeader, body: dict) -> list:
     return chunks
 
 
-async def _receive_exactly(stream: trio.SocketStream, n: int, buf: bytearray) -> bool:
-    """Fill ``buf`` to ``n`` bytes. False when the peer closed before any byte."""
-    while len(buf) < n:
-        data = await stream.receive_some(max(n - len(buf), 65536))
+async def _receive_header(stream: trio.SocketStream, buf: bytearray) -> bool:
+    """Make ``buf`` hold at least the 4-byte size of the next request (reading
+    ahead, so small pipelined requests cost one receive). False on a clean close."""
+    while len(buf) < 4:
+        data = await stream.receive_some(65536)
         if not data:
             if buf:
                 raise MalformedRequest("connection closed mid-request")
             return False
         buf += data
     return True
+
+
+async def _receive_frame(stream: trio.SocketStream, buf: bytearray, size: int) -> bytearray:
+    """The request body of ``size`` bytes: what was read ahead, then the rest
+    received straight into the frame (no intermediate buffers for large produces)."""
+    frame = bytearray(size)
+    have = min(len(buf) - 4, size)
+    frame[:have] = memoryview(buf)[4 : 4 + have]
+    del buf[: 4 + have]
+    view = memoryview(frame)
+    while have < size:
+        n = await stream.socket.recv_into(view[have:], size - have)
+        if not n:
+            raise MalformedRequest("connection closed mid-request")
+        have += n
+    return frame
 
 
 class Connection:
@@ -155,7 +187,7 @@ class Connection:
         pending = bytearray()
         while not self.closing:
             self.idle = not pending
-            if not await _receive_exactly(self.stream, 4, pending):
+            if not await _receive_header(self.stream, pending):
                 return
             self.idle = False
             (size,) = _SIZE.unpack_from(pending, 0)
@@ -163,15 +195,12 @@ class Connection:
                 raise MalformedRequest(
                     f"request of {size} bytes exceeds socket.request.max.bytes ({self.max_request})"
                 )
-            if not await _receive_exactly(self.stream, 4 + size, pending):
-                raise MalformedRequest("connection closed mid-request")
-            frame = bytes(pending[4 : 4 + size])
-            del pending[: 4 + size]
+            frame = await _receive_frame(self.stream, pending, size)
             chunks = await self._handle(frame)
             if chunks:
                 await send_chunks(self.stream, chunks)
 
-    async def _handle(self, frame: bytes) -> list | None:
+    async def _handle(self, frame: bytearray) -> list | None:
         header = parse_header(frame)
         entry = REGISTRY.get(header.api_key)
         if entry is None:
@@ -181,7 +210,8 @@ class Connection:
                 return self._api_versions_fallback(entry, header)
             raise MalformedRequest(f"unsupported version {header.api_version} of {entry.name}")
         try:
-            request = schema.codec(entry.name, header.api_version, "request").parse(frame[header.body_offset :])
+            body_bytes = memoryview(frame)[header.body_offset :]
+            request = schema.codec(entry.name, header.api_version, "request").parse(body_bytes)
         except Exception as e:  # construct raises many kinds on garbage input
             raise MalformedRequest(f"cannot decode {entry.name} v{header.api_version}: {e}") from None
         ctx = RequestContext(self.broker, header, self.peer)
