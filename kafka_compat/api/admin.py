@@ -87,6 +87,7 @@ async def delete_topics(ctx, request) -> dict:
             entry["topic_id"] = meta.topic_id
         try:
             await broker.topics.delete(name)
+            broker.groups.on_topic_deleted(name)  # Kafka drops the topic's committed offsets
             entry["error_code"] = ErrorCode.NONE
         except KafkaError as e:
             entry.update(error_code=e.code, error_message=e.message)

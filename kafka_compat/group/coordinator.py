@@ -83,6 +83,21 @@ class _DelayedJoin:
     remaining_ms: int = 0
 
 
+@dataclass
+class _Join:
+    """What a JoinGroup request brings, besides the group and member id."""
+
+    group_instance_id: str | None
+    client_id: str
+    client_host: str
+    rebalance_timeout_ms: int
+    session_timeout_ms: int
+    protocol_type: str
+    protocols: list[tuple[str, bytes]]
+    reply: Reply[JoinResult]
+    reason: str
+
+
 class GroupCoordinator:
     def __init__(self, broker, clock_ms=wall_clock_ms):
         config = broker.config
@@ -822,18 +837,3 @@ class GroupCoordinator:
             errors.update(dict.fromkeys((g.group_id for g in eligible), ErrorCode.NONE))
             log.info("deleted groups %s (%d offsets removed)", ", ".join(g.group_id for g in eligible), removed)
         return {group_id: errors[group_id] for group_id in dict.fromkeys(group_ids)}
-
-
-@dataclass
-class _Join:
-    """What a JoinGroup request brings, besides the group and member id."""
-
-    group_instance_id: str | None
-    client_id: str
-    client_host: str
-    rebalance_timeout_ms: int
-    session_timeout_ms: int
-    protocol_type: str
-    protocols: list[tuple[str, bytes]]
-    reply: Reply[JoinResult]
-    reason: str

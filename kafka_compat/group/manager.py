@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from ..protocol.errors import ErrorCode, KafkaError
 from .group import GroupMetadata, GroupState, TopicPartition
 from .internal_topics import OFFSETS_TOPIC, partition_count
-from .loader import group_from_record, replay
+from .loader import group_from_record
 from .log_format import (
     GroupRecord,
     MemberRecord,
@@ -69,9 +69,6 @@ class GroupManager:
 
     def is_local(self, group_id: str) -> bool:
         return self.partition_for(group_id) in self.owned
-
-    def is_loading(self, group_id: str) -> bool:
-        return self.partition_for(group_id) in self.loading
 
     @property
     def any_loading(self) -> bool:
@@ -192,8 +189,7 @@ class GroupManager:
         each. Call ``begin_loading`` first: from then on its groups answer
         COORDINATOR_LOAD_IN_PROGRESS, until this ends."""
         try:
-            records = await self.storage.read(partition)
-            loaded = replay(records)
+            loaded = await self.storage.load(partition)
             for group_id, record in loaded.groups.items():
                 group = group_from_record(group_id, record, self.clock_ms)
                 group.offsets.update(loaded.offsets.get(group_id, {}))

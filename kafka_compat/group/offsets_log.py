@@ -8,8 +8,13 @@ import trio
 from ..protocol.errors import ErrorCode, KafkaError
 from ..protocol.records import Record, build_batch, iter_batches
 from .internal_topics import OFFSETS_TOPIC
+from .loader import LoadedPartition, replay
 
 log = logging.getLogger(__name__)
+
+# Partitions up to this size are loaded on the event loop: a few page-cache
+# reads cost less than handing them to a worker thread.
+INLINE_LOAD_BYTES = 1 << 20
 
 _COMMON_APPEND_ERRORS = {
     ErrorCode.UNKNOWN_TOPIC_OR_PARTITION: ErrorCode.COORDINATOR_NOT_AVAILABLE,
@@ -59,6 +64,11 @@ class OffsetsLog:
             raise KafkaError(ErrorCode.NOT_COORDINATOR, f"{OFFSETS_TOPIC}-{partition} is not hosted here")
         codec = self.broker.config.offsets_topic_compression_codec
         data = bytearray(build_batch([(key, value, [], timestamp_ms) for key, value in records], codec=codec))
+        max_bytes = self.broker.topics.effective_config(OFFSETS_TOPIC)["max.message.bytes"]
+        if len(data) > max_bytes:
+            raise KafkaError(ErrorCode.MESSAGE_TOO_LARGE, f"The record batch size in the append to "
+                             f"{OFFSETS_TOPIC}-{partition} is {len(data)} bytes which exceeds the maximum "
+                             f"configured value of {max_bytes}.")
         try:
             result = partition_log.append(data, list(iter_batches(data)),
                                           leader_epoch=self.broker.metadata.leader_epoch(OFFSETS_TOPIC, partition))
@@ -68,24 +78,30 @@ class OffsetsLog:
         self.broker.waiters.notify(OFFSETS_TOPIC, partition)
         return result.base_offset
 
-    async def read(self, partition: int) -> list[Record]:
-        """Every record of the partition up to its high watermark, in order,
-        skipping control and transactional batches. Reads off the event loop."""
+    async def load(self, partition: int) -> LoadedPartition:
+        """The groups and offsets the partition's records (up to its high
+        watermark) leave, skipping control and transactional batches. A large
+        partition is read and decoded in worker threads; a small one at once,
+        which costs less than a thread hop."""
         partition_log = self._log(partition)
         if partition_log is None:
-            return []
+            return LoadedPartition()
+        inline = partition_log.size_in_bytes <= INLINE_LOAD_BYTES
         records: list[Record] = []
         offset, end = partition_log.log_start_offset, partition_log.high_watermark
         while offset < end:
             chunk = partition_log.read(offset, self.load_buffer_size, True, max_offset=end)
             if not chunk.regions:
                 break
-            batch_records, next_offset = await trio.to_thread.run_sync(_decode_chunk, chunk.read_bytes, offset)
+            if inline:
+                batch_records, next_offset = _decode_chunk(chunk.read_bytes, offset)
+            else:
+                batch_records, next_offset = await trio.to_thread.run_sync(_decode_chunk, chunk.read_bytes, offset)
             if next_offset <= offset:
                 break
             records += batch_records
             offset = next_offset
-        return records
+        return replay(records) if inline else await trio.to_thread.run_sync(replay, records)
 
 
 def _decode_chunk(read_bytes, offset: int) -> tuple[list[Record], int]:

@@ -15,7 +15,6 @@ from kafka_compat.protocol.errors import ErrorCode as E
 from kafka_compat.protocol.records import iter_batches
 
 from .conftest import make_config
-from .test_requests import create_topic
 from .wire import WireClient
 
 OFFSETS_PARTITIONS = 4
@@ -31,6 +30,13 @@ def group_config(data_dir, **overrides):
 @pytest.fixture
 def broker_config(tmp_path):
     return group_config(tmp_path / "data")
+
+
+async def create_topic(client, name: str, partitions: int = 1):
+    resp = await client.request("CreateTopics", 7, {"topics": [{"name": name, "num_partitions": partitions,
+                                                                "replication_factor": 1, "configs": []}],
+                                                    "timeout_ms": 1000})
+    assert resp.topics[0].error_code == E.NONE
 
 
 def subscription(*topics: str) -> bytes:
@@ -467,3 +473,30 @@ async def test_offset_delete(broker):
     resp = await client.request("OffsetDelete", 0, {"group_id": "nobody", "topics": [
         {"name": "t", "partitions": [{"partition_index": 0}]}]})
     assert (resp.error_code, resp.topics) == (E.GROUP_ID_NOT_FOUND, [])
+
+
+async def test_deleting_a_topic_drops_its_committed_offsets(broker):
+    client = await broker.client()
+    created = await client.request("CreateTopics", 7, {"topics": [
+        {"name": "doomed", "num_partitions": 1, "replication_factor": 1}], "timeout_ms": 1000})
+    assert created.topics[0].error_code == 0
+    deadline = trio.current_time() + 10
+    while True:
+        found = await client.request("FindCoordinator", 3, {"key": "g-doomed", "key_type": 0})
+        if found.error_code == 0:
+            break
+        assert trio.current_time() < deadline, found
+        await trio.sleep(0.05)
+    commit = await client.request("OffsetCommit", 8, {"group_id": "g-doomed", "generation_id_or_member_epoch": -1,
+                                                      "member_id": "", "topics": [
+        {"name": "doomed", "partitions": [{"partition_index": 0, "committed_offset": 0}]}]})
+    assert commit.topics[0].partitions[0].error_code == 0
+
+    async def committed():
+        resp = await client.request("OffsetFetch", 7, {"group_id": "g-doomed", "topics": None})
+        return [(t.name, p.committed_offset) for t in resp.topics for p in t.partitions]
+
+    assert await committed() == [("doomed", 0)]
+    deleted = await client.request("DeleteTopics", 6, {"topics": [{"name": "doomed"}], "timeout_ms": 1000})
+    assert deleted.responses[0].error_code == 0
+    assert await committed() == []

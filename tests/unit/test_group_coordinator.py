@@ -2,7 +2,9 @@
 autojump clock, so rebalance and session timeouts pass in virtual time."""
 from __future__ import annotations
 
+import math
 import struct
+from contextlib import contextmanager
 
 import pytest
 import trio
@@ -11,6 +13,7 @@ from kafka_compat.api.waiters import AppendWaiters
 from kafka_compat.cluster.metadata import BrokerInfo, LocalMetadataStore
 from kafka_compat.cluster.topics import TopicManager
 from kafka_compat.config import BrokerConfig
+from kafka_compat.group import offsets_log
 from kafka_compat.group.coordinator import NEW_MEMBER_JOIN_TIMEOUT_MS, GroupCoordinator
 from kafka_compat.group.group import GroupState
 from kafka_compat.group.internal_topics import OFFSETS_TOPIC, create_internal_topic
@@ -37,6 +40,27 @@ class Parts:
         self.metadata = LocalMetadataStore(data_dir, BrokerInfo(0, "127.0.0.1", 9))
         self.topics = TopicManager(self.config, self.metadata, self.logs)
         self.waiters = AppendWaiters()
+        self.running: list[Running] = []
+
+    async def close(self) -> None:
+        for running in self.running:
+            running.stop()
+        with waiting_for_threads():
+            await self.logs.close()
+
+
+@contextmanager
+def waiting_for_threads():
+    """Disk work runs in worker threads; meanwhile the autojump clock would spin
+    the run loop (and starve the threads of the GIL), so time runs at its real
+    pace instead."""
+    clock = trio.lowlevel.current_clock()
+    saved = clock.autojump_threshold, clock.rate
+    clock.autojump_threshold, clock.rate = math.inf, 1.0
+    try:
+        yield
+    finally:
+        clock.autojump_threshold, clock.rate = saved
 
 
 class WallClock:
@@ -52,7 +76,7 @@ async def parts(tmp_path):
     p = Parts(tmp_path / "data")
     create_internal_topic(p, OFFSETS_TOPIC)
     yield p
-    await p.logs.close()
+    await p.close()
 
 
 class Running:
@@ -74,9 +98,11 @@ async def start(parts, nursery, clock=None) -> GroupCoordinator:
             await coordinator.run()
 
     nursery.start_soon(run)
-    while coordinator.manager.loading:
-        await trio.sleep(0.001)
+    with waiting_for_threads():
+        while coordinator.manager.loading:
+            await trio.sleep(0.001)
     coordinator.running = Running(coordinator, scope)
+    parts.running.append(coordinator.running)
     return coordinator
 
 
@@ -227,7 +253,7 @@ async def test_group_max_size(autojump_clock, tmp_path, nursery):
     await stable_group(c, nursery, "a")
     result = await join(c)
     assert (result.error, result.member_id) == (E.GROUP_MAX_SIZE_REACHED, "")
-    await parts.logs.close()
+    await parts.close()
 
 
 # -- timers ---------------------------------------------------------------------------
@@ -288,7 +314,7 @@ async def test_initial_rebalance_delay_grows_while_members_keep_joining(autojump
     # 3 s, then (a member came) 3 s more; the rebalance timeout (10 s) bounds it.
     assert trio.current_time() - began == pytest.approx(6)
     assert a.generation_id == b.generation_id == 1
-    await parts.logs.close()
+    await parts.close()
 
 
 async def test_initial_rebalance_delay_alone(autojump_clock, tmp_path, nursery):
@@ -298,7 +324,7 @@ async def test_initial_rebalance_delay_alone(autojump_clock, tmp_path, nursery):
     began = trio.current_time()
     assert (await join(c)).error == E.NONE
     assert trio.current_time() - began == pytest.approx(3)
-    await parts.logs.close()
+    await parts.close()
 
 
 async def test_pending_member_expires_and_stops_holding_up_the_join(autojump_clock, parts, nursery):
@@ -462,7 +488,15 @@ async def test_metadata_over_the_limit_is_rejected_per_partition(autojump_clock,
         {("t", 0): E.OFFSET_METADATA_TOO_LARGE}  # 6 UTF-16 units, as Java counts
     fetched = c.fetch_offsets("g", [("t", 0), ("t", 1)])[1]
     assert (fetched[("t", 0)].offset, fetched[("t", 1)].offset) == (-1, 2)
-    await parts.logs.close()
+    await parts.close()
+
+
+async def test_commit_over_the_offsets_topic_message_limit(autojump_clock, parts, nursery):
+    c = await start(parts, nursery)
+    # 300 offsets with 4000 bytes of metadata each: one batch over max.message.bytes.
+    offsets = {("t", p): om(1, "x" * 4000) for p in range(300)}
+    assert set(c.commit_offsets("g", "", None, -1, offsets).values()) == {E.INVALID_COMMIT_OFFSET_SIZE}
+    assert c.fetch_offsets("g", [("t", 0)])[1][("t", 0)].offset == -1
 
 
 async def test_delete_offsets(autojump_clock, parts, nursery):
@@ -497,6 +531,20 @@ async def test_delete_groups(autojump_clock, parts, nursery):
     assert c.fetch_offsets("idle", [("t", 0)])[1][("t", 0)].offset == -1
 
 
+async def test_offsets_of_a_deleted_topic_are_dropped(autojump_clock, parts, nursery):
+    c = await start(parts, nursery)
+    ids, generation = await stable_group(c, nursery, "a")
+    c.commit_offsets("g", ids["a"], None, generation, {("t", 0): om(1), ("gone", 0): om(2), ("gone", 1): om(3)})
+    c.commit_offsets("simple", "", None, -1, {("gone", 0): om(4)})
+    assert c.on_topic_deleted("gone") == 3
+    assert set(c.manager.get("g").offsets) == {("t", 0)}
+    assert c.manager.get("simple") is None
+    c.running.stop()
+    reloaded = await start(parts, nursery)
+    assert set(reloaded.fetch_offsets("g", None)[1]) == {("t", 0)}
+    assert reloaded.manager.get("simple") is None
+
+
 async def test_expired_offsets_of_empty_groups_are_removed(autojump_clock, parts, nursery):
     clock = WallClock()
     c = await start(parts, nursery, clock)
@@ -519,7 +567,12 @@ async def test_expired_offsets_of_empty_groups_are_removed(autojump_clock, parts
 # -- persistence and loading -------------------------------------------------------------
 
 
-async def test_groups_and_offsets_are_loaded_back(autojump_clock, parts, nursery):
+@pytest.mark.parametrize("in_threads", [False, True], ids=["inline", "threads"])
+async def test_groups_and_offsets_are_loaded_back(autojump_clock, tmp_path, nursery, monkeypatch, in_threads):
+    if in_threads:  # as a large partition would be: in worker threads, one batch per read
+        monkeypatch.setattr(offsets_log, "INLINE_LOAD_BYTES", 0)
+    parts = Parts(tmp_path / "data", **({"offsets.load.buffer.size": 1} if in_threads else {}))
+    create_internal_topic(parts, OFFSETS_TOPIC)
     clock = WallClock()
     c = await start(parts, nursery, clock)
     ids, generation = await stable_group(c, nursery, "a", "b", instances={"b": "inst-b"})
@@ -547,6 +600,7 @@ async def test_groups_and_offsets_are_loaded_back(autojump_clock, parts, nursery
     assert reloaded.heartbeat("g", ids["a"], None, generation) == E.NONE
     sync = await reloaded.sync_group("g", generation, ids["b"], None, None, "inst-b", {})
     assert sync.assignment == assignments[ids["b"]]
+    await parts.close()
 
 
 async def test_loaded_members_expire_without_heartbeats(autojump_clock, parts, nursery):
@@ -578,10 +632,11 @@ async def test_without_the_offsets_topic_nothing_is_coordinated(autojump_clock, 
     assert c.delete_groups(["g"]) == {"g": E.NOT_COORDINATOR}
     create_internal_topic(parts, OFFSETS_TOPIC)
     c.start_loading()
-    while c.manager.loading:
-        await trio.sleep(0.001)
+    with waiting_for_threads():
+        while c.manager.loading:
+            await trio.sleep(0.001)
     assert (await join(c)).error == E.NONE
-    await parts.logs.close()
+    await parts.close()
 
 
 async def test_shutdown_answers_parked_requests(autojump_clock, parts, nursery):
