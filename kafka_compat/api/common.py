@@ -1,5 +1,4 @@
-"""Small helpers shared by handlers."""
-from ..protocol.errors import ErrorCode
+"""Constants shared by handlers."""
 
 # Kafka's "authorized operations not requested" marker (Integer.MIN_VALUE).
 OPERATIONS_NOT_REQUESTED = -(2**31)
@@ -8,10 +7,3 @@ OPERATIONS_NOT_REQUESTED = -(2**31)
 # sets Kafka reports then (AclOperation codes per resource type).
 ALL_TOPIC_OPERATIONS = sum(1 << op for op in (3, 4, 5, 6, 7, 8, 10, 11))
 ALL_CLUSTER_OPERATIONS = sum(1 << op for op in (5, 7, 8, 9, 10, 11, 12, 13, 14))
-
-
-def error_fields(exc=None, code: ErrorCode = ErrorCode.NONE, message: str | None = None) -> dict:
-    """error_code/error_message for a response entry, from a KafkaError or a code."""
-    if exc is not None:
-        return {"error_code": exc.code, "error_message": exc.message}
-    return {"error_code": code, "error_message": message}

@@ -194,10 +194,6 @@ class LocalMetadataStore(MetadataStore):
         self._topics[name].replicas.extend(new_replicas)
         self._save()
 
-    def set_topic_configs(self, name: str, configs: dict[str, str]) -> None:
-        self._topics[name].configs = dict(configs)
-        self._save()
-
     def leader(self, topic: str, partition: int) -> int:
         return self.broker.node_id
 

@@ -104,7 +104,7 @@ class TopicManager:
             if replication_factor <= 0:
                 raise KafkaError(ErrorCode.INVALID_REPLICATION_FACTOR, "Replication factor must be larger than 0.")
             replicas = self._assign(num_partitions, replication_factor)
-        parsed = validate_topic_configs(configs)
+        parsed = validate_topic_configs(configs, self.config)
         return replicas, parsed
 
     def create(self, name: str, replicas: list[list[int]], configs: dict[str, str | None]) -> TopicMeta:

@@ -76,7 +76,7 @@ class TimestampOffset(NamedTuple):
 
 class PartitionLog:
     """One partition's log. The broker calls ``append``, ``read``,
-    ``offset_for_timestamp``/``max_timestamp_offset``, ``subscribe`` and
+    ``offset_for_timestamp``/``max_timestamp_offset`` and
     ``flush``; LogManager drives retention, background flushes and ``close``.
 
     Offsets: ``log_start_offset`` (first readable), ``log_end_offset`` (next to
@@ -112,7 +112,6 @@ class PartitionLog:
         self._work = work if work is not None else DiskWork()
         self._clock = clock
         self._io_lock = trio.Lock()
-        self._listeners: list[Callable[[], None]] = []
         self._unsynced_files: list[Path] = []
         self._dir_dirty = False
         self.last_flush_ms = clock()
@@ -147,7 +146,7 @@ class PartitionLog:
     def __repr__(self) -> str:
         return f"PartitionLog({self.topic}-{self.partition}, start={self.log_start_offset}, end={self.log_end_offset})"
 
-    # -- offsets and notifications -------------------------------------------
+    # -- offsets -------------------------------------------
     @property
     def high_watermark(self) -> int:
         return self._high_watermark
@@ -155,23 +154,11 @@ class PartitionLog:
     @high_watermark.setter
     def high_watermark(self, offset: int) -> None:
         offset = min(max(offset, self.log_start_offset), self.log_end_offset)
-        if offset != self._high_watermark:
-            self._high_watermark = offset
-            self._notify()
+        self._high_watermark = offset
 
     @property
     def size_in_bytes(self) -> int:
         return sum(s.size for s in self.segments)
-
-    def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
-        """Call ``callback()`` after every append and high watermark move (how a
-        waiting fetch learns of new data). Returns the unsubscribe function."""
-        self._listeners.append(callback)
-        return lambda: self._listeners.remove(callback)
-
-    def _notify(self) -> None:
-        for callback in list(self._listeners):
-            callback()
 
     def _check_open(self) -> None:
         if self.closed:
@@ -249,7 +236,6 @@ class PartitionLog:
         self.producer_state.end_offset = self.log_end_offset
         if self.high_watermark_follows_leo:
             self._high_watermark = self.log_end_offset
-        self._notify()
         if self.log_end_offset - self.recovery_point >= self.config.flush_messages:
             self._work.request_flush(self)
         return AppendResult(
