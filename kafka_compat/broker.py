@@ -25,13 +25,20 @@ log = logging.getLogger(__name__)
 SHUTDOWN_GRACE_SECONDS = 10
 
 
+class StartupError(Exception):
+    """The broker can't start (a port in use, an unusable log dir): one line for the user."""
+
+
 class Broker:
     def __init__(self, config: BrokerConfig):
         load_handlers()
         self.config = config
         self.data_dirs = [Path(d) for d in config.log_dirs]
         for d in self.data_dirs:
-            d.mkdir(parents=True, exist_ok=True)
+            try:
+                d.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise StartupError(f"cannot use log dir {d}: {e.strerror}") from None
         self.logs = LogManager(
             self.data_dirs,
             config.topic_defaults(),
@@ -55,7 +62,10 @@ class Broker:
         listeners = []
         for listener in self.config.listeners:
             host = listener.host or "127.0.0.1"
-            listeners += await trio.open_tcp_listeners(listener.port, host=host)
+            try:
+                listeners += await trio.open_tcp_listeners(listener.port, host=host)
+            except OSError as e:
+                raise StartupError(f"cannot listen on {host}:{listener.port}: {e.strerror}") from None
         self.bound = [l.socket.getsockname()[:2] for l in listeners]
         return listeners
 
@@ -144,6 +154,15 @@ async def _main(config: BrokerConfig) -> None:
 
 
 def run(config: BrokerConfig) -> int:
-    """Run a broker until SIGINT/SIGTERM; the process exit status."""
-    trio.run(_main, config)
+    """Run a broker until SIGINT/SIGTERM; the process exit status.
+    Raises StartupError when it can't start."""
+    try:
+        trio.run(_main, config)
+    except BaseExceptionGroup as group:
+        startup = group.subgroup(StartupError)
+        if startup is None:
+            raise
+        while isinstance(startup, BaseExceptionGroup):
+            startup = startup.exceptions[0]
+        raise startup from None
     return 0

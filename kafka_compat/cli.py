@@ -93,7 +93,11 @@ def _run_broker(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level, format=LOG_FORMAT, stream=sys.stderr)
     from kafka_compat import broker  # only when a broker really starts
 
-    return broker.run(config)
+    try:
+        return broker.run(config)
+    except broker.StartupError as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 1
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,6 +1,7 @@
 """The kafka-compat command line: precedence of its settings and its error paths
 (one line on stderr, exit status 2, never a traceback)."""
 import logging
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -112,3 +113,21 @@ def test_log_level():
     assert build_parser().parse_args(["broker"]).log_level == logging.INFO
     assert build_parser().parse_args(["broker", "--log-level", "warn"]).log_level == logging.WARNING
     assert build_parser().parse_args(["broker", "--log-level", "DEBUG"]).log_level == logging.DEBUG
+
+
+def test_start_up_failures_are_one_line_and_status_1(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run_module("broker", "--listeners", f"PLAINTEXT://127.0.0.1:{port}", "--log-dirs", str(tmp_path / "d"))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"kafka-compat: error: cannot listen on 127.0.0.1:{port}: Address already in use")
+    assert "Traceback" not in result.stderr
+
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = run_module("broker", "--listeners", "PLAINTEXT://127.0.0.1:0", "--log-dirs", str(blocker / "sub"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().endswith(f"cannot use log dir {blocker / 'sub'}: Not a directory")
