@@ -137,15 +137,49 @@ def _remaining(io) -> int:
     return end - pos
 
 
+class FrameReader:
+    """A stream over a request frame (a bytearray) that hands records out as
+    writable views of the frame instead of copies: produce validates and
+    patches the batch where it arrived."""
+
+    __slots__ = ("view", "pos")
+
+    def __init__(self, frame: bytearray, pos: int = 0):
+        self.view = memoryview(frame)
+        self.pos = pos
+
+    def read(self, n: int = -1) -> bytes:
+        end = len(self.view) if n < 0 else min(self.pos + n, len(self.view))
+        data = bytes(self.view[self.pos : end])
+        self.pos = end
+        return data
+
+    def take(self, n: int) -> memoryview:
+        view = self.view[self.pos : self.pos + n]
+        self.pos += len(view)
+        return view
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = (0, self.pos, len(self.view))[whence]
+        self.pos = base + offset
+        return self.pos
+
+
 def read_records(io, compact: bool):
-    """Records are returned as a writable bytearray: produce patches offsets in place.
-    The length is checked against the input first, so a lying length prefix cannot
-    make us allocate gigabytes."""
+    """Records are returned writable (produce patches offsets in place): a view
+    of the frame from a FrameReader, else a bytearray. The length is checked
+    against the input first, so a lying length prefix cannot make us allocate
+    gigabytes."""
     n = _read_length(io, compact, True)
     if n < 0:
         return None
     if n > _remaining(io):
         raise StreamError(f"records length {n} exceeds the remaining input")
+    if isinstance(io, FrameReader):
+        return io.take(n)
     buf = bytearray(n)
     if io.readinto(buf) != n:
         raise StreamError("truncated records")

@@ -17,6 +17,7 @@ import trio
 from ..api.registry import REGISTRY, ApiEntry
 from ..protocol import schema
 from ..protocol.errors import ErrorCode
+from ..protocol.primitives import FrameReader
 from .sender import send_chunks
 
 log = logging.getLogger(__name__)
@@ -210,8 +211,8 @@ class Connection:
                 return self._api_versions_fallback(entry, header)
             raise MalformedRequest(f"unsupported version {header.api_version} of {entry.name}")
         try:
-            body_bytes = memoryview(frame)[header.body_offset :]
-            request = schema.codec(entry.name, header.api_version, "request").parse(body_bytes)
+            reader = FrameReader(frame, header.body_offset)
+            request = schema.codec(entry.name, header.api_version, "request").parse_stream(reader)
         except Exception as e:  # construct raises many kinds on garbage input
             raise MalformedRequest(f"cannot decode {entry.name} v{header.api_version}: {e}") from None
         ctx = RequestContext(self.broker, header, self.peer)
