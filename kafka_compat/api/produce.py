@@ -38,10 +38,11 @@ def _append(broker, topic: str, index: int, records, acks: int, api_version: int
         batches = validate_produce_records(records, api_version=api_version,
                                            max_message_bytes=config["max.message.bytes"])
         records, batches, log_append_time = check_batches(records, batches, config, int(time.time() * 1000))
-        if acks == -1 and len(broker.metadata.isr(topic, index)) < config["min.insync.replicas"]:
+        isr_size = len(broker.metadata.isr(topic, index))
+        if acks == -1 and isr_size < config["min.insync.replicas"]:
             raise KafkaError(
                 ErrorCode.NOT_ENOUGH_REPLICAS,
-                f"The size of the current ISR {len(broker.metadata.isr(topic, index))} is insufficient "
+                f"The size of the current ISR {isr_size} is insufficient "
                 f"to satisfy the min.isr requirement of {config['min.insync.replicas']} for partition {topic}-{index}",
             )
         result = log.append(records, batches, leader_epoch=broker.metadata.leader_epoch(topic, index),

@@ -299,6 +299,14 @@ def _compute_crc(buf, pos: int, end: int) -> int:
     return crc32c(memoryview(buf)[pos + ATTRIBUTES_OFFSET : end])
 
 
+def _read_nullable(data: bytes, pos: int) -> tuple[bytes | None, int]:
+    """A varint-length-prefixed field of a record; length -1 is null."""
+    length, pos = decode_varint(data, pos)
+    if length < 0:
+        return None, pos
+    return data[pos : pos + length], pos + length
+
+
 def _iter_records(data: bytes, count: int, base_offset: int, base_timestamp: int, fixed_timestamp):
     pos = 0
     size = len(data)
@@ -316,18 +324,8 @@ def _iter_records(data: bytes, count: int, base_offset: int, base_timestamp: int
             pos += 1  # record attributes: unused
             timestamp_delta, pos = decode_varlong(data, pos)
             offset_delta, pos = read_varint(data, pos)
-            key_length, pos = read_varint(data, pos)
-            if key_length >= 0:
-                key = data[pos : pos + key_length]
-                pos += key_length
-            else:
-                key = None
-            value_length, pos = read_varint(data, pos)
-            if value_length >= 0:
-                value = data[pos : pos + value_length]
-                pos += value_length
-            else:
-                value = None
+            key, pos = _read_nullable(data, pos)
+            value, pos = _read_nullable(data, pos)
             header_count, pos = read_varint(data, pos)
             if header_count < 0:
                 raise KafkaError(ErrorCode.INVALID_RECORD, f"Found invalid number of record headers {header_count}")
@@ -341,12 +339,7 @@ def _iter_records(data: bytes, count: int, base_offset: int, base_timestamp: int
                 # Java decodes header keys leniently (malformed UTF-8 becomes U+FFFD).
                 header_key = data[pos : pos + header_key_length].decode(errors="replace")
                 pos += header_key_length
-                header_value_length, pos = read_varint(data, pos)
-                if header_value_length >= 0:
-                    header_value = data[pos : pos + header_value_length]
-                    pos += header_value_length
-                else:
-                    header_value = None
+                header_value, pos = _read_nullable(data, pos)
                 headers.append((header_key, header_value))
             if pos - record_start != length:
                 raise KafkaError(
