@@ -138,13 +138,13 @@ def _remaining(io) -> int:
 
 
 class FrameReader:
-    """A stream over a request frame (a bytearray) that hands records out as
+    """A stream over a request frame (a writable buffer) that hands records out as
     writable views of the frame instead of copies: produce validates and
     patches the batch where it arrived."""
 
     __slots__ = ("view", "pos")
 
-    def __init__(self, frame: bytearray, pos: int = 0):
+    def __init__(self, frame, pos: int = 0):
         self.view = memoryview(frame)
         self.pos = pos
 

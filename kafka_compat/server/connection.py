@@ -53,7 +53,7 @@ class RequestContext:
         return self.header.api_version
 
 
-def parse_header(frame: bytes) -> RequestHeader:
+def parse_header(frame) -> RequestHeader:
     """Request header v1 (v2 adds tagged fields when the API version is flexible).
     The client id is a non-compact nullable string in both."""
     if len(frame) < 10:
@@ -137,20 +137,53 @@ async def _receive_header(stream: trio.SocketStream, buf: bytearray) -> bool:
     return True
 
 
-async def _receive_frame(stream: trio.SocketStream, buf: bytearray, size: int) -> bytearray:
-    """The request body of ``size`` bytes: what was read ahead, then the rest
+# A connection keeps its frame buffer for the next request up to this size; a
+# larger one (a rare huge request) is freed once its request is done.
+KEEP_FRAME_BUFFER_MAX = 8 << 20
+
+
+class FrameBuffer:
+    """One connection's request frames, received into one reused buffer: a
+    fresh bytearray per request would cost a zero fill (and page faults) for
+    every megabyte produced. A frame is a memoryview of exactly the request;
+    if anyone still holds a view into it once the request is done (produce
+    records are views), the buffer is left to them and a new one is made."""
+
+    __slots__ = ("buf",)
+
+    def __init__(self):
+        self.buf = bytearray()
+
+    def frame(self, size: int) -> memoryview:
+        if len(self.buf) < size:
+            self.buf = bytearray(size)
+        return memoryview(self.buf)[:size]
+
+    def done(self, frame: memoryview) -> None:
+        buf = self.buf
+        try:
+            frame.release()
+            buf.append(0)  # a bytearray cannot be resized while a view of it exists
+        except BufferError:
+            self.buf = bytearray()
+            return
+        buf.pop()
+        if len(buf) > KEEP_FRAME_BUFFER_MAX:
+            self.buf = bytearray()
+
+
+async def _receive_frame(stream: trio.SocketStream, buf: bytearray, frame: memoryview) -> None:
+    """Fill ``frame`` with the request body: what was read ahead, then the rest
     received straight into the frame (no intermediate buffers for large produces)."""
-    frame = bytearray(size)
+    size = len(frame)
     have = min(len(buf) - 4, size)
     frame[:have] = memoryview(buf)[4 : 4 + have]
     del buf[: 4 + have]
-    view = memoryview(frame)
     while have < size:
-        n = await stream.socket.recv_into(view[have:], size - have)
+        n = await stream.socket.recv_into(frame[have:], size - have)
         if not n:
             raise MalformedRequest("connection closed mid-request")
         have += n
-    return frame
 
 
 class Connection:
@@ -186,6 +219,7 @@ class Connection:
 
     async def _loop(self) -> None:
         pending = bytearray()
+        frames = FrameBuffer()
         while not self.closing:
             self.idle = not pending
             if not await _receive_header(self.stream, pending):
@@ -196,12 +230,14 @@ class Connection:
                 raise MalformedRequest(
                     f"request of {size} bytes exceeds socket.request.max.bytes ({self.max_request})"
                 )
-            frame = await _receive_frame(self.stream, pending, size)
+            frame = frames.frame(size)
+            await _receive_frame(self.stream, pending, frame)
             chunks = await self._handle(frame)
             if chunks:
                 await send_chunks(self.stream, chunks)
+            frames.done(frame)
 
-    async def _handle(self, frame: bytearray) -> list | None:
+    async def _handle(self, frame: memoryview) -> list | None:
         header = parse_header(frame)
         entry = REGISTRY.get(header.api_key)
         if entry is None:
