@@ -106,7 +106,8 @@ class Broker:
                 )
                 # What start-up built lives as long as the broker: keep it out of
                 # the collector's full passes, which otherwise stall requests.
-                gc.collect()
+                # (No gc.collect() first: start-up leaves no cyclic garbage to
+                # speak of, and a full pass would delay serving by ~50 ms.)
                 gc.freeze()
                 task_status.started(self.bound)
                 await self.shutting_down.wait()

@@ -51,8 +51,11 @@ def load_log(
     log_start_offset: int,
 ) -> LoadedLog:
     """Open (creating if needed) the partition directory. Blocking."""
-    directory.mkdir(parents=True, exist_ok=True)
-    names = os.listdir(directory)
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        directory.mkdir(parents=True)
+        names = []
     bases = _discover_segments(directory, names)
     if not bases:
         segment = LogSegment(directory, log_start_offset, config, now_ms, create=True)
@@ -159,10 +162,11 @@ def _load_producer_state(
     if not loaded:
         state.clear(segments[0].base_offset)
     start = max(state.end_offset, segments[0].base_offset)
-    first = max(bisect_right([s.base_offset for s in segments], start) - 1, 0)
-    for segment in segments[first:]:
-        for _, header in segment.headers(segment.offset_index.lookup(start)[1]):
-            if header.base_offset >= start:
-                state.replay(header, header.base_offset)
+    if start < next_offset:  # after a clean shutdown the snapshot is at the log end
+        first = max(bisect_right([s.base_offset for s in segments], start) - 1, 0)
+        for segment in segments[first:]:
+            for _, header in segment.headers(segment.offset_index.lookup(start)[1]):
+                if header.base_offset >= start:
+                    state.replay(header, header.base_offset)
     state.end_offset = next_offset
     return state
