@@ -27,6 +27,8 @@ FIXED = {"int8": _I8, "int16": _I16, "uint16": _U16, "int32": _I32, "int64": _I6
 
 
 def read_exact(io, n: int) -> bytes:
+    if io.__class__ is FrameReader:
+        return io.exact(n)
     data = io.read(n)
     if len(data) != n:
         raise StreamError(f"needed {n} bytes, got {len(data)}")
@@ -36,6 +38,9 @@ def read_exact(io, n: int) -> bytes:
 def read_uvarint(io) -> int:
     """An unsigned varint of at most 5 bytes (32 bits), as Kafka reads them: a longer
     one is corrupt, and would otherwise yield lengths too large to even index with."""
+    if io.__class__ is FrameReader:
+        value, io.pos = uvarint_at(io.view, io.pos)
+        return value
     result = shift = 0
     while True:
         byte = io.read(1)
@@ -45,6 +50,23 @@ def read_uvarint(io) -> int:
         result |= (b & 0x7F) << shift
         if b < 0x80:
             return result
+        shift += 7
+        if shift > 28:
+            raise StreamError("varint too long")
+
+
+def uvarint_at(buf, pos: int) -> tuple[int, int]:
+    """``read_uvarint`` in place, for a buffer: (value, position after it)."""
+    size = len(buf)
+    result = shift = 0
+    while True:
+        if pos >= size:
+            raise StreamError("truncated varint")
+        b = buf[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if b < 0x80:
+            return result, pos
         shift += 7
         if shift > 28:
             raise StreamError("varint too long")
@@ -64,6 +86,8 @@ def write_uvarint(io, value: int) -> None:
 
 
 def read_fixed(io, st: struct.Struct):
+    if io.__class__ is FrameReader:
+        return io.unpack(st)
     return st.unpack(read_exact(io, st.size))[0]
 
 
@@ -140,7 +164,8 @@ def _remaining(io) -> int:
 class FrameReader:
     """A stream over a request frame (a writable buffer) that hands records out as
     writable views of the frame instead of copies: produce validates and
-    patches the batch where it arrived."""
+    patches the batch where it arrived. The readers above decode fixed-size
+    fields and varints from it in place (no bytes object per field)."""
 
     __slots__ = ("view", "pos")
 
@@ -153,6 +178,22 @@ class FrameReader:
         data = bytes(self.view[self.pos : end])
         self.pos = end
         return data
+
+    def exact(self, n: int) -> bytes:
+        pos = self.pos
+        end = pos + n
+        if end > len(self.view):
+            raise StreamError(f"needed {n} bytes, got {len(self.view) - pos}")
+        self.pos = end
+        return bytes(self.view[pos:end])
+
+    def unpack(self, st: struct.Struct):
+        pos = self.pos
+        end = pos + st.size
+        if end > len(self.view):
+            raise StreamError(f"needed {st.size} bytes, got {len(self.view) - pos}")
+        self.pos = end
+        return st.unpack_from(self.view, pos)[0]
 
     def take(self, n: int) -> memoryview:
         view = self.view[self.pos : self.pos + n]

@@ -13,11 +13,12 @@ import struct
 from dataclasses import dataclass
 
 import trio
+from construct import StreamError
 
 from ..api.registry import REGISTRY, ApiEntry
 from ..protocol import schema
 from ..protocol.errors import ErrorCode
-from ..protocol.primitives import FrameReader
+from ..protocol.primitives import FrameReader, uvarint_at
 from .sender import send_chunks
 
 log = logging.getLogger(__name__)
@@ -70,29 +71,18 @@ def parse_header(frame) -> RequestHeader:
     header = RequestHeader(api_key, api_version, correlation_id, client_id, pos)
     entry = REGISTRY.get(api_key)
     if entry is not None and entry.min_version <= api_version <= entry.max_version and schema.is_flexible(api_key, api_version):
-        count, pos = _uvarint_at(frame, pos)
-        for _ in range(count):
-            _, pos = _uvarint_at(frame, pos)  # tag
-            size, pos = _uvarint_at(frame, pos)
-            pos += size
+        try:
+            count, pos = uvarint_at(frame, pos)
+            for _ in range(count):
+                _, pos = uvarint_at(frame, pos)  # tag
+                size, pos = uvarint_at(frame, pos)
+                pos += size
+        except StreamError:
+            raise MalformedRequest("bad varint in request header") from None
         if pos > len(frame):
             raise MalformedRequest("header tagged fields run past the request")
         header.body_offset = pos
     return header
-
-
-def _uvarint_at(buf, pos: int) -> tuple[int, int]:
-    """An unsigned varint at ``pos`` (without copying the buffer): (value, next pos)."""
-    value = shift = 0
-    while True:
-        if pos >= len(buf) or shift > 28:
-            raise MalformedRequest("bad varint in request header")
-        b = buf[pos]
-        pos += 1
-        value |= (b & 0x7F) << shift
-        if b < 0x80:
-            return value, pos
-        shift += 7
 
 
 def encode_response(entry: ApiEntry, header: RequestHeader, body: dict) -> list:

@@ -137,6 +137,10 @@ def test_round_trip(name, version, direction):
         # The interpreted struct is the compiled one's reference: same bytes, same values.
         assert slow.build(value) == data
         assert plain(parse_all(slow, data)) == plain(decoded)
+        # Requests are decoded in place from their frame: same values.
+        frame = p.FrameReader(bytearray(data))
+        assert plain(codec.parse_stream(frame)) == plain(decoded)
+        assert frame.tell() == len(data)
 
 
 @pytest.mark.parametrize("name, version, direction", all_message_versions())
@@ -283,6 +287,8 @@ def test_truncated_input_raises_at_every_length(name, version, direction):
         for c in (codec, slow):
             with pytest.raises(ConstructError):
                 c.parse(data[:cut])
+        with pytest.raises(ConstructError):
+            codec.parse_stream(p.FrameReader(bytearray(data[:cut])))
 
 
 @pytest.mark.parametrize("version", [3, 9])
@@ -321,6 +327,9 @@ def test_overlong_varint_is_refused():
     with pytest.raises(ConstructError, match="varint too long"):
         codec.parse(b"\x81\x80\x80\x80\x80\x00" + b"\x00" * 8)
     assert p.read_uvarint(io.BytesIO(b"\xff\xff\xff\xff\x0f")) == 0xFFFFFFFF
+    with pytest.raises(ConstructError, match="varint too long"):
+        codec.parse_stream(p.FrameReader(bytearray(b"\x81\x80\x80\x80\x80\x00" + b"\x00" * 8)))
+    assert p.uvarint_at(b"\x00\xff\xff\xff\xff\x0f", 1) == (0xFFFFFFFF, 6)
 
 
 def test_string_longer_than_the_input_is_refused():
