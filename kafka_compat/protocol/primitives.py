@@ -72,7 +72,13 @@ def uvarint_at(buf, pos: int) -> tuple[int, int]:
             raise StreamError("varint too long")
 
 
+# Most varints written are small (lengths, counts, empty tagged-field sections).
+_ONE_BYTE_UVARINTS = [bytes((i,)) for i in range(0x80)]
+
+
 def encode_uvarint(value: int) -> bytes:
+    if 0 <= value < 0x80:
+        return _ONE_BYTE_UVARINTS[value]
     out = bytearray()
     while value > 0x7F:
         out.append((value & 0x7F) | 0x80)
