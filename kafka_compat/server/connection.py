@@ -19,6 +19,7 @@ from ..api.registry import REGISTRY, ApiEntry
 from ..protocol import schema
 from ..protocol.errors import ErrorCode
 from ..protocol.primitives import FrameReader, uvarint_at
+from .frames import FramePool
 from .sender import send_chunks
 
 log = logging.getLogger(__name__)
@@ -127,41 +128,6 @@ async def _receive_header(stream: trio.SocketStream, buf: bytearray) -> bool:
     return True
 
 
-# A connection keeps its frame buffer for the next request up to this size; a
-# larger one (a rare huge request) is freed once its request is done.
-KEEP_FRAME_BUFFER_MAX = 8 << 20
-
-
-class FrameBuffer:
-    """One connection's request frames, received into one reused buffer: a
-    fresh bytearray per request would cost a zero fill (and page faults) for
-    every megabyte produced. A frame is a memoryview of exactly the request;
-    if anyone still holds a view into it once the request is done (produce
-    records are views), the buffer is left to them and a new one is made."""
-
-    __slots__ = ("buf",)
-
-    def __init__(self):
-        self.buf = bytearray()
-
-    def frame(self, size: int) -> memoryview:
-        if len(self.buf) < size:
-            self.buf = bytearray(size)
-        return memoryview(self.buf)[:size]
-
-    def done(self, frame: memoryview) -> None:
-        buf = self.buf
-        try:
-            frame.release()
-            buf.append(0)  # a bytearray cannot be resized while a view of it exists
-        except BufferError:
-            self.buf = bytearray()
-            return
-        buf.pop()
-        if len(buf) > KEEP_FRAME_BUFFER_MAX:
-            self.buf = bytearray()
-
-
 async def _receive_frame(stream: trio.SocketStream, buf: bytearray, frame: memoryview) -> None:
     """Fill ``frame`` with the request body: what was read ahead, then the rest
     received straight into the frame (no intermediate buffers for large produces)."""
@@ -177,9 +143,10 @@ async def _receive_frame(stream: trio.SocketStream, buf: bytearray, frame: memor
 
 
 class Connection:
-    def __init__(self, broker, stream: trio.SocketStream):
+    def __init__(self, broker, stream: trio.SocketStream, frames: FramePool):
         self.broker = broker
         self.stream = stream
+        self.frames = frames
         try:
             host, port = stream.socket.getpeername()[:2]
             self.peer = f"{host}:{port}"
@@ -209,7 +176,6 @@ class Connection:
 
     async def _loop(self) -> None:
         pending = bytearray()
-        frames = FrameBuffer()
         while not self.closing:
             self.idle = not pending
             if not await _receive_header(self.stream, pending):
@@ -220,12 +186,12 @@ class Connection:
                 raise MalformedRequest(
                     f"request of {size} bytes exceeds socket.request.max.bytes ({self.max_request})"
                 )
-            frame = frames.frame(size)
+            frame = self.frames.take(size)
             await _receive_frame(self.stream, pending, frame)
             chunks = await self._handle(frame)
             if chunks:
                 await send_chunks(self.stream, chunks)
-            frames.done(frame)
+            self.frames.give_back(frame)
 
     async def _handle(self, frame: memoryview) -> list | None:
         header = parse_header(frame)

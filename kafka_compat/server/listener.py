@@ -7,6 +7,7 @@ import logging
 import trio
 
 from .connection import Connection
+from .frames import FramePool
 
 log = logging.getLogger(__name__)
 
@@ -15,6 +16,7 @@ class Server:
     def __init__(self, broker):
         self.broker = broker
         self.connections: set[Connection] = set()
+        self.frames = FramePool()
         self._accept_scope = trio.CancelScope()
 
     async def serve(self, listeners: list, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
@@ -40,7 +42,7 @@ class Server:
             connections.start_soon(self._serve_one, stream)
 
     async def _serve_one(self, stream) -> None:
-        conn = Connection(self.broker, stream)
+        conn = Connection(self.broker, stream, self.frames)
         self.connections.add(conn)
         try:
             await conn.serve()
