@@ -35,7 +35,7 @@ async def create_topics(ctx, request) -> dict:
             if request.validate_only:
                 meta_id, overrides = ZERO_UUID, {k: v for k, v in configs.items() if v is not None}
             else:
-                meta = topics.create(t.name, replicas, configs)
+                meta = await topics.create(t.name, replicas, configs)
                 meta_id, overrides = meta.topic_id, meta.configs
         except KafkaError as e:
             result.update(error_code=e.code, error_message=e.message)
@@ -109,7 +109,7 @@ async def create_partitions(ctx, request) -> dict:
         try:
             new_replicas = topics.plan_partitions(t.name, t.count, assignments)
             if not request.validate_only:
-                topics.add_partitions(t.name, new_replicas)
+                await topics.add_partitions(t.name, new_replicas)
         except KafkaError as e:
             result.update(error_code=e.code, error_message=e.message)
     return {"results": results}

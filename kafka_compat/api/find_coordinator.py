@@ -41,12 +41,12 @@ def _key_partition(broker, key_type: int, key: str) -> tuple[str, int]:
     return TRANSACTION_STATE_TOPIC, partition_for(key, partitions)
 
 
-def _coordinator(broker, key_type: int, key: str) -> tuple[ErrorCode, tuple[int, str, int]]:
+async def _coordinator(broker, key_type: int, key: str) -> tuple[ErrorCode, tuple[int, str, int]]:
     topic, partition = _key_partition(broker, key_type, key)
     meta = broker.topics.get(topic)
     if meta is None:
         try:
-            create_internal_topic(broker, topic)
+            await create_internal_topic(broker, topic)
         except KafkaError as e:
             log.warning("cannot create %s: %s", topic, e)
         if topic == OFFSETS_TOPIC:
@@ -72,7 +72,7 @@ async def find_coordinator(ctx, request) -> dict:
     else:
         answers = []
         for key in keys:
-            error, node = _coordinator(broker, request.key_type, key)
+            error, node = await _coordinator(broker, request.key_type, key)
             answers.append((error, node, None if batched else _MESSAGES.get(error, error.name)))
     if batched:
         return {"coordinators": [

@@ -48,7 +48,7 @@ def _error_entry(name, topic_id, code: ErrorCode) -> dict:
     return {"error_code": code, "name": name, "topic_id": topic_id or ZERO_UUID, "partitions": []}
 
 
-def _lookup(broker, name: str, allow_auto_create: bool) -> dict | None:
+async def _lookup(broker, name: str, allow_auto_create: bool) -> dict | None:
     """None when the topic exists; else the error entry (auto-creating it first
     when allowed, which Kafka answers with LEADER_NOT_AVAILABLE)."""
     topics = broker.topics
@@ -60,7 +60,7 @@ def _lookup(broker, name: str, allow_auto_create: bool) -> dict | None:
         return _error_entry(name, None, ErrorCode.INVALID_TOPIC_EXCEPTION)
     if allow_auto_create and broker.config.auto_create_topics_enable and not is_internal(name):
         try:
-            topics.auto_create(name)
+            await topics.auto_create(name)
         except KafkaError as e:
             if e.code != ErrorCode.TOPIC_ALREADY_EXISTS:
                 return _error_entry(name, None, e.code)
@@ -89,7 +89,7 @@ async def metadata(ctx, request) -> dict:
                     topic_entries.append(_error_entry(None, topic_id, ErrorCode.UNKNOWN_TOPIC_ID))
                     continue
             else:
-                error = _lookup(broker, name, allow_auto_create)
+                error = await _lookup(broker, name, allow_auto_create)
                 if error is not None:
                     topic_entries.append(error)
                     continue

@@ -14,6 +14,6 @@ async def init_producer_id(ctx, request) -> dict:
     # at epoch 0, whatever id/epoch it sends (KIP-360 fields are for transactions).
     return {
         "error_code": ErrorCode.NONE,
-        "producer_id": ctx.broker.producer_ids.next_id(),
+        "producer_id": await ctx.broker.producer_ids.next_id(),
         "producer_epoch": 0,
     }

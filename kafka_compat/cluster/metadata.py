@@ -17,6 +17,8 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import trio
+
 from ..protocol.errors import ErrorCode, KafkaError
 
 LEGAL_TOPIC = re.compile(r"^[a-zA-Z0-9._-]+$")
@@ -97,13 +99,15 @@ class MetadataStore:
     def topic_by_id(self, topic_id: bytes) -> TopicMeta | None:
         raise NotImplementedError
 
-    def create_topic(self, name: str, replicas: list[list[int]], configs: dict[str, str]) -> TopicMeta:
+    # Changes are durable when the call returns; readers see them as soon as it
+    # starts (no other task runs before the in-memory update).
+    async def create_topic(self, name: str, replicas: list[list[int]], configs: dict[str, str]) -> TopicMeta:
         raise NotImplementedError
 
-    def delete_topic(self, name: str) -> None:
+    async def delete_topic(self, name: str) -> None:
         raise NotImplementedError
 
-    def add_partitions(self, name: str, new_replicas: list[list[int]]) -> None:
+    async def add_partitions(self, name: str, new_replicas: list[list[int]]) -> None:
         raise NotImplementedError
 
     def leader(self, topic: str, partition: int) -> int:
@@ -112,7 +116,7 @@ class MetadataStore:
     def leader_epoch(self, topic: str, partition: int) -> int:
         raise NotImplementedError
 
-    def reserve_producer_id_block(self, size: int) -> int:
+    async def reserve_producer_id_block(self, size: int) -> int:
         """Durably reserve ``size`` producer ids; returns the first."""
         raise NotImplementedError
 
@@ -133,12 +137,13 @@ class LocalMetadataStore(MetadataStore):
         self._by_id: dict[bytes, TopicMeta] = {}
         self.cluster_id = ""
         self._next_producer_id = 0
+        self._save_lock = trio.Lock()
         self._load()
 
     def _load(self) -> None:
         if not self.path.exists():
             self.cluster_id = uuid_to_str(new_uuid())
-            self._save()
+            self._write(self._snapshot())  # at start-up, before serving
             return
         data = json.loads(self.path.read_text())
         self.cluster_id = data["cluster_id"]
@@ -148,8 +153,8 @@ class LocalMetadataStore(MetadataStore):
             self._topics[meta.name] = meta
             self._by_id[meta.topic_id] = meta
 
-    def _save(self) -> None:
-        data = {
+    def _snapshot(self) -> dict:
+        return {
             "cluster_id": self.cluster_id,
             "next_producer_id": self._next_producer_id,
             "topics": [
@@ -157,6 +162,9 @@ class LocalMetadataStore(MetadataStore):
                 for t in self._topics.values()
             ],
         }
+
+    def _write(self, data: dict) -> None:
+        """Replace the file atomically and durably (write, fsync, rename, fsync the dir)."""
         tmp = self.path.with_suffix(".tmp")
         with open(tmp, "w") as f:
             json.dump(data, f)
@@ -169,6 +177,12 @@ class LocalMetadataStore(MetadataStore):
         finally:
             os.close(dir_fd)
 
+    async def _save(self) -> None:
+        """Persist the current state in a worker thread (the fsyncs stay off the
+        event loop); one save at a time, each writing the state as of its turn."""
+        async with self._save_lock:
+            await trio.to_thread.run_sync(self._write, self._snapshot())
+
     def brokers(self) -> list[BrokerInfo]:
         return [self.broker]
 
@@ -178,21 +192,21 @@ class LocalMetadataStore(MetadataStore):
     def topic_by_id(self, topic_id: bytes) -> TopicMeta | None:
         return self._by_id.get(topic_id)
 
-    def create_topic(self, name: str, replicas: list[list[int]], configs: dict[str, str]) -> TopicMeta:
+    async def create_topic(self, name: str, replicas: list[list[int]], configs: dict[str, str]) -> TopicMeta:
         meta = TopicMeta(name, new_uuid(), replicas, dict(configs))
         self._topics[name] = meta
         self._by_id[meta.topic_id] = meta
-        self._save()
+        await self._save()
         return meta
 
-    def delete_topic(self, name: str) -> None:
+    async def delete_topic(self, name: str) -> None:
         meta = self._topics.pop(name)
         del self._by_id[meta.topic_id]
-        self._save()
+        await self._save()
 
-    def add_partitions(self, name: str, new_replicas: list[list[int]]) -> None:
+    async def add_partitions(self, name: str, new_replicas: list[list[int]]) -> None:
         self._topics[name].replicas.extend(new_replicas)
-        self._save()
+        await self._save()
 
     def leader(self, topic: str, partition: int) -> int:
         return self.broker.node_id
@@ -200,10 +214,10 @@ class LocalMetadataStore(MetadataStore):
     def leader_epoch(self, topic: str, partition: int) -> int:
         return 0
 
-    def reserve_producer_id_block(self, size: int) -> int:
+    async def reserve_producer_id_block(self, size: int) -> int:
         start = self._next_producer_id
         self._next_producer_id += size
-        self._save()
+        await self._save()
         return start
 
     def isr(self, topic: str, partition: int) -> list[int]:

@@ -107,9 +107,9 @@ class TopicManager:
         parsed = validate_topic_configs(configs, self.config)
         return replicas, parsed
 
-    def create(self, name: str, replicas: list[list[int]], configs: dict[str, str | None]) -> TopicMeta:
+    async def create(self, name: str, replicas: list[list[int]], configs: dict[str, str | None]) -> TopicMeta:
         overrides = {k: v for k, v in configs.items() if v is not None}
-        meta = self.metadata.create_topic(name, replicas, overrides)
+        meta = await self.metadata.create_topic(name, replicas, overrides)
         self._effective.pop(name, None)
         effective = self.effective_config(name)
         for p in range(meta.partitions):
@@ -117,15 +117,15 @@ class TopicManager:
         log.info("created topic %s with %d partition(s)", name, meta.partitions)
         return meta
 
-    def auto_create(self, name: str) -> TopicMeta:
+    async def auto_create(self, name: str) -> TopicMeta:
         replicas, _ = self.plan_create(name, -1, -1, {}, {})
-        return self.create(name, replicas, {})
+        return await self.create(name, replicas, {})
 
     async def delete(self, name: str) -> None:
         if not self.config.delete_topic_enable:
             raise KafkaError(ErrorCode.TOPIC_DELETION_DISABLED, "Topic deletion is disabled.")
         meta = self.metadata.topics()[name]
-        self.metadata.delete_topic(name)
+        await self.metadata.delete_topic(name)
         self._effective.pop(name, None)
         for p in range(meta.partitions):
             await self.logs.delete(name, p)
@@ -156,9 +156,9 @@ class TopicManager:
             return [list(a) for a in assignments]
         return self._assign(added, len(meta.replicas[0]), start=current)
 
-    def add_partitions(self, name: str, new_replicas: list[list[int]]) -> None:
+    async def add_partitions(self, name: str, new_replicas: list[list[int]]) -> None:
         start = self.get(name).partitions
-        self.metadata.add_partitions(name, new_replicas)
+        await self.metadata.add_partitions(name, new_replicas)
         effective = self.effective_config(name)
         for p in range(start, start + len(new_replicas)):
             self.logs.create(name, p, effective)

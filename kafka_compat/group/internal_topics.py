@@ -48,7 +48,7 @@ def partition_count(broker, name: str, configured: int) -> int:
     return configured if meta is None else meta.partitions
 
 
-def create_internal_topic(broker, name: str) -> None:
+async def create_internal_topic(broker, name: str) -> None:
     """Create ``__consumer_offsets`` or ``__transaction_state`` with Kafka's
     configs for it; a no-op if it exists."""
     if broker.topics.get(name) is not None:
@@ -63,7 +63,7 @@ def create_internal_topic(broker, name: str) -> None:
         configs["min.insync.replicas"] = str(replication)
     try:
         replicas, _ = broker.topics.plan_create(name, partitions, replication, {}, configs)
-        broker.topics.create(name, replicas, configs)
+        await broker.topics.create(name, replicas, configs)
     except KafkaError as e:
         if e.code != ErrorCode.TOPIC_ALREADY_EXISTS:
             raise

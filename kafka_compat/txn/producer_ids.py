@@ -12,10 +12,12 @@ class ProducerIdManager:
         self._next = 0
         self._end = 0
 
-    def next_id(self) -> int:
+    async def next_id(self) -> int:
         if self._next >= self._end:
-            self._next = self.metadata.reserve_producer_id_block(BLOCK_SIZE)
-            self._end = self._next + BLOCK_SIZE
+            # Callers meanwhile reserve blocks of their own: no id is handed out
+            # twice, at worst the rest of a block goes unused.
+            start = await self.metadata.reserve_producer_id_block(BLOCK_SIZE)
+            self._next, self._end = start, start + BLOCK_SIZE
         pid = self._next
         self._next += 1
         return pid

@@ -103,6 +103,38 @@ async def test_topic_name_collision(broker):
     assert collide.error_code == ErrorCode.INVALID_TOPIC_EXCEPTION and "collides" in collide.error_message
 
 
+async def test_concurrent_creates_of_one_topic_make_it_once(broker):
+    """The metadata file is written in a worker thread: a create waiting for it
+    must already be visible to the next one."""
+    clients = [await broker.client() for _ in range(4)]
+    results = []
+
+    async def create(client):
+        results.append((await create_topic(client, "raced", 2)).error_code)
+
+    async with trio.open_nursery() as nursery:
+        for client in clients:
+            nursery.start_soon(create, client)
+    assert sorted(results) == [ErrorCode.NONE] + [ErrorCode.TOPIC_ALREADY_EXISTS] * 3
+    assert broker.broker.topics.get("raced").partitions == 2
+
+
+async def test_concurrent_init_producer_ids_across_blocks_are_distinct(broker):
+    clients = [await broker.client() for _ in range(5)]
+    ids = []
+
+    async def init(client):
+        for _ in range(300):  # 1,500 in all: crosses the 1,000-id block boundary
+            resp = await client.request("InitProducerId", 4, {"transactional_id": None, "transaction_timeout_ms": 1000})
+            assert resp.error_code == ErrorCode.NONE
+            ids.append(resp.producer_id)
+
+    async with trio.open_nursery() as nursery:
+        for client in clients:
+            nursery.start_soon(init, client)
+    assert len(set(ids)) == 1500
+
+
 async def test_delete_topics_and_create_partitions(broker):
     client = await broker.client()
     created = await create_topic(client, "gone", 2)

@@ -74,7 +74,7 @@ class WallClock:
 @pytest.fixture
 async def parts(tmp_path):
     p = Parts(tmp_path / "data")
-    create_internal_topic(p, OFFSETS_TOPIC)
+    await create_internal_topic(p, OFFSETS_TOPIC)
     yield p
     await p.close()
 
@@ -248,7 +248,7 @@ async def test_request_checks(autojump_clock, parts, nursery):
 
 async def test_group_max_size(autojump_clock, tmp_path, nursery):
     parts = Parts(tmp_path / "data", **{"group.max.size": 1})
-    create_internal_topic(parts, OFFSETS_TOPIC)
+    await create_internal_topic(parts, OFFSETS_TOPIC)
     c = await start(parts, nursery)
     await stable_group(c, nursery, "a")
     result = await join(c)
@@ -304,7 +304,7 @@ async def test_leader_that_does_not_rejoin_is_replaced(autojump_clock, parts, nu
 
 async def test_initial_rebalance_delay_grows_while_members_keep_joining(autojump_clock, tmp_path, nursery):
     parts = Parts(tmp_path / "data", **{"group.initial.rebalance.delay.ms": 3000})
-    create_internal_topic(parts, OFFSETS_TOPIC)
+    await create_internal_topic(parts, OFFSETS_TOPIC)
     c = await start(parts, nursery)
     began = trio.current_time()
     first = Task(nursery, join, c, rebalance=10_000)
@@ -319,7 +319,7 @@ async def test_initial_rebalance_delay_grows_while_members_keep_joining(autojump
 
 async def test_initial_rebalance_delay_alone(autojump_clock, tmp_path, nursery):
     parts = Parts(tmp_path / "data", **{"group.initial.rebalance.delay.ms": 3000})
-    create_internal_topic(parts, OFFSETS_TOPIC)
+    await create_internal_topic(parts, OFFSETS_TOPIC)
     c = await start(parts, nursery)
     began = trio.current_time()
     assert (await join(c)).error == E.NONE
@@ -480,7 +480,7 @@ async def test_commit_checks_for_groups_with_members(autojump_clock, parts, nurs
 
 async def test_metadata_over_the_limit_is_rejected_per_partition(autojump_clock, tmp_path, nursery):
     parts = Parts(tmp_path / "data", **{"offset.metadata.max.bytes": 4})
-    create_internal_topic(parts, OFFSETS_TOPIC)
+    await create_internal_topic(parts, OFFSETS_TOPIC)
     c = await start(parts, nursery)
     result = c.commit_offsets("g", "", None, -1, {("t", 0): om(1, "12345"), ("t", 1): om(2, "1234")})
     assert result == {("t", 0): E.OFFSET_METADATA_TOO_LARGE, ("t", 1): E.NONE}
@@ -572,7 +572,7 @@ async def test_groups_and_offsets_are_loaded_back(autojump_clock, tmp_path, nurs
     if in_threads:  # as a large partition would be: in worker threads, one batch per read
         monkeypatch.setattr(offsets_log, "INLINE_LOAD_BYTES", 0)
     parts = Parts(tmp_path / "data", **({"offsets.load.buffer.size": 1} if in_threads else {}))
-    create_internal_topic(parts, OFFSETS_TOPIC)
+    await create_internal_topic(parts, OFFSETS_TOPIC)
     clock = WallClock()
     c = await start(parts, nursery, clock)
     ids, generation = await stable_group(c, nursery, "a", "b", instances={"b": "inst-b"})
@@ -630,7 +630,7 @@ async def test_without_the_offsets_topic_nothing_is_coordinated(autojump_clock, 
     c = await start(parts, nursery)
     assert (await join(c)).error == E.NOT_COORDINATOR
     assert c.delete_groups(["g"]) == {"g": E.NOT_COORDINATOR}
-    create_internal_topic(parts, OFFSETS_TOPIC)
+    await create_internal_topic(parts, OFFSETS_TOPIC)
     c.start_loading()
     with waiting_for_threads():
         while c.manager.loading:
