@@ -34,12 +34,13 @@ class FramePool:
     def give_back(self, frame: memoryview) -> None:
         """The request ``frame`` was received for is done."""
         buf = frame.obj
+        if len(buf) < MIN_POOLED_FRAME or self.free_bytes + len(buf) > self.max_bytes:
+            return
         try:
             frame.release()
             buf.append(0)  # a bytearray cannot be resized while a view of it exists
         except BufferError:
             return
         buf.pop()
-        if len(buf) >= MIN_POOLED_FRAME and self.free_bytes + len(buf) <= self.max_bytes:
-            self.free.append(buf)
-            self.free_bytes += len(buf)
+        self.free.append(buf)
+        self.free_bytes += len(buf)
