@@ -129,6 +129,14 @@ def topic_defaults(broker: BrokerConfig) -> dict[str, Any]:
     return defaults
 
 
+class InvalidTopicConfigValue(KafkaError):
+    """A value Kafka's LogConfig refuses with a ConfigException (a bad value, not a
+    bad name): CreateTopics answers INVALID_CONFIG, AlterConfigs INVALID_REQUEST."""
+
+    def __init__(self, message: str):
+        super().__init__(ErrorCode.INVALID_CONFIG, message)
+
+
 def _invalid_config(message: str) -> KafkaError:
     return KafkaError(ErrorCode.INVALID_CONFIG, message)
 
@@ -154,7 +162,7 @@ def validate_topic_configs(configs: Mapping[str, str | None], broker: BrokerConf
             try:
                 parsed[name] = definition.parse(configs[name])
             except ConfigError as e:
-                raise _invalid_config(str(e)) from None
+                raise InvalidTopicConfigValue(str(e)) from None
     base = broker.topic_defaults() if broker is not None else {n: d.default for n, d in TOPIC_CONFIGS.items()}
     combined = {**base, **parsed}
     if combined["min.compaction.lag.ms"] > combined["max.compaction.lag.ms"]:
@@ -163,7 +171,7 @@ def validate_topic_configs(configs: Mapping[str, str | None], broker: BrokerConf
             f"({combined['min.compaction.lag.ms']}) > max.compaction.lag.ms ({combined['max.compaction.lag.ms']})"
         )
     if combined["remote.storage.enable"]:
-        raise _invalid_config(
+        raise InvalidTopicConfigValue(
             "Tiered Storage functionality is disabled in the broker. "
             "Topic cannot be configured with remote log storage."
         )

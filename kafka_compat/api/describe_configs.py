@@ -11,11 +11,15 @@ from .registry import handles
 TOPIC, BROKER, BROKER_LOGGER = 2, 4, 8
 
 
+def logger_names() -> list[str]:
+    """The loggers the broker lists (and lets clients set): root and ours."""
+    return ["root"] + sorted(n for n in logging.root.manager.loggerDict if n.startswith("kafka_compat"))
+
+
 def _logger_entries() -> list[dict]:
     """Logger levels, in the shape Kafka gives its log4j loggers."""
-    names = ["root"] + sorted(n for n in logging.root.manager.loggerDict if n.startswith("kafka_compat"))
     entries = []
-    for name in names:
+    for name in logger_names():
         logger = logging.getLogger() if name == "root" else logging.getLogger(name)
         entries.append({"name": name, "value": logging.getLevelName(logger.getEffectiveLevel()),
                         "read_only": False, "is_default": False, "config_source": 2,

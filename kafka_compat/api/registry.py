@@ -44,6 +44,7 @@ def load_handlers() -> dict[int, ApiEntry]:
     """Import every handler module so each registers itself."""
     from . import (  # noqa: F401
         admin,
+        alter_configs,
         api_versions,
         describe_configs,
         fetch,

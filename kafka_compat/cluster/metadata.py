@@ -110,6 +110,10 @@ class MetadataStore:
     async def add_partitions(self, name: str, new_replicas: list[list[int]]) -> None:
         raise NotImplementedError
 
+    async def set_topic_configs(self, name: str, configs: dict[str, str]) -> None:
+        """Replace the topic's config overrides."""
+        raise NotImplementedError
+
     def leader(self, topic: str, partition: int) -> int:
         raise NotImplementedError
 
@@ -206,6 +210,10 @@ class LocalMetadataStore(MetadataStore):
 
     async def add_partitions(self, name: str, new_replicas: list[list[int]]) -> None:
         self._topics[name].replicas.extend(new_replicas)
+        await self._save()
+
+    async def set_topic_configs(self, name: str, configs: dict[str, str]) -> None:
+        self._topics[name].configs = dict(configs)
         await self._save()
 
     def leader(self, topic: str, partition: int) -> int:

@@ -156,6 +156,14 @@ class TopicManager:
             return [list(a) for a in assignments]
         return self._assign(added, len(meta.replicas[0]), start=current)
 
+    async def alter_configs(self, name: str, overrides: dict[str, str]) -> None:
+        """Replace the topic's config overrides (validated by the caller); its
+        logs use them from the next append, roll or retention pass on."""
+        await self.metadata.set_topic_configs(name, overrides)
+        self._effective.pop(name, None)
+        self.logs.update_config(name, self.effective_config(name))
+        log.info("topic %s now has config overrides %s", name, overrides)
+
     async def add_partitions(self, name: str, new_replicas: list[list[int]]) -> None:
         start = self.get(name).partitions
         await self.metadata.add_partitions(name, new_replicas)

@@ -21,6 +21,14 @@ class RunningBroker:
         return await WireClient.connect(self.port)
 
 
+async def start_broker(config: BrokerConfig, nursery: trio.Nursery) -> tuple[Broker, WireClient]:
+    """A broker serving in ``nursery`` and a client connected to it (for tests
+    that stop and start brokers themselves)."""
+    broker = Broker(config)
+    bound = await nursery.start(broker.run)
+    return broker, await WireClient.connect(bound[0][1])
+
+
 def make_config(data_dir, **overrides) -> BrokerConfig:
     props = {"listeners": "PLAINTEXT://127.0.0.1:0", "log.dirs": str(data_dir)}
     props.update({k.replace("_", "."): str(v) for k, v in overrides.items()})

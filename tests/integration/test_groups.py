@@ -6,7 +6,6 @@ import struct
 import pytest
 import trio
 
-from kafka_compat.broker import Broker
 from kafka_compat.group.internal_topics import OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC
 from kafka_compat.group.log_format import OffsetKey, read_key, read_offset_value
 from kafka_compat.group.partitioner import partition_for
@@ -14,8 +13,7 @@ from kafka_compat.protocol import schema
 from kafka_compat.protocol.errors import ErrorCode as E
 from kafka_compat.protocol.records import iter_batches
 
-from .conftest import make_config
-from .wire import WireClient
+from .conftest import make_config, start_broker
 
 OFFSETS_PARTITIONS = 4
 GROUP_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8)  # READ, DELETE, DESCRIBE
@@ -381,9 +379,7 @@ async def test_member_commits(broker):
 async def test_offsets_and_groups_survive_a_restart(tmp_path):
     config = group_config(tmp_path / "data")
     async with trio.open_nursery() as nursery:
-        first = Broker(config)
-        bound = await nursery.start(first.run)
-        client = await WireClient.connect(bound[0][1])
+        first, client = await start_broker(config, nursery)
         await create_topic(client, "t", partitions=2)
         await ready(client)
         joined = await join_v5(client)
@@ -394,9 +390,7 @@ async def test_offsets_and_groups_survive_a_restart(tmp_path):
         first.shutdown()
 
     async with trio.open_nursery() as nursery:
-        second = Broker(config)
-        bound = await nursery.start(second.run)
-        client = await WireClient.connect(bound[0][1])
+        second, client = await start_broker(config, nursery)
         await ready(client)
         resp = await fetch_offsets(client, "g", None)
         assert offsets_of(resp) == {("t", 0): (7, "m0", E.NONE), ("t", 1): (8, "", E.NONE)}

@@ -3,24 +3,16 @@ from __future__ import annotations
 
 import trio
 
-from kafka_compat.broker import Broker
 from kafka_compat.protocol.errors import ErrorCode
 
-from .conftest import make_config
+from .conftest import make_config, start_broker
 from .test_requests import create_topic, fetch, produce, records
-from .wire import WireClient
-
-
-async def _start(config, nursery) -> tuple[Broker, WireClient]:
-    broker = Broker(config)
-    bound = await nursery.start(broker.run)
-    return broker, await WireClient.connect(bound[0][1])
 
 
 async def test_topics_ids_configs_data_and_producer_state_survive_restart(tmp_path):
     config = make_config(tmp_path / "data")
     async with trio.open_nursery() as nursery:
-        broker, client = await _start(config, nursery)
+        broker, client = await start_broker(config, nursery)
         created = await create_topic(client, "keep", 2, {"retention.ms": "86400000"})
         init = await client.request("InitProducerId", 4, {"transactional_id": None, "transaction_timeout_ms": 1000})
         pid = init.producer_id
@@ -31,7 +23,7 @@ async def test_topics_ids_configs_data_and_producer_state_survive_restart(tmp_pa
         broker.shutdown()
 
     async with trio.open_nursery() as nursery:
-        broker, client = await _start(config, nursery)
+        broker, client = await start_broker(config, nursery)
         assert broker.metadata.cluster_id == cluster_id
         meta = await client.request("Metadata", 12, {"topics": [{"name": "keep"}]})
         topic = meta.topics[0]

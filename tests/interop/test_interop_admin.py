@@ -7,8 +7,8 @@ import time
 import kafka.errors
 import pytest
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import (AdminClient, ConfigResource, ConfigSource, NewPartitions,
-                                   NewTopic, ResourceType)
+from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource,
+                                   ConfigSource, NewPartitions, NewTopic, ResourceType)
 from kafka.admin import ConfigResource as KpConfigResource
 from kafka.admin import ConfigResourceType
 
@@ -172,3 +172,47 @@ def test_confluent_create_errors(ck_admin, topic_name):
     missing = topic_name("-missing")
     assert ck_error_code(ck_admin.delete_topics([missing]), missing) \
         == KafkaError.UNKNOWN_TOPIC_OR_PART
+
+
+# --- altering configs, each client checked through the other ------------
+
+def test_kafka_python_alter_configs_seen_by_confluent(kp_admin, ck_admin, topic_name):
+    name = topic_name()
+    kp_admin.create_topics({name: {"num_partitions": 1, "replication_factor": 1,
+                                   "configs": {"retention.ms": "3600000"}}}, wait_for_metadata=True)
+    kp_admin.alter_configs([KpConfigResource(ConfigResourceType.TOPIC, name,
+                                             configs={"segment.ms": "600000"})], incremental=False)
+    resource = ConfigResource(ResourceType.TOPIC, name)
+    entries = ck_result(ck_admin.describe_configs([resource]), resource)
+    # AlterConfigs replaces the whole set; kafka-python sends the topic's other
+    # overrides along (it reads them first), so retention.ms stays
+    assert entries["segment.ms"].value == "600000"
+    assert entries["segment.ms"].source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value
+    assert entries["retention.ms"].value == "3600000"
+    assert entries["segment.bytes"].is_default
+    result = kp_admin.alter_configs([KpConfigResource(ConfigResourceType.TOPIC, name,
+                                                      configs={"no.such.config": "1"})],
+                                    incremental=False, raise_on_unknown=False)
+    assert result["topic"][name] == "[Error 40] InvalidConfigurationError: Unknown topic config name: no.such.config"
+
+
+def test_confluent_incremental_alter_configs_seen_by_kafka_python(kp_admin, ck_admin, topic_name):
+    name = topic_name()
+    ck_result(ck_admin.create_topics([NewTopic(name, 1, 1, config={"retention.ms": "3600000"})]), name)
+    resource = ConfigResource(ResourceType.TOPIC, name, incremental_configs=[
+        ConfigEntry("cleanup.policy", "compact", incremental_operation=AlterConfigOpType.APPEND),
+        ConfigEntry("max.message.bytes", "2000000", incremental_operation=AlterConfigOpType.SET),
+    ])
+    ck_result(ck_admin.incremental_alter_configs([resource]), resource)
+    configs = kp_admin.describe_configs([KpConfigResource(ConfigResourceType.TOPIC, name)])["topic"][name]
+    assert {k: v["value"] for k, v in configs.items()} == {
+        "retention.ms": "3600000", "cleanup.policy": "delete,compact", "max.message.bytes": "2000000"}
+
+    missing = ConfigResource(ResourceType.TOPIC, topic_name("-missing"), incremental_configs=[
+        ConfigEntry("retention.ms", "1", incremental_operation=AlterConfigOpType.SET)])
+    assert ck_error_code(ck_admin.incremental_alter_configs([missing]), missing) == KafkaError.UNKNOWN_TOPIC_OR_PART
+    bad = ConfigResource(ResourceType.TOPIC, name, incremental_configs=[
+        ConfigEntry("retention.ms", None, incremental_operation=AlterConfigOpType.DELETE)])
+    ck_result(ck_admin.incremental_alter_configs([bad]), bad)
+    configs = kp_admin.describe_configs([KpConfigResource(ConfigResourceType.TOPIC, name)])["topic"][name]
+    assert "retention.ms" not in configs
