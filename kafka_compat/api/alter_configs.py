@@ -14,15 +14,11 @@ from ..cluster.metadata import validate_topic_name
 from ..config import BROKER_CONFIGS, ConfigType
 from ..protocol.errors import ErrorCode, KafkaError
 from ..topic_config import TOPIC_CONFIGS, InvalidTopicConfigValue, validate_topic_configs
-from .describe_configs import BROKER, BROKER_LOGGER, TOPIC, logger_names
+from .describe_configs import BROKER, BROKER_LOGGER, LOG4J_LEVELS, TOPIC, logger_names
 from .registry import handles
 
 SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
 _OP_NAMES = {SET: "SET", DELETE: "DELETE", APPEND: "APPEND", SUBTRACT: "SUBTRACT"}
-
-# log4j levels, as Kafka accepts them for its loggers, and what they are here.
-_LOG_LEVELS = {"FATAL": logging.CRITICAL, "ERROR": logging.ERROR, "WARN": logging.WARNING,
-               "INFO": logging.INFO, "DEBUG": logging.DEBUG, "TRACE": logging.DEBUG}
 
 
 def _invalid_request(message: str) -> KafkaError:
@@ -70,11 +66,11 @@ def _alter_loggers(broker, resource, validate_only: bool) -> None:
             raise _invalid_request(f"Unknown operation type {op} is not allowed for the BROKER_LOGGER resource")
         if c.name not in existing:
             raise KafkaError(ErrorCode.INVALID_CONFIG, f"Logger {c.name} does not exist!")
-        if op == SET and c.value not in _LOG_LEVELS:
+        if op == SET and c.value not in LOG4J_LEVELS:
             raise KafkaError(
                 ErrorCode.INVALID_CONFIG,
                 f"Cannot set the log level of {c.name} to {c.value} as it is not a supported log level. "
-                f"Valid log levels are {', '.join(_LOG_LEVELS)}",
+                f"Valid log levels are {', '.join(LOG4J_LEVELS)}",
             )
         if op == DELETE and c.name == "root":
             raise _invalid_request("Removing the log level of the root logger is not allowed")
@@ -82,7 +78,7 @@ def _alter_loggers(broker, resource, validate_only: bool) -> None:
         return
     for c in resource.configs:
         logger = logging.getLogger() if c.name == "root" else logging.getLogger(c.name)
-        logger.setLevel(_LOG_LEVELS[c.value] if c.config_operation == SET else logging.NOTSET)
+        logger.setLevel(LOG4J_LEVELS[c.value] if c.config_operation == SET else logging.NOTSET)
 
 
 def _apply_ops(overrides: dict[str, str], resource) -> None:

@@ -10,6 +10,11 @@ from .registry import handles
 
 TOPIC, BROKER, BROKER_LOGGER = 2, 4, 8
 
+# Kafka's log4j levels and the Python levels they are here (no TRACE: DEBUG).
+LOG4J_LEVELS = {"FATAL": logging.CRITICAL, "ERROR": logging.ERROR, "WARN": logging.WARNING,
+                "INFO": logging.INFO, "DEBUG": logging.DEBUG, "TRACE": logging.DEBUG}
+_LOG4J_NAMES = {level: name for name, level in reversed(LOG4J_LEVELS.items())}
+
 
 def logger_names() -> list[str]:
     """The loggers the broker lists (and lets clients set): root and ours."""
@@ -21,7 +26,8 @@ def _logger_entries() -> list[dict]:
     entries = []
     for name in logger_names():
         logger = logging.getLogger() if name == "root" else logging.getLogger(name)
-        entries.append({"name": name, "value": logging.getLevelName(logger.getEffectiveLevel()),
+        level = logger.getEffectiveLevel()
+        entries.append({"name": name, "value": _LOG4J_NAMES.get(level, logging.getLevelName(level)),
                         "read_only": False, "is_default": False, "config_source": 2,
                         "is_sensitive": False, "synonyms": [], "config_type": 2})
     return entries

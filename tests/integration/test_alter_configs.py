@@ -131,6 +131,10 @@ async def test_logger_levels(broker):
         [r] = await incremental(client, topic_resource(node, [(name, SET, "DEBUG")], BROKER_LOGGER))
         assert r.error_code == ErrorCode.NONE
         assert logging.getLogger(name).level == logging.DEBUG
+        described = await client.request("DescribeConfigs", 4, {"resources": [
+            {"resource_type": BROKER_LOGGER, "resource_name": node, "configuration_keys": None}]})
+        levels = {c.name: c.value for c in described.results[0].configs}
+        assert levels[name] == "DEBUG" and levels["root"] in {"FATAL", "ERROR", "WARN", "INFO", "DEBUG"}
         refused = []
         for resource_name, op in ((node, (name, SET, "LOUD")), (node, ("no.such.logger", SET, "INFO")),
                                   ("x" + node, (name, DELETE, None)), (node, ("root", DELETE, None)),
