@@ -121,6 +121,10 @@ class LogManager:
         return LogConfig(self._topic_configs.get(topic), self.defaults)
 
     # -- partitions ----------------------------------------------------------
+    def in_dir(self, log_dir: Path) -> list[PartitionLog]:
+        """The partition logs kept in ``log_dir``."""
+        return [partition_log for partition_log in self.logs.values() if partition_log.dir.parent == log_dir]
+
     def get(self, topic: str, partition: int) -> PartitionLog | None:
         return self.logs.get((topic, partition))
 

@@ -342,6 +342,18 @@ class PartitionLog:
         return None
 
     # -- retention -----------------------------------------------------------
+    def increment_log_start_offset(self, offset: int) -> None:
+        """DeleteRecords: records before ``offset`` are gone for readers at once;
+        the segments wholly below it go with the next retention pass (Kafka's
+        maybeIncrementLogStartOffset). Never past the high watermark."""
+        if offset > self._high_watermark:
+            raise KafkaError(
+                ErrorCode.OFFSET_OUT_OF_RANGE,
+                f"Cannot increment the log start offset to {offset} of partition {self.topic}-{self.partition} "
+                f"since it is larger than the high watermark {self._high_watermark}",
+            )
+        self.log_start_offset = max(self.log_start_offset, offset)
+
     async def delete_old_segments(self) -> int:
         """Kafka's retention pass: segments wholly below the log start offset,
         then (cleanup.policy=delete) over retention.bytes, then past retention.ms.

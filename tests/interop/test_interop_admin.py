@@ -6,11 +6,12 @@ import time
 
 import kafka.errors
 import pytest
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource,
                                    ConfigSource, NewPartitions, NewTopic, ResourceType)
 from kafka.admin import ConfigResource as KpConfigResource
 from kafka.admin import ConfigResourceType
+from kafka.structs import TopicPartition as KpTopicPartition
 
 from interop.admin import admin_client
 
@@ -216,3 +217,50 @@ def test_confluent_incremental_alter_configs_seen_by_kafka_python(kp_admin, ck_a
     ck_result(ck_admin.incremental_alter_configs([bad]), bad)
     configs = kp_admin.describe_configs([KpConfigResource(ConfigResourceType.TOPIC, name)])["topic"][name]
     assert "retention.ms" not in configs
+
+
+# --- deleting records, log dirs --------------------------------------------
+
+def _produce(bootstrap: str, topic: str, count: int) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap})
+    for i in range(count):
+        producer.produce(topic, f"m{i}".encode(), partition=0)
+    assert producer.flush(30) == 0
+
+
+def test_delete_records_from_both_clients(broker, kp_admin, ck_admin, topic_name):
+    name = topic_name()
+    ck_result(ck_admin.create_topics([NewTopic(name, 1, 1)]), name)
+    _produce(broker.bootstrap, name, 20)
+    result = kp_admin.delete_records({KpTopicPartition(name, 0): 5})
+    assert result[KpTopicPartition(name, 0)]["low_watermark"] == 5
+    futures = ck_admin.delete_records([TopicPartition(name, 0, 12)])
+    deleted = futures[TopicPartition(name, 0, 12)].result(timeout=30)
+    assert deleted.low_watermark == 12
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": topic_name("-g"),
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    try:
+        low, high = consumer.get_watermark_offsets(TopicPartition(name, 0), timeout=10)
+        assert (low, high) == (12, 20)
+        consumer.assign([TopicPartition(name, 0, OFFSET_BEGINNING)])
+        first = None
+        deadline = time.monotonic() + 20
+        while first is None and time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is not None and message.error() is None:
+                first = message
+        assert first is not None and first.offset() == 12 and first.value() == b"m12"
+    finally:
+        consumer.close()
+
+
+def test_kafka_python_describe_log_dirs(broker, kp_admin, topic_name):
+    name = topic_name()
+    kp_admin.create_topics({name: {"num_partitions": 2, "replication_factor": 1}}, wait_for_metadata=True)
+    _produce(broker.bootstrap, name, 10)
+    [per_broker] = kp_admin.describe_log_dirs(topic_partitions={name: [0, 1]})
+    [log_dir] = per_broker["log_dirs"]
+    assert log_dir["error_code"] == 0 and log_dir["total_bytes"] >= log_dir["usable_bytes"] > 0
+    [topic] = log_dir["topics"]
+    sizes = {p["partition_index"]: (p["partition_size"], p["offset_lag"]) for p in topic["partitions"]}
+    assert topic["name"] == name and sizes[1] == (0, 0) and sizes[0][0] > 0 and sizes[0][1] == 0

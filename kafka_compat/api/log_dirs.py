@@ -1,0 +1,35 @@
+"""DescribeLogDirs: each log dir with its partitions' sizes and the space of
+its file system. On a single broker every log is a current leader's, so the
+offset lag is 0 and there are no future logs."""
+from __future__ import annotations
+
+import os
+
+from ..protocol.errors import ErrorCode
+from .registry import handles
+
+
+def _log_dir_result(log_dir, logs, wanted: set | None) -> dict:
+    topics: dict[str, list] = {}
+    for partition_log in logs:
+        if wanted is None or (partition_log.topic, partition_log.partition) in wanted:
+            topics.setdefault(partition_log.topic, []).append({
+                "partition_index": partition_log.partition, "partition_size": partition_log.size_in_bytes,
+                "offset_lag": 0, "is_future_key": False})
+    space = os.statvfs(log_dir)
+    return {
+        "error_code": ErrorCode.NONE,
+        "log_dir": str(log_dir.absolute()),
+        "topics": [{"name": name, "partitions": sorted(parts, key=lambda p: p["partition_index"])}
+                   for name, parts in sorted(topics.items())],
+        "total_bytes": space.f_blocks * space.f_frsize,
+        "usable_bytes": space.f_bavail * space.f_frsize,
+    }
+
+
+@handles("DescribeLogDirs")
+async def describe_log_dirs(ctx, request) -> dict:
+    wanted = None if request.topics is None else {(t.topic, p) for t in request.topics for p in t.partitions}
+    logs = ctx.broker.logs
+    return {"error_code": ErrorCode.NONE,
+            "results": [_log_dir_result(d, logs.in_dir(d), wanted) for d in logs.log_dirs]}
