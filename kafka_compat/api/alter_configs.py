@@ -8,6 +8,7 @@ configs are not supported, and such requests get INVALID_REQUEST saying so.
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
 
 from ..cluster.metadata import validate_topic_name
@@ -19,6 +20,7 @@ from .registry import handles
 
 SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
 _OP_NAMES = {SET: "SET", DELETE: "DELETE", APPEND: "APPEND", SUBTRACT: "SUBTRACT"}
+_JAVA_INT = re.compile(r"[+-]?[0-9]+")
 
 
 def _invalid_request(message: str) -> KafkaError:
@@ -37,11 +39,9 @@ def _check_shape(resource, incremental: bool) -> None:
 
 
 def _check_node_id(broker, name: str) -> None:
-    try:
-        node_id = int(name)
-    except ValueError:
-        raise _invalid_request(f"Node id must be an integer, but it is: {name}") from None
-    if node_id != broker.config.broker_id:
+    if not _JAVA_INT.fullmatch(name):  # as Integer.parseInt reads it: no spaces, no underscores
+        raise _invalid_request(f"Node id must be an integer, but it is: {name}")
+    if int(name) != broker.config.broker_id:
         raise _invalid_request(f"Unexpected broker id, expected {broker.config.broker_id}, but received {name}")
 
 
