@@ -43,6 +43,7 @@ def handles(name: str, min_version: int | None = None, max_version: int | None =
 def load_handlers() -> dict[int, ApiEntry]:
     """Import every handler module so each registers itself."""
     from . import (  # noqa: F401
+        acls,
         admin,
         alter_configs,
         api_versions,

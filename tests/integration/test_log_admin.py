@@ -82,3 +82,24 @@ async def test_describe_log_dirs(broker):
                                                                   {"topic": "nope", "partitions": [0]}]})
     [result] = old.results
     assert [(t.name, [p.partition_index for p in t.partitions]) for t in result.topics] == [("t", [1])]
+
+
+async def test_acl_apis_say_no_authorizer_is_configured(broker):
+    client = await broker.client()
+    acl = {"resource_type": 2, "resource_name": "t", "principal": "User:alice", "host": "*",
+           "operation": 3, "permission_type": 3}
+    for version in (0, 3):
+        described = await client.request("DescribeAcls", version, {
+            "resource_type_filter": 1, "resource_name_filter": None, "principal_filter": None,
+            "host_filter": None, "operation": 1, "permission_type": 1})
+        assert (described.error_code, described.error_message, described.resources) == (
+            ErrorCode.SECURITY_DISABLED, "No Authorizer is configured on the broker", [])
+        created = await client.request("CreateAcls", version, {"creations": [acl, {**acl, "principal": "User:bob"}]})
+        assert [(r.error_code, r.error_message) for r in created.results] == [
+            (ErrorCode.SECURITY_DISABLED, "No Authorizer is configured.")] * 2
+        deleted = await client.request("DeleteAcls", version, {"filters": [{
+            "resource_type_filter": 1, "resource_name_filter": None, "principal_filter": None,
+            "host_filter": None, "operation": 1, "permission_type": 1}]})
+        [result] = deleted.filter_results
+        assert (result.error_code, result.error_message, result.matching_acls) == (
+            ErrorCode.SECURITY_DISABLED, "No Authorizer is configured.", [])

@@ -7,10 +7,13 @@ import time
 import kafka.errors
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource,
-                                   ConfigSource, NewPartitions, NewTopic, ResourceType)
+from confluent_kafka.admin import (AclBinding, AclBindingFilter, AclOperation, AclPermissionType, AdminClient,
+                                   AlterConfigOpType, ConfigEntry, ConfigResource, ConfigSource,
+                                   NewPartitions, NewTopic, ResourcePatternType, ResourceType)
 from kafka.admin import ConfigResource as KpConfigResource
-from kafka.admin import ConfigResourceType
+from kafka.admin import (ACLFilter, ACLOperation, ACLPermissionType, ACLResourcePatternType,
+                         ConfigResourceType, ResourcePatternFilter)
+from kafka.admin import ResourceType as KpResourceType
 from kafka.structs import TopicPartition as KpTopicPartition
 
 from interop.admin import admin_client
@@ -264,3 +267,23 @@ def test_kafka_python_describe_log_dirs(broker, kp_admin, topic_name):
     [topic] = log_dir["topics"]
     sizes = {p["partition_index"]: (p["partition_size"], p["offset_lag"]) for p in topic["partitions"]}
     assert topic["name"] == name and sizes[1] == (0, 0) and sizes[0][0] > 0 and sizes[0][1] == 0
+
+
+def test_acls_are_refused_as_kafka_without_an_authorizer_refuses_them(kp_admin, ck_admin):
+    kp_filter = ACLFilter(principal=None, host="*", operation=ACLOperation.ANY,
+                          permission_type=ACLPermissionType.ANY,
+                          resource_pattern=ResourcePatternFilter(KpResourceType.ANY, None, ACLResourcePatternType.ANY))
+    with pytest.raises(kafka.errors.SecurityDisabledError):
+        kp_admin.describe_acls(kp_filter)
+    ck_filter = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, None, None,
+                                 AclOperation.ANY, AclPermissionType.ANY)
+    # librdkafka drops DescribeAcls' error code: against Kafka too this is an empty list
+    assert ck_admin.describe_acls(ck_filter).result(timeout=30) == []
+    binding = AclBinding(ResourceType.TOPIC, "t", ResourcePatternType.LITERAL, "User:alice", "*",
+                         AclOperation.READ, AclPermissionType.ALLOW)
+    for futures in (ck_admin.create_acls([binding]), ck_admin.delete_acls([ck_filter])):
+        [future] = futures.values()
+        with pytest.raises(KafkaException) as info:
+            future.result(timeout=30)
+        assert (info.value.args[0].code(), info.value.args[0].str()) == (
+            KafkaError.SECURITY_DISABLED, "No Authorizer is configured.")
