@@ -1,5 +1,6 @@
-"""Topic administration through kafka-python's KafkaAdminClient and
-confluent-kafka's AdminClient: what each client surfaces, errors included."""
+"""Administration through kafka-python's KafkaAdminClient and confluent-kafka's
+AdminClient (topics, configs, records, log dirs, ACLs): what each client
+surfaces, errors included."""
 from __future__ import annotations
 
 import time
