@@ -5,11 +5,17 @@ from __future__ import annotations
 
 import logging
 
+import trio
+
 from ..config import BrokerConfig, validate_topic_configs
 from ..protocol.errors import ErrorCode, KafkaError
 from .metadata import MetadataStore, TopicMeta, is_internal, validate_topic_name
 
 log = logging.getLogger(__name__)
+
+# Partition logs created between chances for other requests to run: creating
+# a log is a few file system calls, and a topic may have thousands.
+_LOGS_PER_TURN = 64
 
 
 def _collision_key(name: str) -> str:
@@ -111,11 +117,21 @@ class TopicManager:
         overrides = {k: v for k, v in configs.items() if v is not None}
         meta = await self.metadata.create_topic(name, replicas, overrides)
         self._effective.pop(name, None)
-        effective = self.effective_config(name)
-        for p in range(meta.partitions):
-            self.logs.create(name, p, effective)
+        await self._create_logs(meta, range(meta.partitions))
         log.info("created topic %s with %d partition(s)", name, meta.partitions)
         return meta
+
+    def _still_exists(self, meta: TopicMeta) -> bool:
+        """False once the topic was deleted (or deleted and made anew) while we awaited."""
+        return self.metadata.topic_by_id(meta.topic_id) is meta
+
+    async def _create_logs(self, meta: TopicMeta, partitions: range) -> None:
+        for i, p in enumerate(partitions):
+            if not self._still_exists(meta):
+                return
+            self.logs.create(meta.name, p, self.effective_config(meta.name))
+            if i % _LOGS_PER_TURN == _LOGS_PER_TURN - 1:
+                await trio.lowlevel.checkpoint()
 
     async def auto_create(self, name: str) -> TopicMeta:
         replicas, _ = self.plan_create(name, -1, -1, {}, {})
@@ -159,15 +175,17 @@ class TopicManager:
     async def alter_configs(self, name: str, overrides: dict[str, str]) -> None:
         """Replace the topic's config overrides (validated by the caller); its
         logs use them from the next append, roll or retention pass on."""
+        meta = self.get(name)
         await self.metadata.set_topic_configs(name, overrides)
+        if not self._still_exists(meta):
+            return
         self._effective.pop(name, None)
         self.logs.update_config(name, self.effective_config(name))
         log.info("topic %s now has config overrides %s", name, overrides)
 
     async def add_partitions(self, name: str, new_replicas: list[list[int]]) -> None:
-        start = self.get(name).partitions
+        meta = self.get(name)
+        start = meta.partitions
         await self.metadata.add_partitions(name, new_replicas)
-        effective = self.effective_config(name)
-        for p in range(start, start + len(new_replicas)):
-            self.logs.create(name, p, effective)
+        await self._create_logs(meta, range(start, start + len(new_replicas)))
         log.info("topic %s now has %d partitions", name, start + len(new_replicas))

@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import uuid
+from collections import Counter
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,7 @@ class LogManager:
         self._work = DiskWork()
         self._topic_configs: dict[str, dict[str, Any]] = {}
         self.logs: dict[tuple[str, int], PartitionLog] = {}
+        self._partitions_per_dir: Counter[Path] = Counter()  # where the next partition goes
 
     # -- start-up ------------------------------------------------------------
     def load(self, topic_configs: Mapping[str, Mapping[str, Any]] | None = None) -> None:
@@ -111,6 +113,7 @@ class LogManager:
                     work=self._work,
                     clock=self._clock,
                 )
+                self._partitions_per_dir[log_dir] += 1
             if clean:
                 # From now on a crash must not pass for a clean shutdown.
                 marker.unlink()
@@ -137,10 +140,7 @@ class LogManager:
         existing = self.logs.get((topic, partition))
         if existing is not None:
             return existing
-        counts = {d: 0 for d in self.log_dirs}
-        for partition_log in self.logs.values():
-            counts[partition_log.dir.parent] = counts.get(partition_log.dir.parent, 0) + 1
-        log_dir = min(self.log_dirs, key=lambda d: counts[d])
+        log_dir = min(self.log_dirs, key=self._partitions_per_dir.__getitem__)
         partition_log = PartitionLog.open(
             log_dir / f"{topic}-{partition}",
             topic,
@@ -150,6 +150,7 @@ class LogManager:
             clock=self._clock,
         )
         self.logs[(topic, partition)] = partition_log
+        self._partitions_per_dir[log_dir] += 1
         return partition_log
 
     async def delete(self, topic: str, partition: int) -> None:
@@ -158,6 +159,7 @@ class LogManager:
         partition_log = self.logs.pop((topic, partition), None)
         if partition_log is None:
             return
+        self._partitions_per_dir[partition_log.dir.parent] -= 1
         renamed = partition_log.dir.with_name(f"{topic}-{partition}.{uuid.uuid4().hex}{DELETE_DIR_SUFFIX}")
         await partition_log.delete(renamed)
         if not any(key[0] == topic for key in self.logs):

@@ -119,6 +119,28 @@ async def test_concurrent_creates_of_one_topic_make_it_once(broker):
     assert broker.broker.topics.get("raced").partitions == 2
 
 
+async def test_a_topic_deleted_while_its_partitions_are_created_leaves_no_logs(broker):
+    """Creating many partitions lets other requests run in between; a delete
+    arriving then must not leave logs behind for partitions created after it."""
+    creator, deleter = await broker.client(), await broker.client()
+    deleted = []
+
+    async def delete_once_visible():
+        while True:
+            meta = await deleter.request("Metadata", 12, {"topics": [{"name": "doomed"}],
+                                                          "allow_auto_topic_creation": False})
+            if meta.topics[0].error_code == ErrorCode.NONE:
+                break
+        resp = await deleter.request("DeleteTopics", 5, {"topic_names": ["doomed"], "timeout_ms": 1000})
+        deleted.append(resp.responses[0].error_code)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(delete_once_visible)
+        assert (await create_topic(creator, "doomed", 1000)).error_code == ErrorCode.NONE
+    assert deleted == [ErrorCode.NONE]
+    assert [key for key in broker.broker.logs.logs if key[0] == "doomed"] == []
+
+
 async def test_concurrent_init_producer_ids_across_blocks_are_distinct(broker):
     clients = [await broker.client() for _ in range(5)]
     ids = []
