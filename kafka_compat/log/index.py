@@ -37,6 +37,13 @@ def _write_file(path: Path, data: bytes, sync: bool) -> None:
         os.close(fd)
 
 
+def _read_index_file(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise CorruptIndexError(f"{path} is missing") from None
+
+
 class OffsetIndex:
     """Maps an offset to the file position of a batch at or before it."""
 
@@ -56,10 +63,7 @@ class OffsetIndex:
             self._load()
 
     def _load(self) -> None:
-        try:
-            data = self.path.read_bytes()
-        except FileNotFoundError:
-            raise CorruptIndexError(f"{self.path} is missing") from None
+        data = _read_index_file(self.path)
         if len(data) % self.ENTRY_SIZE:
             raise CorruptIndexError(f"{self.path} has size {len(data)}, not a multiple of {self.ENTRY_SIZE}")
         flat = array("i")
@@ -150,10 +154,7 @@ class TimeIndex:
             self._load()
 
     def _load(self) -> None:
-        try:
-            data = self.path.read_bytes()
-        except FileNotFoundError:
-            raise CorruptIndexError(f"{self.path} is missing") from None
+        data = _read_index_file(self.path)
         self._ts, self._rel = self._parse(data)
         self.dirty = False
 

@@ -226,14 +226,11 @@ class LogSegment:
     def recover(self) -> tuple[int, int]:
         """Check every batch (structure, CRC, offsets), rebuild the indexes and cut
         the file after the last valid batch. Returns (next offset, bytes cut)."""
-        self._offset_index_checked = self._time_index_checked = True
-        self._offset_index.reset()
-        self._time_index.reset()
-        max_ts = (NO_TIMESTAMP, self.base_offset)
+        indexes = self._start_index_rebuild()
         self._rolling_ts = NO_TIMESTAMP
         file_size = os.fstat(self.fd).st_size
         expected = self.base_offset
-        valid = last_index_pos = 0
+        valid = 0
         buf, buf_start = b"", 0
         while valid + HEADER_SIZE <= file_size:
             if valid + HEADER_SIZE > buf_start + len(buf):
@@ -254,17 +251,10 @@ class LogSegment:
                 break
             if valid == 0:
                 self._rolling_ts = view.max_timestamp
-            if view.max_timestamp > max_ts[0]:
-                max_ts = (view.max_timestamp, view.last_offset)
-            if valid - last_index_pos > self.index_interval_bytes and not self.offset_index.is_full:
-                self.offset_index.append(view.last_offset, valid)
-                if not self.time_index.is_full:
-                    self.time_index.maybe_append(*max_ts)
-                last_index_pos = valid
+            indexes.add(valid, view)
             expected = view.next_offset
             valid += size
-        self._max_ts = max_ts
-        self.time_index.maybe_append(*max_ts, skip_full_check=True)
+        indexes.finish()
         self.size = valid
         if valid < file_size:
             log.warning("%s: truncating %d invalid bytes at position %d", self.log_path, file_size - valid, valid)
@@ -273,21 +263,16 @@ class LogSegment:
 
     def rebuild_indexes(self) -> None:
         """Rebuild both indexes from batch headers, without CRC checks or truncation."""
+        indexes = self._start_index_rebuild()
+        for pos, view in self.headers():
+            indexes.add(pos, view)
+        indexes.finish()
+
+    def _start_index_rebuild(self) -> _IndexRebuild:
         self._offset_index_checked = self._time_index_checked = True
         self._offset_index.reset()
         self._time_index.reset()
-        max_ts = (NO_TIMESTAMP, self.base_offset)
-        last_index_pos = 0
-        for pos, view in self.headers():
-            if view.max_timestamp > max_ts[0]:
-                max_ts = (view.max_timestamp, view.last_offset)
-            if pos - last_index_pos > self.index_interval_bytes and not self.offset_index.is_full:
-                self.offset_index.append(view.last_offset, pos)
-                if not self.time_index.is_full:
-                    self.time_index.maybe_append(*max_ts)
-                last_index_pos = pos
-        self._max_ts = max_ts
-        self.time_index.maybe_append(*max_ts, skip_full_check=True)
+        return _IndexRebuild(self)
 
     # -- durability and deletion ---------------------------------------------
     @property
@@ -322,3 +307,28 @@ class LogSegment:
                 continue
             renamed.append(target)
         return renamed
+
+
+class _IndexRebuild:
+    """Both sparse indexes of a segment written anew from its batches, in file
+    order (recovery and index rebuilds): an entry every index.interval.bytes,
+    and the segment's max timestamp as the time index's last entry."""
+
+    def __init__(self, segment: LogSegment):
+        self.segment = segment
+        self.max_ts = (NO_TIMESTAMP, segment.base_offset)
+        self.last_index_pos = 0
+
+    def add(self, pos: int, view: BatchView) -> None:
+        segment = self.segment
+        if view.max_timestamp > self.max_ts[0]:
+            self.max_ts = (view.max_timestamp, view.last_offset)
+        if pos - self.last_index_pos > segment.index_interval_bytes and not segment.offset_index.is_full:
+            segment.offset_index.append(view.last_offset, pos)
+            if not segment.time_index.is_full:
+                segment.time_index.maybe_append(*self.max_ts)
+            self.last_index_pos = pos
+
+    def finish(self) -> None:
+        self.segment._max_ts = self.max_ts
+        self.segment.time_index.maybe_append(*self.max_ts, skip_full_check=True)
