@@ -14,7 +14,16 @@ cannot be decoded surface as a KafkaException ("Failed to decompress record
 stream"). The broker maps both to UNKNOWN_SERVER_ERROR, which clients treat as
 fatal for the batch, so we raise that too. A batch damaged in transit never gets
 this far: its CRC check answers CORRUPT_MESSAGE first.
+
+Decompression is bounded (MAX_DECOMPRESSED_BYTES), unlike Kafka's. Kafka reads
+a compressed batch as a stream, one record at a time; we decode a batch whole,
+so a few hundred kilobytes of zstd or gzip that inflate to gigabytes (a
+"decompression bomb") would otherwise take that much memory, and parsing it
+would hold the event loop for minutes. Output goes into a lazily mapped buffer
+one byte larger than the limit, so only the bytes written cost memory and the
+decoder stops as soon as it overflows.
 """
+import mmap
 import struct
 from enum import IntEnum
 
@@ -78,25 +87,54 @@ def compress(codec: int, data) -> bytes:
     return bytes(_MODULES[codec].compress(data))
 
 
-def decompress(codec: int, data) -> bytes:
-    """Decompress `data`; KafkaError(UNKNOWN_SERVER_ERROR) if the codec id is
-    unknown or the bytes do not decode."""
+# The most one batch may decompress to. Legitimate batches are far smaller
+# (librdkafka caps a batch at 1 MB before compression, Java producers at 16 KiB
+# after it); a Java producer told MESSAGE_TOO_LARGE splits the batch and retries.
+MAX_DECOMPRESSED_BYTES = 16 * 1024 * 1024
+
+# What cramjam's *_into decoders say when the output buffer is full.
+_OUTPUT_FULL = "failed to write whole buffer"
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def decompress(codec: int, data, limit: int = MAX_DECOMPRESSED_BYTES) -> bytes:
+    """Decompress `data` to at most `limit` bytes. KafkaError(UNKNOWN_SERVER_ERROR)
+    if the codec id is unknown or the bytes do not decode; KafkaError(MESSAGE_TOO_LARGE)
+    if they decode to more than `limit` bytes (decoding stops there)."""
     if codec == Codec.NONE:
         return bytes(data)
-    if codec == Codec.SNAPPY:
-        decode = _snappy_decompress
-    else:
-        module = _MODULES.get(codec)
-        if module is None:
-            raise KafkaError(ErrorCode.UNKNOWN_SERVER_ERROR, f"Unknown compression type id: {codec}")
-        decode = module.decompress
+    if codec not in _MODULES and codec != Codec.SNAPPY:
+        raise KafkaError(ErrorCode.UNKNOWN_SERVER_ERROR, f"Unknown compression type id: {codec}")
     try:
-        return bytes(decode(data))
+        if codec == Codec.SNAPPY:
+            return _snappy_decompress(data, limit)
+        return _decompress_into(_MODULES[codec], data, limit)
+    except _TooLarge:
+        raise KafkaError(
+            ErrorCode.MESSAGE_TOO_LARGE,
+            f"The record batch decompresses ({Codec(codec).name.lower()}) to more than {limit} bytes",
+        ) from None
     except (cramjam.DecompressionError, struct.error, ValueError) as e:
         raise KafkaError(
             ErrorCode.UNKNOWN_SERVER_ERROR,
             f"Failed to decompress record stream ({Codec(codec).name.lower()}): {e}",
         ) from None
+
+
+def _decompress_into(module, data, limit: int) -> bytes:
+    with mmap.mmap(-1, limit + 1) as out:
+        try:
+            size = module.decompress_into(data, out)
+        except cramjam.DecompressionError as e:
+            if _OUTPUT_FULL in str(e):
+                raise _TooLarge from None
+            raise
+        if size > limit:
+            raise _TooLarge
+        return out[:size]
 
 
 def _lz4_compress(data) -> bytes:
@@ -118,20 +156,25 @@ def _xerial_compress(data) -> bytes:
     return bytes(out)
 
 
-def _snappy_decompress(data) -> bytes:
+def _snappy_decompress(data, limit: int) -> bytes:
+    """Raw snappy blocks state their decompressed length up front: the total is
+    checked against `limit` before anything is decoded."""
     view = memoryview(data)
     if view[: len(XERIAL_MAGIC)] != XERIAL_MAGIC:
-        return cramjam.snappy.decompress_raw(view)
-    # The version/compat ints are not checked: only one framing version exists and
-    # some writers get their byte order wrong.
-    parts = []
-    pos = len(XERIAL_HEADER)
-    end = len(view)
-    while pos < end:
-        (length,) = _INT32.unpack_from(view, pos)
-        pos += 4
-        if length < 0 or pos + length > end:
-            raise ValueError(f"xerial block of {length} bytes at {pos - 4} overruns the {end}-byte stream")
-        parts.append(cramjam.snappy.decompress_raw(view[pos : pos + length]))
-        pos += length
-    return b"".join(parts)
+        blocks = [view]
+    else:
+        # The version/compat ints are not checked: only one framing version exists
+        # and some writers get their byte order wrong.
+        blocks = []
+        pos = len(XERIAL_HEADER)
+        end = len(view)
+        while pos < end:
+            (length,) = _INT32.unpack_from(view, pos)
+            pos += 4
+            if length < 0 or pos + length > end:
+                raise ValueError(f"xerial block of {length} bytes at {pos - 4} overruns the {end}-byte stream")
+            blocks.append(view[pos : pos + length])
+            pos += length
+    if sum(cramjam.snappy.decompress_raw_len(block) for block in blocks) > limit:
+        raise _TooLarge
+    return b"".join(bytes(cramjam.snappy.decompress_raw(block)) for block in blocks)
