@@ -43,23 +43,24 @@ def _read(broker, wanted: list[SessionPartition], request, by_id: bool) -> tuple
     aborted = [] if request.isolation_level == READ_COMMITTED else None
     for sp in wanted:
         error, log = _partition_error(broker, sp, by_id)
+        # An errored partition has unknown offsets, no aborted transactions and
+        # empty (never null) records, as Kafka's ReplicaManager answers: librdkafka
+        # rejects a null record set as a malformed response.
         out = {"partition_index": sp.partition, "error_code": error, "high_watermark": -1,
-               "last_stable_offset": -1, "log_start_offset": -1, "records": None,
-               "aborted_transactions": aborted}
+               "last_stable_offset": -1, "log_start_offset": -1, "records": b"",
+               "aborted_transactions": None}
         if error == ErrorCode.NONE:
-            out.update(high_watermark=log.high_watermark, last_stable_offset=log.high_watermark,
-                       log_start_offset=log.log_start_offset)
             limit = max(min(sp.partition_max_bytes, request.max_bytes - total), 0)
             try:
                 result = log.read(sp.fetch_offset, limit, min_one_batch=(total == 0), max_offset=log.high_watermark)
             except KafkaError as e:
                 out["error_code"] = e.code
             else:
+                out.update(high_watermark=log.high_watermark, last_stable_offset=log.high_watermark,
+                           log_start_offset=log.log_start_offset, aborted_transactions=aborted)
                 if result.size:
                     out["records"] = DeferredRecords([FileRegion(*r) for r in result.regions], result.size)
                     total += result.size
-                else:
-                    out["records"] = b""
         any_error = any_error or out["error_code"] != ErrorCode.NONE
         results.append((sp, out))
     return results, total, any_error
