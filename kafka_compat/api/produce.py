@@ -1,8 +1,12 @@
 """Produce: validate each partition's record batch at the batch level, in
 Kafka's order of checks, and append it as bytes (offsets patched in place).
 
-acks=0 gets no response; acks=-1 on a single broker is acks=1 plus the
+acks=0 gets no response, but any partition error closes the connection so the
+producer refreshes its metadata; acks=-1 on a single broker is acks=1 plus the
 min.insync.replicas check.
+
+As in Kafka, a partition's error_message is set only for record errors
+(KIP-467); every other error goes out as its code alone.
 """
 from __future__ import annotations
 
@@ -11,13 +15,13 @@ import time
 from ..cluster.metadata import is_internal
 from ..protocol.errors import ErrorCode, KafkaError
 from ..protocol.records import validate_produce_records
-from .produce_checks import check_batches
+from .produce_checks import RecordErrors, check_batches
 from .registry import handles
 
 
-def _partition_response(index: int, error: ErrorCode = ErrorCode.NONE, message: str | None = None) -> dict:
+def _partition_response(index: int, error: ErrorCode = ErrorCode.NONE) -> dict:
     return {"index": index, "error_code": error, "base_offset": -1, "log_append_time_ms": -1,
-            "log_start_offset": -1, "record_errors": [], "error_message": message}
+            "log_start_offset": -1, "record_errors": [], "error_message": None}
 
 
 def _append(broker, topic: str, index: int, records, acks: int, api_version: int) -> dict:
@@ -28,8 +32,7 @@ def _append(broker, topic: str, index: int, records, acks: int, api_version: int
         out["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
         return out
     if is_internal(topic):
-        out.update(error_code=ErrorCode.INVALID_TOPIC_EXCEPTION,
-                   error_message=f"Cannot append to internal topic {topic}")
+        out["error_code"] = ErrorCode.INVALID_TOPIC_EXCEPTION
         return out
     config = broker.topics.effective_config(topic)
     try:
@@ -37,7 +40,8 @@ def _append(broker, topic: str, index: int, records, acks: int, api_version: int
             raise KafkaError(ErrorCode.INVALID_RECORD, "Produce request has null records")
         batches = validate_produce_records(records, api_version=api_version,
                                            max_message_bytes=config["max.message.bytes"])
-        records, batches, log_append_time = check_batches(records, batches, config, int(time.time() * 1000))
+        records, batches, log_append_time = check_batches(records, batches, config, f"{topic}-{index}",
+                                                          int(time.time() * 1000))
         isr_size = len(broker.metadata.isr(topic, index))
         if acks == -1 and isr_size < config["min.insync.replicas"]:
             raise KafkaError(
@@ -47,8 +51,12 @@ def _append(broker, topic: str, index: int, records, acks: int, api_version: int
             )
         result = log.append(records, batches, leader_epoch=broker.metadata.leader_epoch(topic, index),
                             log_append_time_ms=log_append_time)
+    except RecordErrors as e:
+        out.update(error_code=e.code, error_message=e.message, record_errors=[
+            {"batch_index": i, "batch_index_error_message": m} for i, m in e.records])
+        return out
     except KafkaError as e:
-        out.update(error_code=e.code, error_message=e.message)
+        out["error_code"] = e.code
         return out
     broker.waiters.notify(topic, index)
     out.update(base_offset=result.base_offset, log_append_time_ms=result.log_append_time,

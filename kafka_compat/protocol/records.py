@@ -545,6 +545,18 @@ def set_log_append_time(buf, pos: int, timestamp: int) -> None:
         return
     _INT16.pack_into(buf, pos + ATTRIBUTES_OFFSET, attributes | TIMESTAMP_TYPE_MASK)
     _INT64.pack_into(buf, pos + MAX_TIMESTAMP_OFFSET, timestamp)
+    _fix_crc(buf, pos)
+
+
+def set_create_time(buf, pos: int) -> None:
+    """Mark a LogAppendTime batch CreateTime, its max_timestamp kept, and fix the
+    CRC: what Kafka makes of a producer's LogAppendTime batch on a CreateTime topic."""
+    (attributes,) = _INT16.unpack_from(buf, pos + ATTRIBUTES_OFFSET)
+    _INT16.pack_into(buf, pos + ATTRIBUTES_OFFSET, attributes & ~TIMESTAMP_TYPE_MASK)
+    _fix_crc(buf, pos)
+
+
+def _fix_crc(buf, pos: int) -> None:
     (length,) = _INT32.unpack_from(buf, pos + BATCH_LENGTH_OFFSET)
     _UINT32.pack_into(buf, pos + CRC_OFFSET, _compute_crc(buf, pos, pos + length + LOG_OVERHEAD))
 
