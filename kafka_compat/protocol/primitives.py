@@ -9,6 +9,7 @@ apart. The compiled module imports these functions by name (see
 Null handling follows Kafka: a nullable string/bytes/array has length -1
 (compact: 0); a non-nullable one read with a null length still decodes as
 None rather than failing, as Kafka's own readers are lenient there too.
+Lengths and counts beyond the input fail before anything is allocated.
 """
 from __future__ import annotations
 
@@ -130,10 +131,12 @@ def _write_length(io, n: int, compact: bool, wide: bool) -> None:
 
 
 def read_string(io, compact: bool):
+    """Malformed UTF-8 becomes U+FFFD, as Java's ``new String(bytes, UTF_8)``
+    in Kafka's readers makes it: the request is served, not refused."""
     n = _read_length(io, compact, False)
     if n < 0:
         return None
-    return read_exact(io, n).decode("utf-8")
+    return read_exact(io, n).decode("utf-8", "replace")
 
 
 def write_string(io, value, compact: bool) -> None:
@@ -257,14 +260,16 @@ def write_records(io, value, compact: bool, this) -> None:
     write_bytes(io, value, compact)
 
 
-def _check_count(n: int) -> int:
-    if n > 0x7FFFFFF:
-        raise StreamError(f"array length {n} is not plausible")
-    return n
-
-
 def read_array_length(io, compact: bool) -> int:
-    return _check_count(_read_length(io, compact, True))
+    """An array's element count. Like Kafka's generated readers, a count larger
+    than the bytes left in the request is refused before anything is allocated
+    (an element takes a byte at least, or none for a struct with no fields in
+    this version: a count of 2**31 must not become a list of 2**31 of those)."""
+    n = _read_length(io, compact, True)
+    remaining = len(io.view) - io.pos if io.__class__ is FrameReader else _remaining(io)
+    if n > remaining:
+        raise StreamError(f"Tried to allocate a collection of size {n}, but there are only {remaining} bytes remaining.")
+    return n
 
 
 def write_array_length(io, value, compact: bool) -> None:

@@ -340,9 +340,16 @@ def test_string_longer_than_the_input_is_refused():
         schema.codec("SaslHandshake", 1, "request").parse(b"\x00\x10PLAIN")
 
 
-def test_invalid_utf8_in_a_string_is_an_error():
-    with pytest.raises(UnicodeDecodeError):
-        schema.codec("ApiVersions", 3, "request").parse(b"\x03\xff\xfe\x01\x00")
+def test_invalid_utf8_in_a_string_becomes_replacement_characters():
+    """As Java's new String(bytes, UTF_8) in Kafka's readers: served, not refused."""
+    parsed = schema.codec("ApiVersions", 3, "request").parse(b"\x03\xff\xfe\x01\x00")
+    assert parsed.client_software_name == "\ufffd\ufffd"
+
+
+def test_array_count_beyond_the_input_fails_before_allocating():
+    # Kafka: "Tried to allocate a collection of size ..., but there are only ... bytes remaining."
+    with pytest.raises(ConstructError, match="Tried to allocate a collection of size 2147483647"):
+        schema.codec("Metadata", 4, "request").parse(b"\x7f\xff\xff\xff\x00")
 
 
 @pytest.mark.parametrize("name, version, direction", TRUNCATION_CASES)
