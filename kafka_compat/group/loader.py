@@ -25,34 +25,39 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class LoadedPartition:
+    """What a partition's records leave, built up as they are read (``apply``
+    one chunk at a time, so only one chunk's records are in memory at once)."""
+
     groups: dict[str, GroupRecord] = field(default_factory=dict)
     offsets: dict[str, dict[TopicPartition, OffsetAndMetadata]] = field(default_factory=dict)
 
+    def apply(self, records: Iterable[Record]) -> None:
+        for record in records:
+            if record.key is None:
+                log.warning("skipping a record without a key at offset %d", record.offset)
+                continue
+            try:
+                self._apply(record)
+            except (UnknownFormat, ValueError) as e:
+                log.warning("skipping an unreadable record at offset %d: %s", record.offset, e)
 
-def replay(records: Iterable[Record]) -> LoadedPartition:
-    loaded = LoadedPartition()
-    for record in records:
-        if record.key is None:
-            log.warning("skipping a record without a key at offset %d", record.offset)
-            continue
-        try:
-            key = read_key(record.key)
-            if isinstance(key, OffsetKey):
-                offsets = loaded.offsets.setdefault(key.group, {})
-                tp = (key.topic, key.partition)
-                if record.value is None:
+    def _apply(self, record: Record) -> None:
+        key = read_key(record.key)
+        if isinstance(key, OffsetKey):
+            tp = (key.topic, key.partition)
+            if record.value is None:
+                offsets = self.offsets.get(key.group)
+                if offsets is not None:
                     offsets.pop(tp, None)
-                else:
-                    offsets[tp] = read_offset_value(record.value)
-            elif isinstance(key, GroupKey):
-                if record.value is None:
-                    loaded.groups.pop(key.group, None)
-                else:
-                    loaded.groups[key.group] = read_group_value(record.value)
-        except (UnknownFormat, ValueError) as e:
-            log.warning("skipping an unreadable record at offset %d: %s", record.offset, e)
-    loaded.offsets = {group: offsets for group, offsets in loaded.offsets.items() if offsets}
-    return loaded
+                    if not offsets:
+                        del self.offsets[key.group]
+            else:
+                self.offsets.setdefault(key.group, {})[tp] = read_offset_value(record.value)
+        elif isinstance(key, GroupKey):
+            if record.value is None:
+                self.groups.pop(key.group, None)
+            else:
+                self.groups[key.group] = read_group_value(record.value)
 
 
 def group_from_record(group_id: str, record: GroupRecord, clock_ms: Callable[[], int]) -> GroupMetadata:

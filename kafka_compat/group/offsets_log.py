@@ -6,9 +6,9 @@ import logging
 import trio
 
 from ..protocol.errors import ErrorCode, KafkaError
-from ..protocol.records import Record, build_batch, iter_batches
+from ..protocol.records import build_batch, iter_batches
 from .internal_topics import OFFSETS_TOPIC
-from .loader import LoadedPartition, replay
+from .loader import LoadedPartition
 
 log = logging.getLogger(__name__)
 
@@ -80,36 +80,37 @@ class OffsetsLog:
 
     async def load(self, partition: int) -> LoadedPartition:
         """The groups and offsets the partition's records (up to its high
-        watermark) leave, skipping control and transactional batches. A large
-        partition is read and decoded in worker threads; a small one at once,
-        which costs less than a thread hop."""
+        watermark) leave, skipping control and transactional batches. Records
+        are read, decoded and applied one chunk (offsets.load.buffer.size) at a
+        time, so memory holds one chunk besides the groups themselves; a large
+        partition's chunks are handled in worker threads, a small one's at
+        once, which costs less than a thread hop."""
         partition_log = self._log(partition)
+        loaded = LoadedPartition()
         if partition_log is None:
-            return LoadedPartition()
+            return loaded
         inline = partition_log.size_in_bytes <= INLINE_LOAD_BYTES
-        records: list[Record] = []
         offset, end = partition_log.log_start_offset, partition_log.high_watermark
         while offset < end:
             chunk = partition_log.read(offset, self.load_buffer_size, True, max_offset=end)
             if not chunk.regions:
                 break
             if inline:
-                batch_records, next_offset = _decode_chunk(chunk.read_bytes, offset)
+                next_offset = _apply_chunk(loaded, chunk.read_bytes, offset)
             else:
-                batch_records, next_offset = await trio.to_thread.run_sync(_decode_chunk, chunk.read_bytes, offset)
+                next_offset = await trio.to_thread.run_sync(_apply_chunk, loaded, chunk.read_bytes, offset)
             if next_offset <= offset:
                 break
-            records += batch_records
             offset = next_offset
-        return replay(records) if inline else await trio.to_thread.run_sync(replay, records)
+        return loaded
 
 
-def _decode_chunk(read_bytes, offset: int) -> tuple[list[Record], int]:
+def _apply_chunk(loaded: LoadedPartition, read_bytes, offset: int) -> int:
+    """Apply one chunk's records to ``loaded``; the offset after the chunk."""
     data = read_bytes()
-    records: list[Record] = []
     for batch in iter_batches(data):
         offset = max(offset, batch.next_offset)
         if batch.is_control or batch.is_transactional:
             continue  # transactional offset commits are not supported yet
-        records += batch.records()
-    return records, offset
+        loaded.apply(batch.records())
+    return offset
