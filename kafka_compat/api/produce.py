@@ -10,13 +10,32 @@ As in Kafka, a partition's error_message is set only for record errors
 """
 from __future__ import annotations
 
+import os
 import time
 
 from ..cluster.metadata import is_internal
 from ..protocol.errors import ErrorCode, KafkaError
 from ..protocol.records import validate_produce_records
 from .produce_checks import RecordErrors, check_batches
-from .registry import handles
+from .registry import CloseConnection, handles
+
+
+def _produce_responses_to_drop() -> int:
+    """Test-only fault injection, read once as the broker starts: with
+    KAFKA_COMPAT_TEST_FAULTS=drop_produce_responses=N the broker appends the
+    first N acknowledged produce requests that wrote records, then closes the
+    connection instead of answering, so that a test can make a producer retry
+    a write that landed. Unset (as outside tests) it does nothing."""
+    faults = os.environ.get("KAFKA_COMPAT_TEST_FAULTS")
+    if not faults:
+        return 0
+    name, _, count = faults.partition("=")
+    if name != "drop_produce_responses":
+        raise ValueError(f"unknown KAFKA_COMPAT_TEST_FAULTS: {faults!r}")
+    return int(count)
+
+
+_drops_left = _produce_responses_to_drop()
 
 
 def _partition_response(index: int, error: ErrorCode = ErrorCode.NONE) -> dict:
@@ -65,7 +84,8 @@ def _append(broker, topic: str, index: int, records, acks: int, api_version: int
 
 
 @handles("Produce", min_version=3)
-async def produce(ctx, request) -> dict | None:
+async def produce(ctx, request) -> dict | CloseConnection | None:
+    global _drops_left
     broker = ctx.broker
     acks = request.acks
     responses = []
@@ -78,5 +98,14 @@ async def produce(ctx, request) -> dict | None:
             else:
                 partitions.append(_append(broker, topic.name, pd.index, pd.records, acks, ctx.api_version))
     if acks == 0:
-        return None
+        failed = [f"{t['name']}-{p['index']} -> {ErrorCode(p['error_code']).name}"
+                  for t in responses for p in t["partition_responses"] if p["error_code"]]
+        if not failed:
+            return None
+        header = ctx.header
+        return CloseConnection(f"error during produce request with correlation id {header.correlation_id} "
+                               f"from client id {header.client_id} with ack=0: {', '.join(failed)}")
+    if _drops_left and any(p["error_code"] == ErrorCode.NONE for t in responses for p in t["partition_responses"]):
+        _drops_left -= 1
+        return CloseConnection("KAFKA_COMPAT_TEST_FAULTS: produce response dropped after the append")
     return {"responses": responses}

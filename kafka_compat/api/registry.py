@@ -13,12 +13,21 @@ from ..protocol import schema
 
 
 @dataclass(frozen=True)
+class CloseConnection:
+    """A handler's answer when Kafka sends no response but closes the
+    connection, so that the client notices (an acks=0 produce that failed);
+    `reason` goes to the log."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
 class ApiEntry:
     api_key: int
     name: str
     min_version: int
     max_version: int
-    handler: Callable[..., Awaitable[dict | None]]
+    handler: Callable[..., Awaitable[dict | CloseConnection | None]]
 
 
 REGISTRY: dict[int, ApiEntry] = {}

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import trio
 from construct import StreamError
 
-from ..api.registry import REGISTRY, ApiEntry
+from ..api.registry import REGISTRY, ApiEntry, CloseConnection
 from ..protocol import schema
 from ..protocol.errors import ErrorCode
 from ..protocol.primitives import FrameReader, uvarint_at
@@ -216,6 +216,10 @@ class Connection:
             # A bug must not take the broker down: close this connection only.
             log.exception("%s v%d from %s failed", entry.name, header.api_version, self.peer)
             raise MalformedRequest(f"{entry.name} handler failed") from None
+        if isinstance(body, CloseConnection):
+            log.info("closing connection from %s: %s", self.peer, body.reason)
+            self.closing = True
+            return None
         if body is None:
             return None
         return encode_response(entry, header, body)

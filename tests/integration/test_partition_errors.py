@@ -3,9 +3,11 @@
 and an acks=0 produce that fails closes the connection."""
 from __future__ import annotations
 
+import logging
 import time
 
 import pytest
+import trio
 
 from kafka_compat.protocol.errors import ErrorCode
 from kafka_compat.protocol.records import LOG_APPEND_TIME, BatchView, build_batch
@@ -118,3 +120,32 @@ async def test_other_produce_errors_carry_no_message(broker):
     await create_topic(client, "isr2", configs={"min.insync.replicas": "2"})
     short = await produce(client, "isr2", records(1), acks=-1)
     assert (short.error_code, short.error_message) == (ErrorCode.NOT_ENOUGH_REPLICAS, None)
+
+
+def _acks0(client, partitions: dict[int, bytearray]) -> bytes:
+    return client.encode("Produce", 9, {"acks": 0, "timeout_ms": 1000, "topic_data": [
+        {"name": "a0", "partition_data": [{"index": i, "records": data} for i, data in partitions.items()]}]})
+
+
+async def test_a_failed_acks0_produce_closes_the_connection_after_the_whole_request(broker, caplog):
+    caplog.set_level(logging.INFO, logger="kafka_compat.server.connection")
+    client = await broker.client()
+    await create_topic(client, "a0")
+    # The unknown partition comes first: the good one after it is still appended.
+    await client.send_raw(_acks0(client, {7: records(1), 0: records(2)}))
+    await client.send_raw(client.encode("Metadata", 12, {"topics": [{"name": "a0"}]}))
+    with trio.fail_after(10):
+        assert await client.read_frame() is None  # closed, the Metadata request unanswered
+    other = await broker.client()
+    assert (await fetch(other, "a0", 0)).high_watermark == 2
+    assert any("with ack=0: a0-7 -> UNKNOWN_TOPIC_OR_PARTITION" in r.getMessage() and r.levelname == "INFO"
+               for r in caplog.records)
+
+
+async def test_a_good_acks0_produce_keeps_the_connection(broker):
+    client = await broker.client()
+    await create_topic(client, "a0")
+    await client.send_raw(_acks0(client, {0: records(2)}))
+    resp = await client.request("Metadata", 12, {"topics": [{"name": "a0"}]})
+    assert resp.topics[0].error_code == ErrorCode.NONE
+    assert (await fetch(client, "a0", 0)).high_watermark == 2
