@@ -15,8 +15,8 @@ from .cluster.metadata import BrokerInfo, LocalMetadataStore
 from .cluster.topics import TopicManager
 from .config import BrokerConfig
 from .group.coordinator import GroupCoordinator
-from .log.manager import LogManager
-from .server.listener import Server
+from .log.manager import LogDirError, LogManager
+from .server.listener import Server, unsupported_listener
 from .api.waiters import AppendWaiters
 from .txn.producer_ids import ProducerIdManager
 
@@ -31,6 +31,9 @@ class StartupError(Exception):
 
 class Broker:
     def __init__(self, config: BrokerConfig):
+        problem = unsupported_listener(config)
+        if problem:
+            raise StartupError(problem)
         load_handlers()
         self.config = config
         self.data_dirs = [Path(d) for d in config.log_dirs]
@@ -47,6 +50,7 @@ class Broker:
             log_flush_offset_checkpoint_interval_ms=config.log_flush_offset_checkpoint_interval_ms,
             log_flush_start_offset_checkpoint_interval_ms=config.log_flush_start_offset_checkpoint_interval_ms,
             producer_id_expiration_ms=config.producer_id_expiration_ms,
+            on_dir_failure=self._log_dir_failed,
         )
         self.waiters = AppendWaiters()
         self.fetch_sessions = FetchSessionCache(config.max_incremental_fetch_session_cache_slots)
@@ -57,6 +61,7 @@ class Broker:
         self.topics = None
         self.producer_ids = None
         self.groups = None
+        self.exit_status = 0
 
     async def _open_listeners(self) -> list:
         listeners = []
@@ -81,9 +86,12 @@ class Broker:
         host, port = self._advertised()
         self.metadata = LocalMetadataStore(self.data_dirs[0], BrokerInfo(self.config.broker_id, host, port))
         self.topics = TopicManager(self.config, self.metadata, self.logs)
-        topic_configs = {name: self.topics.effective_config(name) for name in self.metadata.topics()}
-        await trio.to_thread.run_sync(self.logs.load, topic_configs)
-        self._ensure_partition_logs()
+        topics = {name: (meta.topic_id, meta.partitions) for name, meta in self.metadata.topics().items()}
+        topic_configs = {name: self.topics.effective_config(name) for name in topics}
+        try:
+            await trio.to_thread.run_sync(self.logs.load, topics, topic_configs)
+        except LogDirError as e:
+            raise StartupError(str(e)) from None
         self.producer_ids = ProducerIdManager(self.metadata)
         self.groups = GroupCoordinator(self)
         try:
@@ -125,21 +133,31 @@ class Broker:
                 await self.logs.close()
             log.info("broker shut down cleanly")
 
-    def _ensure_partition_logs(self) -> None:
-        """Every partition the metadata knows has a log (e.g. after a crash
-        between writing metadata and creating the directories)."""
-        for meta in self.metadata.topics().values():
-            for p in range(meta.partitions):
-                if self.logs.get(meta.name, p) is None:
-                    self.logs.create(meta.name, p, self.topics.effective_config(meta.name))
+    def _log_dir_failed(self, log_dir: Path) -> None:
+        """A log dir went offline: its partitions lose their leader; the broker
+        shuts down (exit status 1) when it was the metadata's dir or the last
+        one online, as Kafka does."""
+        self.metadata.mark_offline((pl.topic, pl.partition) for pl in self.logs.in_dir(log_dir))
+        if log_dir == self.data_dirs[0]:
+            log.error("Shutdown broker because the metadata log dir %s has failed", log_dir)
+        elif not self.logs.live_dirs:
+            log.error("Shutdown broker because all log dirs in %s have failed", ", ".join(map(str, self.data_dirs)))
+        else:
+            return
+        self.exit_status = 1
+        self.shutdown()
 
     def shutdown(self) -> None:
         self.shutting_down.set()
 
 
-async def _main(config: BrokerConfig) -> None:
+async def _main(config: BrokerConfig) -> int:
     for key in config.unknown_keys:
         log.warning("The configuration '%s' was supplied but isn't a known config.", key)
+    ignored = config.ignored_configs()
+    if ignored:
+        log.warning("These configs were supplied but kafka-compat does not implement them, so they have no effect: "
+                    "%s (see docs/compatibility.md)", ", ".join(ignored))
     broker = Broker(config)
     async with trio.open_nursery() as nursery:
         async def watch_signals():
@@ -152,13 +170,14 @@ async def _main(config: BrokerConfig) -> None:
         nursery.start_soon(watch_signals)
         await broker.run()
         nursery.cancel_scope.cancel()
+    return broker.exit_status
 
 
 def run(config: BrokerConfig) -> int:
-    """Run a broker until SIGINT/SIGTERM; the process exit status.
-    Raises StartupError when it can't start."""
+    """Run a broker until SIGINT/SIGTERM; the process exit status (1 when it
+    stopped because its log dirs failed). Raises StartupError when it can't start."""
     try:
-        trio.run(_main, config)
+        return trio.run(_main, config)
     except BaseExceptionGroup as group:
         startup = group.subgroup(StartupError)
         if startup is None:
@@ -166,4 +185,3 @@ def run(config: BrokerConfig) -> int:
         while isinstance(startup, BaseExceptionGroup):
             startup = startup.exceptions[0]
         raise startup from None
-    return 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import logging
+import resource
 import sys
 
 from kafka_compat.config import BrokerConfig, ConfigError, load_properties
@@ -88,9 +89,21 @@ def broker_config(args: argparse.Namespace) -> BrokerConfig:
     return BrokerConfig(properties, overrides)
 
 
+def _raise_open_files_limit() -> None:
+    """Every connection is an open file: raise the soft limit to the hard one,
+    as the JVM does for Kafka (-XX:+MaxFDLimit, on by default)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):  # e.g. an unlimited hard limit above the kernel's nr_open
+            pass
+
+
 def _run_broker(args: argparse.Namespace) -> int:
     config = broker_config(args)
     logging.basicConfig(level=args.log_level, format=LOG_FORMAT, stream=sys.stderr)
+    _raise_open_files_limit()
     from kafka_compat import broker  # only when a broker really starts
 
     try:

@@ -429,8 +429,8 @@ BROKER_CONFIGS: dict[str, ConfigDef] = config_table(
     ConfigDef("reserved.broker.max.id", I, 1000, at_least(0)),
     ConfigDef("broker.rack", S, None),
     ConfigDef("message.max.bytes", I, 1048588, at_least(0), dynamic=True),
-    ConfigDef("num.io.threads", I, 8, at_least(1), dynamic=True),  # accepted, unused
-    ConfigDef("background.threads", I, 10, at_least(1), dynamic=True),  # accepted, unused
+    ConfigDef("num.io.threads", I, 8, at_least(1), dynamic=True),
+    ConfigDef("background.threads", I, 10, at_least(1), dynamic=True),
     ConfigDef("request.timeout.ms", I, 30000),
     ConfigDef("delete.topic.enable", B, True),
     ConfigDef("auto.create.topics.enable", B, True),
@@ -452,7 +452,7 @@ BROKER_CONFIGS: dict[str, ConfigDef] = config_table(
     ConfigDef("listeners", S, "PLAINTEXT://:9092", dynamic=True),
     ConfigDef("advertised.listeners", S, None, dynamic=True),
     ConfigDef("listener.security.protocol.map", S, DEFAULT_SECURITY_PROTOCOL_MAP, dynamic=True),
-    ConfigDef("num.network.threads", I, 3, at_least(1), dynamic=True),  # accepted, unused
+    ConfigDef("num.network.threads", I, 3, at_least(1), dynamic=True),
     ConfigDef("socket.send.buffer.bytes", I, 102400),
     ConfigDef("socket.receive.buffer.bytes", I, 102400),
     ConfigDef("socket.request.max.bytes", I, 104857600, at_least(1)),
@@ -571,6 +571,37 @@ BROKER_CONFIGS: dict[str, ConfigDef] = config_table(
 )
 # fmt: on
 
+# Broker configs accepted (parsed, validated, reported by DescribeConfigs) that
+# change nothing here yet; a user who sets one is warned at start-up
+# (docs/compatibility.md explains each group). Checked against the code: none
+# is read outside this module, except the log.cleaner.* topic defaults, which
+# are only reported (nothing compacts).
+IGNORED_CONFIGS: frozenset[str] = frozenset(
+    (
+        # one event loop serves every connection
+        "num.network.threads", "num.io.threads", "background.threads", "num.recovery.threads.per.data.dir",
+        "broker.rack", "request.timeout.ms", "fetch.max.bytes",
+        "controlled.shutdown.enable", "controlled.shutdown.max.retries", "controlled.shutdown.retry.backoff.ms",
+        # sockets keep the operating system's buffer sizes and backlog
+        "socket.send.buffer.bytes", "socket.receive.buffer.bytes", "socket.listen.backlog.size",
+        "max.connection.creation.rate",
+        # no log cleaner (compaction) yet
+        *(name for name in BROKER_CONFIGS if name.startswith("log.cleaner.")),
+        # one broker: no replication, controller or ZooKeeper yet
+        *(name for name in BROKER_CONFIGS if name.startswith(("replica.", "zookeeper."))),
+        "num.replica.fetchers", "controller.socket.timeout.ms", "auto.leader.rebalance.enable",
+        "leader.imbalance.per.broker.percentage", "leader.imbalance.check.interval.seconds",
+        "offsets.commit.timeout.ms",
+        # no transaction coordinator yet
+        "transaction.state.log.load.buffer.size", "transaction.partition.verification.enable",
+        "transactional.id.expiration.ms", "transaction.max.timeout.ms",
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+        "transaction.remove.expired.transaction.cleanup.interval.ms",
+        # only PLAINTEXT listeners (a listener of another protocol stops the broker)
+        *(name for name in BROKER_CONFIGS if name.startswith(("ssl.", "sasl."))),
+    )
+)
+
 # Broker configs that set one value in different units, in order of precedence
 # (Kafka's DynamicBrokerConfig.brokerConfigSynonyms).
 _UNIT_SYNONYMS: tuple[tuple[str, ...], ...] = (
@@ -579,6 +610,7 @@ _UNIT_SYNONYMS: tuple[tuple[str, ...], ...] = (
     ("log.retention.ms", "log.retention.minutes", "log.retention.hours"),
 )
 _LISTENER_OVERRIDE = re.compile(r"listener\.name\.[^.]*\.(.*)")
+_HOST_PATTERN = re.compile(r"[0-9a-zA-Z\-%._:]*")  # Kafka's Utils.validHostPattern
 # Set per listener and SASL mechanism: listener.name.<l>.<mechanism>.<config>.
 _LISTENER_MECHANISM_CONFIGS = (
     "sasl.jaas.config",
@@ -711,6 +743,7 @@ class BrokerConfig:
       deprecated difference.max.ms when left at their default (KIP-937);
     - ``log_message_format_version``: 3.0-IV1 whenever
       inter.broker.protocol.version >= 3.0-IV1, which ignores it.
+    - ``max_connections_per_ip_overrides``: dict host -> maximum.
 
     ``values`` holds every known config parsed as given (or its default),
     ``originals`` what was supplied, and ``unknown_keys`` the supplied names
@@ -769,6 +802,7 @@ class BrokerConfig:
         self.log_dirs = tuple(_csv(dirs))
         self._check_values()
         self._resolve_listeners()
+        self._resolve_connection_quotas()
 
     def _check_values(self) -> None:
         """KafkaConfig.validateValues, for the configs this broker has."""
@@ -853,6 +887,31 @@ class BrokerConfig:
         self.inter_broker_listener_name = inter_broker
         self.listeners = tuple(_with_host(e) for e in listeners)
         self.advertised_listeners = tuple(_with_host(e) for e in advertised)
+
+    def _resolve_connection_quotas(self) -> None:
+        """max.connections.per.ip.overrides as Kafka reads it (Csv.parseCsvMap:
+        'host:count' items split at the last colon) and checks it."""
+        name = "max.connections.per.ip.overrides"
+        overrides: dict[str, int] = {}
+        for item in _csv(self.values[name]):
+            host, sep, count = item.rpartition(":")
+            count = count.strip()
+            if not sep:
+                raise ConfigError(f"Error parsing configuration property '{name}': expected HOST:COUNT, got '{item}'")
+            if not _INTEGER.fullmatch(count) or not INT_MIN <= int(count) <= INT_MAX:
+                raise ConfigError(f"Error parsing configuration property '{name}': For input string: \"{count}\"")
+            overrides[host.strip()] = int(count)
+        if self.values["max.connections.per.ip"] == 0 and not overrides:
+            raise ConfigError(f"max.connections.per.ip can be set to zero only if {name} property is set.")
+        bad = [host for host in overrides if not _HOST_PATTERN.fullmatch(host)]
+        if bad:
+            raise ConfigError(f"{name} contains invalid addresses : {','.join(bad)}")
+        self.max_connections_per_ip_overrides = overrides
+
+    def ignored_configs(self) -> list[str]:
+        """The supplied configs this broker accepts but does not act on (see
+        IGNORED_CONFIGS), for one start-up warning."""
+        return [k for k in self.originals if k in IGNORED_CONFIGS or _LISTENER_OVERRIDE.fullmatch(k)]
 
     # -- topic-level configs ---------------------------------------------------------
     def topic_defaults(self) -> dict[str, Any]:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 import struct
+import time
 from dataclasses import dataclass
 
 import trio
@@ -19,7 +21,6 @@ from ..api.registry import REGISTRY, ApiEntry, CloseConnection
 from ..protocol import schema
 from ..protocol.errors import ErrorCode
 from ..protocol.primitives import FrameReader, uvarint_at
-from .frames import FramePool
 from .sender import send_chunks
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,8 @@ log = logging.getLogger(__name__)
 API_VERSIONS_KEY = 18
 _SIZE = struct.Struct(">i")
 _HEADER = struct.Struct(">hhi")
+# Bytes read from a socket at a time, and of a request before it gets its frame buffer.
+READ_AHEAD = 65536
 
 
 class MalformedRequest(Exception):
@@ -115,53 +118,35 @@ def encode_response(entry: ApiEntry, header: RequestHeader, body: dict) -> list:
     return chunks
 
 
-async def _receive_header(stream: trio.SocketStream, buf: bytearray) -> bool:
-    """Make ``buf`` hold at least the 4-byte size of the next request (reading
-    ahead, so small pipelined requests cost one receive). False on a clean close."""
-    while len(buf) < 4:
-        data = await stream.receive_some(65536)
-        if not data:
-            if buf:
-                raise MalformedRequest("connection closed mid-request")
-            return False
-        buf += data
-    return True
-
-
-async def _receive_frame(stream: trio.SocketStream, buf: bytearray, frame: memoryview) -> None:
-    """Fill ``frame`` with the request body: what was read ahead, then the rest
-    received straight into the frame (no intermediate buffers for large produces)."""
-    size = len(frame)
-    have = min(len(buf) - 4, size)
-    frame[:have] = memoryview(buf)[4 : 4 + have]
-    del buf[: 4 + have]
-    while have < size:
-        n = await stream.socket.recv_into(frame[have:], size - have)
-        if not n:
-            raise MalformedRequest("connection closed mid-request")
-        have += n
-
-
 class Connection:
-    def __init__(self, broker, stream: trio.SocketStream, frames: FramePool):
-        self.broker = broker
+    def __init__(self, server, stream: trio.SocketStream):
+        self.broker = server.broker
         self.stream = stream
-        self.frames = frames
+        self.frames = server.frames
+        self.request_slots = server.request_slots
         try:
             host, port = stream.socket.getpeername()[:2]
-            self.peer = f"{host}:{port}"
+            self.ip, self.peer = host, f"{host}:{port}"
         except OSError:
-            self.peer = "?"
-        self.max_request = broker.config.socket_request_max_bytes
+            self.ip = self.peer = "?"
+        self.max_request = self.broker.config.socket_request_max_bytes
         self.scope = trio.CancelScope()
         self.idle = True
         self.closing = False
+        # When bytes last arrived or a response went out (time.monotonic), for
+        # connections.max.idle.ms; infinite while a request is being handled,
+        # which is never idle (a long-poll fetch, a join waiting for a rebalance).
+        self.last_active = time.monotonic()
 
     def close_when_idle(self) -> None:
         """Shutdown: end now if waiting for a request, else after the current one."""
         self.closing = True
         if self.idle:
             self.scope.cancel()
+
+    def expire(self) -> None:
+        log.debug("closing connection from %s: idle for longer than connections.max.idle.ms", self.peer)
+        self.scope.cancel()
 
     async def serve(self) -> None:
         try:
@@ -175,10 +160,17 @@ class Connection:
             await self.stream.aclose()
 
     async def _loop(self) -> None:
+        """Requests one at a time. A request's bytes are read ahead into
+        ``pending`` until it is whole or READ_AHEAD of it has arrived; only then
+        does it get a frame buffer (so a client trickling bytes holds no more
+        than that), and a frame still to be received takes one of
+        queued.max.requests slots while it arrives: when all are taken,
+        connections stop reading until one is free. A client that does not read
+        its responses blocks its own send, so its connection reads nothing more."""
         pending = bytearray()
         while not self.closing:
             self.idle = not pending
-            if not await _receive_header(self.stream, pending):
+            if not await self._read_ahead(pending, 4):
                 return
             self.idle = False
             (size,) = _SIZE.unpack_from(pending, 0)
@@ -186,12 +178,49 @@ class Connection:
                 raise MalformedRequest(
                     f"request of {size} bytes exceeds socket.request.max.bytes ({self.max_request})"
                 )
-            frame = self.frames.take(size)
-            await _receive_frame(self.stream, pending, frame)
+            await self._read_ahead(pending, 4 + min(size, READ_AHEAD))
+            if len(pending) - 4 >= size:
+                frame = self.frames.take(size)
+                await self._receive_frame(pending, frame)
+            else:
+                async with self.request_slots:
+                    frame = self.frames.take(size)
+                    await self._receive_frame(pending, frame)
+            self.last_active = math.inf
             chunks = await self._handle(frame)
+            self.last_active = time.monotonic()
             if chunks:
                 await send_chunks(self.stream, chunks)
+                self.last_active = time.monotonic()
             self.frames.give_back(frame)
+
+    async def _read_ahead(self, buf: bytearray, size: int) -> bool:
+        """Make ``buf`` hold at least ``size`` bytes (reading up to READ_AHEAD at
+        a time, so small pipelined requests cost one receive). False on a clean
+        close between requests."""
+        while len(buf) < size:
+            data = await self.stream.receive_some(READ_AHEAD)
+            if not data:
+                if buf:
+                    raise MalformedRequest("connection closed mid-request")
+                return False
+            buf += data
+            self.last_active = time.monotonic()
+        return True
+
+    async def _receive_frame(self, buf: bytearray, frame: memoryview) -> None:
+        """Fill ``frame`` with the request body: what was read ahead, then the rest
+        received straight into the frame (no intermediate buffers for large produces)."""
+        size = len(frame)
+        have = min(len(buf) - 4, size)
+        frame[:have] = memoryview(buf)[4 : 4 + have]
+        del buf[: 4 + have]
+        while have < size:
+            n = await self.stream.socket.recv_into(frame[have:], size - have)
+            if not n:
+                raise MalformedRequest("connection closed mid-request")
+            have += n
+            self.last_active = time.monotonic()
 
     async def _handle(self, frame: memoryview) -> list | None:
         header = parse_header(frame)
