@@ -26,6 +26,8 @@ def _partition_error(broker, sp: SessionPartition, by_id: bool):
     log = broker.topics.partition_log(sp.topic, sp.partition)
     if log is None:
         return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, None
+    if log.offline:  # its log dir failed
+        return ErrorCode.KAFKA_STORAGE_ERROR, log
     epoch = broker.metadata.leader_epoch(sp.topic, sp.partition)
     if sp.current_leader_epoch > epoch:
         return ErrorCode.UNKNOWN_LEADER_EPOCH, log

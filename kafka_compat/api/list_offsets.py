@@ -51,6 +51,9 @@ async def list_offsets(ctx, request) -> dict:
             if log is None:
                 out["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
                 continue
+            if log.offline:  # its log dir failed
+                out["error_code"] = ErrorCode.KAFKA_STORAGE_ERROR
+                continue
             epoch = broker.metadata.leader_epoch(t.name, p.partition_index)
             if p.current_leader_epoch > epoch:
                 out["error_code"] = ErrorCode.UNKNOWN_LEADER_EPOCH

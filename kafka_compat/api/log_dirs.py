@@ -1,6 +1,7 @@
 """DescribeLogDirs: each log dir with its partitions' sizes and the space of
-its file system. On a single broker every log is a current leader's, so the
-offset lag is 0 and there are no future logs."""
+its file system; an offline (failed) dir answers KAFKA_STORAGE_ERROR alone, as
+Kafka's ReplicaManager.describeLogDirs does. On a single broker every log is a
+current leader's, so the offset lag is 0 and there are no future logs."""
 from __future__ import annotations
 
 import os
@@ -9,7 +10,10 @@ from ..protocol.errors import ErrorCode
 from .registry import handles
 
 
-def _log_dir_result(log_dir, logs, wanted: set | None) -> dict:
+def _log_dir_result(log_dir, logs, wanted: set | None, offline: bool) -> dict:
+    if offline:
+        return {"error_code": ErrorCode.KAFKA_STORAGE_ERROR, "log_dir": str(log_dir.absolute()), "topics": [],
+                "total_bytes": -1, "usable_bytes": -1}
     topics: dict[str, list] = {}
     for partition_log in logs:
         if wanted is None or (partition_log.topic, partition_log.partition) in wanted:
@@ -32,4 +36,4 @@ async def describe_log_dirs(ctx, request) -> dict:
     wanted = None if request.topics is None else {(t.topic, p) for t in request.topics for p in t.partitions}
     logs = ctx.broker.logs
     return {"error_code": ErrorCode.NONE,
-            "results": [_log_dir_result(d, logs.in_dir(d), wanted) for d in logs.log_dirs]}
+            "results": [_log_dir_result(d, logs.in_dir(d), wanted, d in logs.offline_dirs) for d in logs.log_dirs]}

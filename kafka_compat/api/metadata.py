@@ -21,14 +21,16 @@ def partition_entries(broker, meta) -> list[dict]:
     store = broker.metadata
     entries = []
     for index, replicas in enumerate(meta.replicas):
+        leader = store.leader(meta.name, index)
         entries.append({
-            "error_code": ErrorCode.NONE,
+            # No leader: its only replica is in a failed log dir (Kafka's KRaftMetadataCache).
+            "error_code": ErrorCode.LEADER_NOT_AVAILABLE if leader < 0 else ErrorCode.NONE,
             "partition_index": index,
-            "leader_id": store.leader(meta.name, index),
+            "leader_id": leader,
             "leader_epoch": store.leader_epoch(meta.name, index),
             "replica_nodes": replicas,
             "isr_nodes": store.isr(meta.name, index),
-            "offline_replicas": [],
+            "offline_replicas": store.offline_replicas(meta.name, index),
         })
     return entries
 

@@ -53,6 +53,9 @@ def _append(broker, topic: str, index: int, records, acks: int, api_version: int
     if is_internal(topic):
         out["error_code"] = ErrorCode.INVALID_TOPIC_EXCEPTION
         return out
+    if log.offline:  # its log dir failed
+        out["error_code"] = ErrorCode.KAFKA_STORAGE_ERROR
+        return out
     config = broker.topics.effective_config(topic)
     try:
         if records is None:

@@ -14,6 +14,7 @@ import json
 import os
 import re
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -115,6 +116,11 @@ class MetadataStore:
         raise NotImplementedError
 
     def leader(self, topic: str, partition: int) -> int:
+        """The leader's broker id; -1 when there is none (its replica is offline)."""
+        raise NotImplementedError
+
+    def offline_replicas(self, topic: str, partition: int) -> list[int]:
+        """The brokers whose replica of the partition is in a failed log dir."""
         raise NotImplementedError
 
     def leader_epoch(self, topic: str, partition: int) -> int:
@@ -142,6 +148,7 @@ class LocalMetadataStore(MetadataStore):
         self.cluster_id = ""
         self._next_producer_id = 0
         self._save_lock = trio.Lock()
+        self._offline: set[tuple[str, int]] = set()  # partitions in a failed log dir
         self._load()
 
     def _load(self) -> None:
@@ -206,6 +213,7 @@ class LocalMetadataStore(MetadataStore):
     async def delete_topic(self, name: str) -> None:
         meta = self._topics.pop(name)
         del self._by_id[meta.topic_id]
+        self._offline -= {(name, p) for p in range(meta.partitions)}
         await self._save()
 
     async def add_partitions(self, name: str, new_replicas: list[list[int]]) -> None:
@@ -216,8 +224,17 @@ class LocalMetadataStore(MetadataStore):
         self._topics[name].configs = dict(configs)
         await self._save()
 
+    def mark_offline(self, partitions: Iterable[tuple[str, int]]) -> None:
+        """This broker's replicas of ``partitions`` are in a failed log dir (what
+        Kafka's controller learns from a broker's heartbeat): with no other
+        replica they have no leader, until the broker restarts."""
+        self._offline.update(partitions)
+
     def leader(self, topic: str, partition: int) -> int:
-        return self.broker.node_id
+        return -1 if (topic, partition) in self._offline else self.broker.node_id
+
+    def offline_replicas(self, topic: str, partition: int) -> list[int]:
+        return [self.broker.node_id] if (topic, partition) in self._offline else []
 
     def leader_epoch(self, topic: str, partition: int) -> int:
         return 0

@@ -1,11 +1,18 @@
 """Topic lifecycle over the metadata store and the log manager: create (with
 Kafka's checks, in Kafka's order), delete, add partitions, auto-create, and
-each topic's effective configuration."""
+each topic's effective configuration.
+
+The metadata store is the truth, so it changes first: a topic's logs are
+created after it is in the metadata, and deleted after it is out of it. A
+crash in between leaves directories that the next start-up creates (missing
+partitions) or deletes (a directory whose partition.metadata topic id the
+store doesn't know).
+"""
 from __future__ import annotations
 
 import logging
-
-import trio
+import os
+import signal
 
 from ..config import BrokerConfig, validate_topic_configs
 from ..protocol.errors import ErrorCode, KafkaError
@@ -13,9 +20,18 @@ from .metadata import MetadataStore, TopicMeta, is_internal, validate_topic_name
 
 log = logging.getLogger(__name__)
 
-# Partition logs created between chances for other requests to run: creating
-# a log is a few file system calls, and a topic may have thousands.
+# Partition logs created per worker thread call: a topic may have thousands,
+# and the topic may be deleted meanwhile.
 _LOGS_PER_TURN = 64
+
+
+def crash_point(name: str) -> None:
+    """Test-only fault point: with KAFKA_COMPAT_CRASH_AT=<name> the broker
+    process dies here as kill -9 would kill it, so a test can check what a
+    crash at each step of a change leaves. Unset (as outside tests) it does
+    nothing."""
+    if os.environ.get("KAFKA_COMPAT_CRASH_AT") == name:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _collision_key(name: str) -> str:
@@ -126,12 +142,11 @@ class TopicManager:
         return self.metadata.topic_by_id(meta.topic_id) is meta
 
     async def _create_logs(self, meta: TopicMeta, partitions: range) -> None:
-        for i, p in enumerate(partitions):
+        for start in range(partitions.start, partitions.stop, _LOGS_PER_TURN):
             if not self._still_exists(meta):
                 return
-            self.logs.create(meta.name, p, self.effective_config(meta.name))
-            if i % _LOGS_PER_TURN == _LOGS_PER_TURN - 1:
-                await trio.lowlevel.checkpoint()
+            chunk = range(start, min(start + _LOGS_PER_TURN, partitions.stop))
+            await self.logs.create(meta.name, meta.topic_id, chunk, self.effective_config(meta.name))
 
     async def auto_create(self, name: str) -> TopicMeta:
         replicas, _ = self.plan_create(name, -1, -1, {}, {})
@@ -140,11 +155,15 @@ class TopicManager:
     async def delete(self, name: str) -> None:
         if not self.config.delete_topic_enable:
             raise KafkaError(ErrorCode.TOPIC_DELETION_DISABLED, "Topic deletion is disabled.")
-        meta = self.metadata.topics()[name]
-        await self.metadata.delete_topic(name)
+        doomed = self.logs.detach(name)  # no more reads or appends
         self._effective.pop(name, None)
-        for p in range(meta.partitions):
-            await self.logs.delete(name, p)
+        crash_point("delete-topic:logs-detached")
+        await self.metadata.delete_topic(name)
+        crash_point("delete-topic:metadata-written")
+        for i, partition_log in enumerate(doomed):
+            await self.logs.delete([partition_log])
+            if i == 0:
+                crash_point("delete-topic:first-dir-renamed")
         log.info("deleted topic %s", name)
 
     def plan_partitions(self, name: str, count: int, assignments: list[list[int]] | None) -> list[list[int]]:

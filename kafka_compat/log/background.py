@@ -2,7 +2,8 @@
 on segment roll and by flush.messages) and file deletions delayed by
 file.delete.delay.ms so that readers still sending a deleted segment finish.
 ``run`` executes it; deletions still waiting at shutdown are handed back by
-``drain``.
+``drain``. An I/O error in this work takes the log's directory offline
+(``dir_failed``, LogManager.fail_dir) instead of ending ``run``.
 """
 from __future__ import annotations
 
@@ -10,9 +11,12 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import trio
+
+from kafka_compat.protocol.errors import KafkaError
 
 if TYPE_CHECKING:
     from .partition_log import PartitionLog
@@ -20,20 +24,25 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+DirFailed = Callable[[Path, str, OSError], None]
+
+
 class DiskWork:
-    def __init__(self) -> None:
+    def __init__(self, dir_failed: DirFailed | None = None) -> None:
         self._send, self._recv = trio.open_memory_channel(math.inf)
         self._flush_pending: set[PartitionLog] = set()
-        self._deletes_waiting: set[tuple[float, Callable[[], None]]] = set()
+        self._deletes_waiting: set[tuple[float, Callable[[], None], Path]] = set()
+        self._dir_failed = dir_failed
 
     def request_flush(self, log: PartitionLog) -> None:
         if log not in self._flush_pending:
             self._flush_pending.add(log)
             self._send.send_nowait(("flush", log))
 
-    def delete_later(self, delay_ms: int, delete: Callable[[], None]) -> None:
-        """Run the blocking ``delete`` in a worker thread ``delay_ms`` from now."""
-        item = (time.monotonic() + delay_ms / 1000, delete)
+    def delete_later(self, delay_ms: int, delete: Callable[[], None], log_dir: Path) -> None:
+        """Run the blocking ``delete`` (of files in ``log_dir``) in a worker
+        thread ``delay_ms`` from now."""
+        item = (time.monotonic() + delay_ms / 1000, delete, log_dir)
         self._deletes_waiting.add(item)
         self._send.send_nowait(("delete", item))
 
@@ -49,22 +58,23 @@ class DiskWork:
         self._flush_pending.discard(log)
         try:
             await log.flush()
-        except OSError:
-            # The data stays in the page cache and the recovery point where it
-            # was: a later flush retries, a crash recovers from there.
-            logger.exception("flushing %s failed", log)
+        except KafkaError:
+            pass  # the log's dir went offline (flush reported it); the recovery point stays
 
-    async def _delete(self, item: tuple[float, Callable[[], None]]) -> None:
+    async def _delete(self, item: tuple[float, Callable[[], None], Path]) -> None:
         await trio.sleep(max(0.0, item[0] - time.monotonic()))
         self._deletes_waiting.discard(item)
         try:
             await trio.to_thread.run_sync(item[1])
-        except OSError:
-            logger.exception("deleting files failed; the next start-up removes the leftovers")
+        except OSError as e:
+            if self._dir_failed is None:
+                logger.exception("deleting files in %s failed", item[2])
+            else:
+                self._dir_failed(item[2], f"Error while deleting files in dir {item[2]}", e)
 
-    def drain(self) -> list[Callable[[], None]]:
-        """Forget queued work and return the deletions still waiting, for the
-        caller to run now (at shutdown, when nothing reads any more); flushing
+    def drain(self) -> list[tuple[Callable[[], None], Path]]:
+        """Forget queued work and return the deletions still waiting (with their
+        log dirs), for the caller to run now (at shutdown, when nothing reads any more); flushing
         is the shutdown's own job."""
         while True:
             try:
@@ -72,6 +82,6 @@ class DiskWork:
             except trio.WouldBlock:
                 break
         self._flush_pending.clear()
-        deletes = [delete for _, delete in sorted(self._deletes_waiting, key=lambda item: item[0])]
+        deletes = [(delete, log_dir) for _, delete, log_dir in sorted(self._deletes_waiting, key=lambda item: item[0])]
         self._deletes_waiting.clear()
         return deletes

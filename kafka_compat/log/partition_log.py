@@ -4,9 +4,17 @@
 All methods run on the trio thread. Appends go to the page cache inline;
 fsync, file deletion and shutdown run in worker threads, serialised per log by
 ``_io_lock`` so a thread never works on files another step is renaming.
+
+An I/O error (ENOSPC, EIO, ...) takes the log's whole directory offline, as
+Kafka's LogDirFailureChannel does: ``dir_failed`` (LogManager.fail_dir) is told
+and the caller gets KAFKA_STORAGE_ERROR, as does every later use of the log. A
+write cut short never becomes part of the log: the segment's size only moves
+past whole batches, nothing appends after the failure, and recovery at the next
+start truncates the torn tail.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import shutil
@@ -28,7 +36,7 @@ from kafka_compat.protocol.records import (
 )
 from kafka_compat.txn.producer_state import snapshot_path, write_snapshot_file
 
-from .background import DiskWork
+from .background import DirFailed, DiskWork
 from .config import LogConfig
 from .index import NO_TIMESTAMP
 from .loader import LoadedLog, load_log
@@ -68,6 +76,22 @@ class ReadResult:
         return b"".join(os.pread(fd, length, position) for fd, position, length in self.regions)
 
 
+def _storage_errors(action: str):
+    """An OSError from the decorated read takes the log's dir offline."""
+
+    def decorate(method):
+        @functools.wraps(method)
+        def wrapper(self: PartitionLog, *args, **kwargs):
+            try:
+                return method(self, *args, **kwargs)
+            except OSError as e:
+                raise self._io_failed(action, e) from e
+
+        return wrapper
+
+    return decorate
+
+
 class TimestampOffset(NamedTuple):
     offset: int
     timestamp: int
@@ -93,8 +117,11 @@ class PartitionLog:
         loaded: LoadedLog,
         work: DiskWork | None = None,
         clock: Callable[[], int] = wall_clock_ms,
+        topic_id: bytes | None = None,
+        dir_failed: DirFailed | None = None,
     ):
         self.topic = topic
+        self.topic_id = topic_id
         self.partition = partition
         self.dir = directory
         self.config = config
@@ -116,6 +143,8 @@ class PartitionLog:
         self._dir_dirty = False
         self.last_flush_ms = clock()
         self.closed = False
+        self.offline = False  # its log dir failed
+        self._dir_failed = dir_failed
 
     @classmethod
     def open(
@@ -130,6 +159,8 @@ class PartitionLog:
         log_start_offset: int = 0,
         work: DiskWork | None = None,
         clock: Callable[[], int] = wall_clock_ms,
+        topic_id: bytes | None = None,
+        dir_failed: DirFailed | None = None,
     ) -> PartitionLog:
         """Open or create the log in ``directory``, recovering it unless the
         previous shutdown was clean. Blocking: may scan segments."""
@@ -141,7 +172,7 @@ class PartitionLog:
             recovery_point=recovery_point,
             log_start_offset=log_start_offset,
         )
-        return cls(topic, partition, directory, config, loaded, work, clock)
+        return cls(topic, partition, directory, config, loaded, work, clock, topic_id, dir_failed)
 
     def __repr__(self) -> str:
         return f"PartitionLog({self.topic}-{self.partition}, start={self.log_start_offset}, end={self.log_end_offset})"
@@ -161,8 +192,26 @@ class PartitionLog:
         return sum(s.size for s in self.segments)
 
     def _check_open(self) -> None:
+        if self.offline:
+            raise self.offline_error()
         if self.closed:
             raise KafkaError(ErrorCode.NOT_LEADER_OR_FOLLOWER, f"log of {self.topic}-{self.partition} is closed")
+
+    def offline_error(self) -> KafkaError:
+        return KafkaError(
+            ErrorCode.KAFKA_STORAGE_ERROR, f"Partition {self.topic}-{self.partition} is in an offline log directory"
+        )
+
+    def _io_failed(self, action: str, error: OSError) -> KafkaError:
+        """Take the log (and, through ``dir_failed``, its whole dir) offline;
+        the KafkaError to raise instead of ``error``."""
+        message = f"Error while {action} {self.topic}-{self.partition} in dir {self.dir.parent}"
+        self.offline = True
+        if self._dir_failed is None:
+            log.error("%s", message, exc_info=error)
+        else:
+            self._dir_failed(self.dir.parent, message, error)
+        return KafkaError(ErrorCode.KAFKA_STORAGE_ERROR, f"{message}: {error.strerror or error}")
 
     def _segment_at(self, offset: int) -> int:
         """Index of the segment that would hold ``offset``."""
@@ -227,10 +276,13 @@ class PartitionLog:
                 max_ts, offset_of_max_ts = batch.max_timestamp, offset - 1
         last_offset = offset - 1
 
-        segment = self.segments[-1]
-        if segment.should_roll(self.config, self._clock(), size, max_ts, last_offset):
-            segment = self._roll()
-        segment.append(memoryview(records)[start:end], last_offset, max_ts, offset_of_max_ts)
+        try:
+            segment = self.segments[-1]
+            if segment.should_roll(self.config, self._clock(), size, max_ts, last_offset):
+                segment = self._roll()
+            segment.append(memoryview(records)[start:end], last_offset, max_ts, offset_of_max_ts)
+        except OSError as e:
+            raise self._io_failed("appending records to", e) from e
         self.log_end_offset = last_offset + 1
         producer_append.commit()
         self.producer_state.end_offset = self.log_end_offset
@@ -265,6 +317,7 @@ class PartitionLog:
             self._unsynced_files.append(path)
 
     # -- read --------------------------------------------------------------
+    @_storage_errors("reading")
     def read(
         self, fetch_offset: int, max_bytes: int, min_one_batch: bool, max_offset: int | None = None
     ) -> ReadResult:
@@ -309,6 +362,7 @@ class PartitionLog:
         return ReadResult(regions, self._high_watermark, self.log_start_offset, end_offset)
 
     # -- timestamps ----------------------------------------------------------
+    @_storage_errors("searching by timestamp in")
     def offset_for_timestamp(self, timestamp: int) -> TimestampOffset | None:
         """The first record with a timestamp >= ``timestamp`` (ListOffsets by time)."""
         self._check_open()
@@ -325,6 +379,7 @@ class PartitionLog:
                             return TimestampOffset(record.offset, record.timestamp, _leader_epoch(batch))
         return None
 
+    @_storage_errors("searching by timestamp in")
     def max_timestamp_offset(self) -> TimestampOffset | None:
         """The record with the largest timestamp (ListOffsets MAX_TIMESTAMP); the
         first such record if several share it."""
@@ -346,6 +401,8 @@ class PartitionLog:
         """DeleteRecords: records before ``offset`` are gone for readers at once;
         the segments wholly below it go with the next retention pass (Kafka's
         maybeIncrementLogStartOffset). Never past the high watermark."""
+        if self.offline:
+            raise self.offline_error()
         if offset > self._high_watermark:
             raise KafkaError(
                 ErrorCode.OFFSET_OUT_OF_RANGE,
@@ -358,18 +415,22 @@ class PartitionLog:
         """Kafka's retention pass: segments wholly below the log start offset,
         then (cleanup.policy=delete) over retention.bytes, then past retention.ms.
         The active segment counts too; if everything goes, a new empty segment
-        is rolled first. Returns the number of segments deleted."""
-        if self.closed:
+        is rolled first. Returns the number of segments deleted. Raises
+        KafkaError(KAFKA_STORAGE_ERROR) on an I/O error."""
+        if self.closed or self.offline:
             return 0
         async with self._io_lock:
-            if self.closed:
+            if self.closed or self.offline:
                 return 0
-            deleted = self._delete_segments(
-                lambda seg, nxt: nxt is not None and nxt.base_offset <= self.log_start_offset
-            )
-            if self.config.delete_enabled:
-                deleted += self._delete_over_size()
-                deleted += self._delete_expired()
+            try:
+                deleted = self._delete_segments(
+                    lambda seg, nxt: nxt is not None and nxt.base_offset <= self.log_start_offset
+                )
+                if self.config.delete_enabled:
+                    deleted += self._delete_over_size()
+                    deleted += self._delete_expired()
+            except OSError as e:
+                raise self._io_failed("deleting old segments of", e) from e
             return deleted
 
     def _delete_over_size(self) -> int:
@@ -423,7 +484,9 @@ class PartitionLog:
         self._dir_dirty = True
         self.log_start_offset = max(self.log_start_offset, self.segments[0].base_offset)
         log.info("%s: deleted %d old segment(s), log start now %d", self, len(deletable), self.log_start_offset)
-        self._work.delete_later(self.config.file_delete_delay_ms, lambda: _delete_files(deletable, renamed))
+        self._work.delete_later(
+            self.config.file_delete_delay_ms, lambda: _delete_files(deletable, renamed), self.dir.parent
+        )
         return len(deletable)
 
     # -- durability ----------------------------------------------------------
@@ -432,6 +495,7 @@ class PartitionLog:
         """flush.ms has passed since the last flush and something is unflushed."""
         return (
             self.recovery_point < self.log_end_offset
+            and not self.offline
             and self._clock() - self.last_flush_ms >= self.config.flush_ms
         )
 
@@ -439,12 +503,15 @@ class PartitionLog:
         """Make everything below ``offset`` (default: the log end) durable.
 
         Group commit: concurrent callers share one fsync; the fsync runs in a
-        worker thread. Advances the recovery point.
+        worker thread. Advances the recovery point. Raises
+        KafkaError(KAFKA_STORAGE_ERROR) once the log's dir is offline.
         """
         target = self.log_end_offset if offset is None else min(offset, self.log_end_offset)
         if self.recovery_point >= target:
             return
         async with self._io_lock:
+            if self.offline:
+                raise self.offline_error()
             if self.closed or self.recovery_point >= target:
                 return
             end = self.log_end_offset
@@ -453,6 +520,10 @@ class PartitionLog:
             sync_dir, self._dir_dirty = self._dir_dirty, False
             try:
                 await trio.to_thread.run_sync(self._flush_blocking, segments, files, sync_dir)
+            except OSError as e:
+                # After a failed fsync the page cache can't be trusted: the dir
+                # goes offline and the recovery point stays where it was.
+                raise self._io_failed("flushing", e) from e
             except BaseException:
                 self._unsynced_files[:0] = files
                 self._dir_dirty |= sync_dir
@@ -473,15 +544,28 @@ class PartitionLog:
 
     async def close(self) -> None:
         """Flush everything, save the indexes and a producer state snapshot at the
-        log end, and close the files. The log can't be used afterwards."""
+        log end, and close the files. The log can't be used afterwards. An
+        offline log's files are only closed: its dir is left to recovery."""
         if self.closed:
             return
         async with self._io_lock:
             self.closed = True
-            await trio.to_thread.run_sync(self._close_blocking)
+            if self.offline:
+                await trio.to_thread.run_sync(self._close_files)
+                return
+            try:
+                await trio.to_thread.run_sync(self._close_blocking)
+            except OSError as e:
+                self._io_failed("closing", e)
+                await trio.to_thread.run_sync(self._close_files)
+                return
         if self._owns_work:
             deletes = self._work.drain()
-            await trio.to_thread.run_sync(lambda: [delete() for delete in deletes])
+            await trio.to_thread.run_sync(lambda: [delete() for delete, _ in deletes])
+
+    def _close_files(self) -> None:
+        for segment in self.segments:
+            segment.close()
 
     def _close_blocking(self) -> None:
         self.segments[-1].on_become_inactive()
@@ -497,27 +581,35 @@ class PartitionLog:
             _fsync_path(path)
         if self._dir_dirty:
             _fsync_path(self.dir)
-        for segment in self.segments:
-            segment.close()
+        self._close_files()
         self.recovery_point = self.log_end_offset
 
     async def delete(self, renamed: Path) -> None:
         """Delete the whole log (topic deletion, Kafka's way): stop it, rename its
-        directory to ``renamed`` at once and remove it after file.delete.delay.ms."""
+        directory to ``renamed`` at once and remove it after file.delete.delay.ms.
+        An offline log's directory stays: the next start-up finds it belongs
+        to no topic and deletes it then."""
+        self.closed = True
         async with self._io_lock:
-            self.closed = True
-            os.rename(self.dir, renamed)
+            if self.offline:
+                await trio.to_thread.run_sync(self._close_files)
+                return
+            try:
+                os.rename(self.dir, renamed)
+            except OSError as e:
+                self._io_failed("deleting", e)
+                await trio.to_thread.run_sync(self._close_files)
+                return
             self.dir = renamed
 
         def remove() -> None:
-            for segment in self.segments:
-                segment.close()
+            self._close_files()
             shutil.rmtree(renamed, ignore_errors=True)
 
         if self._owns_work:
             await trio.to_thread.run_sync(remove)
         else:
-            self._work.delete_later(self.config.file_delete_delay_ms, remove)
+            self._work.delete_later(self.config.file_delete_delay_ms, remove, renamed.parent)
 
 
 def _leader_epoch(batch: BatchView) -> int:

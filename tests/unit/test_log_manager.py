@@ -1,5 +1,6 @@
 """LogManager: log dirs, checkpoints, the clean-shutdown marker, topic
 deletion and the background loops."""
+import hashlib
 import os
 
 import trio
@@ -11,6 +12,16 @@ from kafka_compat.log.manager import CLEAN_SHUTDOWN_FILE, LOG_START_OFFSET_CHECK
 from kafka_compat.protocol.records import BatchView, build_batch, iter_batches
 
 DAY = 24 * 3600 * 1000
+
+
+def tid(topic):
+    """A topic id for ``topic`` (16 bytes, never zero)."""
+    return hashlib.md5(topic.encode()).digest()
+
+
+async def create(manager, topic, partition, config=None):
+    [partition_log] = await manager.create(topic, tid(topic), [partition], config)
+    return partition_log
 
 
 def append(log, value=b"v", timestamp=1_000):
@@ -26,10 +37,10 @@ async def wait_for(condition):
 
 async def test_create_append_close_and_load_again(tmp_path):
     manager = LogManager([tmp_path / "data"], {"segment.bytes": 400})
-    manager.load()
-    orders = manager.create("orders", 0)
-    assert manager.create("orders", 0) is orders
-    manager.create("orders", 1)
+    manager.load({})
+    orders = await create(manager, "orders", 0)
+    assert await create(manager, "orders", 0) is orders
+    await create(manager, "orders", 1)
     for i in range(20):
         append(orders, b"o%d" % i)
     append(manager.get("orders", 1))
@@ -46,7 +57,7 @@ async def test_create_append_close_and_load_again(tmp_path):
     ]
 
     manager = LogManager([tmp_path / "data"], {"segment.bytes": 400})
-    manager.load()
+    manager.load({"orders": (tid("orders"), 2)})
     assert not (tmp_path / "data" / CLEAN_SHUTDOWN_FILE).exists()
     orders = manager.get("orders", 0)
     assert orders.log_end_offset == 20 and len(orders.segments) > 1
@@ -57,8 +68,8 @@ async def test_create_append_close_and_load_again(tmp_path):
 
 async def test_unclean_restart_recovers_from_the_checkpointed_recovery_point(tmp_path):
     manager = LogManager([tmp_path / "data"], {"segment.bytes": 400})
-    manager.load()
-    log = manager.create("t", 0)
+    manager.load({})
+    log = await create(manager, "t", 0)
     for _ in range(10):
         append(log)
     await log.flush()
@@ -70,7 +81,7 @@ async def test_unclean_restart_recovers_from_the_checkpointed_recovery_point(tmp
 
     assert "t 0 10" in (tmp_path / "data" / RECOVERY_POINT_CHECKPOINT).read_text()
     manager = LogManager([tmp_path / "data"], {"segment.bytes": 400})
-    manager.load()
+    manager.load({"t": (tid("t"), 1)})
     log = manager.get("t", 0)
     assert log.log_end_offset == 20
     assert log.recovery_point == 10
@@ -79,13 +90,14 @@ async def test_unclean_restart_recovers_from_the_checkpointed_recovery_point(tmp
 
 async def test_delete_renames_then_removes_the_directory(tmp_path):
     manager = LogManager([tmp_path / "data"], {"file.delete.delay.ms": 0})
-    manager.load()
-    append(manager.create("gone", 0))
-    manager.create("kept", 0)
+    manager.load({})
+    append(await create(manager, "gone", 0))
+    await create(manager, "kept", 0)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(manager.run)
-        await manager.delete("gone", 0)
+        doomed = manager.detach("gone")
         assert manager.get("gone", 0) is None
+        await manager.delete(doomed)
         assert "gone-0" not in os.listdir(tmp_path / "data")
         await wait_for(lambda: not any(n.startswith("gone-0") for n in os.listdir(tmp_path / "data")))
         nursery.cancel_scope.cancel()
@@ -95,31 +107,36 @@ async def test_delete_renames_then_removes_the_directory(tmp_path):
 
 async def test_pending_topic_deletion_is_finished_at_startup(tmp_path):
     manager = LogManager([tmp_path / "data"])  # file.delete.delay.ms = 60 s
-    manager.load()
-    append(manager.create("gone", 0))
+    manager.load({})
+    append(await create(manager, "gone", 0))
     async with trio.open_nursery() as nursery:
         nursery.start_soon(manager.run)
-        await manager.delete("gone", 0)
+        await manager.delete(manager.detach("gone"))
         leftovers = [n for n in os.listdir(tmp_path / "data") if n.startswith("gone-0.")]
         assert len(leftovers) == 1 and leftovers[0].endswith("-delete")
         nursery.cancel_scope.cancel()
-    # A crash now leaves the renamed directory behind; the next start removes it.
-    manager = LogManager([tmp_path / "data"])
-    manager.load()
+    # A crash now leaves the renamed directory behind; the next start removes it
+    # in the background.
+    manager = LogManager([tmp_path / "data"], {"file.delete.delay.ms": 0})
+    manager.load({})
     assert manager.get("gone", 0) is None
-    assert not [n for n in os.listdir(tmp_path / "data") if n.startswith("gone-0")]
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(manager.run)
+        await wait_for(lambda: not [n for n in os.listdir(tmp_path / "data") if n.startswith("gone-0")])
+        nursery.cancel_scope.cancel()
+    await manager.close()
 
 
 async def test_new_partitions_go_to_the_emptiest_log_dir(tmp_path):
     dirs = [tmp_path / "a", tmp_path / "b"]
     manager = LogManager(dirs)
-    manager.load()
+    manager.load({})
     for p in range(4):
-        manager.create("t", p)
+        await create(manager, "t", p)
     assert sorted(len(os.listdir(d)) for d in dirs) == [2, 2]
     await manager.close()
     manager = LogManager(dirs)
-    manager.load()
+    manager.load({"t": (tid("t"), 4)})
     assert sorted(manager.logs) == [("t", p) for p in range(4)]
     await manager.close()
 
@@ -127,8 +144,8 @@ async def test_new_partitions_go_to_the_emptiest_log_dir(tmp_path):
 async def test_topic_config_overrides_and_updates(tmp_path):
     clock_now = [100 * DAY]
     manager = LogManager([tmp_path / "data"], {"segment.bytes": 300}, clock=lambda: clock_now[0])
-    manager.load()
-    log = manager.create("t", 0, {"retention.ms": -1})
+    manager.load({})
+    log = await create(manager, "t", 0, {"retention.ms": -1})
     for _ in range(10):
         append(log, timestamp=0)
     assert await manager.cleanup_logs() == 0
@@ -150,8 +167,8 @@ async def test_background_loops(tmp_path):
         producer_id_expiration_ms=DAY,
         producer_id_expiration_check_interval_ms=5,
     )
-    manager.load()
-    log = manager.create("t", 0)
+    manager.load({})
+    log = await create(manager, "t", 0)
     data = bytearray(build_batch([(None, b"p", [], 0)], producer_id=5, producer_epoch=0, base_sequence=0))
     log.append(data, [BatchView(data, 0)], leader_epoch=0)
     for _ in range(10):
@@ -172,8 +189,8 @@ async def test_background_loops(tmp_path):
 
 async def test_flush_messages_triggers_a_background_flush(tmp_path):
     manager = LogManager([tmp_path / "data"], {"flush.messages": 3})
-    manager.load()
-    log = manager.create("t", 0)
+    manager.load({})
+    log = await create(manager, "t", 0)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(manager.run)
         append(log)
@@ -188,8 +205,8 @@ async def test_flush_messages_triggers_a_background_flush(tmp_path):
 
 async def test_concurrent_flushes_share_the_work(tmp_path):
     manager = LogManager([tmp_path / "data"])
-    manager.load()
-    log = manager.create("t", 0)
+    manager.load({})
+    log = await create(manager, "t", 0)
     async with trio.open_nursery() as nursery:
         for i in range(20):
             append(log)
