@@ -55,12 +55,13 @@ class BrokerProcess:
 
     `start()` returns once the broker answers ApiVersions; `restart()` starts
     it again on the same port and data directory after `stop()` or `kill9()`.
-    Its stdout and stderr are appended to `log_path` across restarts.
+    Its stdout and stderr are appended to `log_path` across restarts. `env`
+    adds environment variables (e.g. the test-only KAFKA_COMPAT_TEST_FAULTS).
     """
 
     def __init__(self, executable: Path, data_dir: Path, log_path: Path,
                  overrides: dict[str, str] | None = None, port: int | None = None,
-                 startup_timeout: float = 30.0):
+                 startup_timeout: float = 30.0, env: dict[str, str] | None = None):
         self.executable = Path(executable)
         self.data_dir = Path(data_dir)
         self.log_path = Path(log_path)
@@ -68,6 +69,7 @@ class BrokerProcess:
         self.host = "127.0.0.1"
         self.port = port or free_port()
         self.startup_timeout = startup_timeout
+        self.env = dict(env or {})
         self._process: subprocess.Popen | None = None
 
     @property
@@ -94,7 +96,8 @@ class BrokerProcess:
             log.write(f"\n--- starting: {' '.join(self.command())}\n".encode())
             log.flush()
             self._process = subprocess.Popen(
-                self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env={**os.environ, **self.env})
         self._wait_until_ready()
 
     def _wait_until_ready(self) -> None:
