@@ -21,7 +21,7 @@ async def create_topics(ctx, request) -> dict:
     dupes = _duplicates(t.name for t in request.topics)
     results = []
     for t in request.topics:
-        result = {"name": t.name, "topic_id": ZERO_UUID, "num_partitions": -1, "replication_factor": -1, "configs": None}
+        result = {"name": t.name, "topic_id": ZERO_UUID, "num_partitions": -1, "replication_factor": -1, "configs": []}
         results.append(result)
         if t.name in dupes:
             result.update(error_code=ErrorCode.INVALID_REQUEST, error_message=(
