@@ -7,9 +7,11 @@ apart. The compiled module imports these functions by name (see
 ``_ensure_imports``).
 
 Null handling follows Kafka: a nullable string/bytes/array has length -1
-(compact: 0); a non-nullable one read with a null length still decodes as
-None rather than failing, as Kafka's own readers are lenient there too.
-Lengths and counts beyond the input fail before anything is allocated.
+(compact: 0). Reading one that is not nullable in this version with a null
+length fails ("non-nullable field was serialized as null", as Kafka's
+generated readers say: the request is malformed); writing None for one still
+writes the null length. Lengths and counts beyond the input fail before
+anything is allocated.
 """
 from __future__ import annotations
 
@@ -130,12 +132,20 @@ def _write_length(io, n: int, compact: bool, wide: bool) -> None:
         io.write((_I32 if wide else _I16).pack(n))
 
 
-def read_string(io, compact: bool):
+def _null(nullable: bool):
+    if not nullable:
+        raise StreamError("non-nullable field was serialized as null")
+    return None
+
+
+def read_string(io, compact: bool, nullable: bool = True):
     """Malformed UTF-8 becomes U+FFFD, as Java's ``new String(bytes, UTF_8)``
     in Kafka's readers makes it: the request is served, not refused."""
     n = _read_length(io, compact, False)
     if n < 0:
-        return None
+        return _null(nullable)
+    if n > 0x7FFF:
+        raise StreamError(f"string field had invalid length {n}")
     return read_exact(io, n).decode("utf-8", "replace")
 
 
@@ -148,10 +158,10 @@ def write_string(io, value, compact: bool) -> None:
     io.write(data)
 
 
-def read_bytes(io, compact: bool):
+def read_bytes(io, compact: bool, nullable: bool = True):
     n = _read_length(io, compact, True)
     if n < 0:
-        return None
+        return _null(nullable)
     return read_exact(io, n)
 
 
@@ -218,14 +228,14 @@ class FrameReader:
         return self.pos
 
 
-def read_records(io, compact: bool):
+def read_records(io, compact: bool, nullable: bool = True):
     """Records are returned writable (produce patches offsets in place): a view
     of the frame from a FrameReader, else a bytearray. The length is checked
     against the input first, so a lying length prefix cannot make us allocate
     gigabytes."""
     n = _read_length(io, compact, True)
     if n < 0:
-        return None
+        return _null(nullable)
     if n > _remaining(io):
         raise StreamError(f"records length {n} exceeds the remaining input")
     if isinstance(io, FrameReader):
@@ -260,12 +270,14 @@ def write_records(io, value, compact: bool, this) -> None:
     write_bytes(io, value, compact)
 
 
-def read_array_length(io, compact: bool) -> int:
+def read_array_length(io, compact: bool, nullable: bool = True) -> int:
     """An array's element count. Like Kafka's generated readers, a count larger
     than the bytes left in the request is refused before anything is allocated
     (an element takes a byte at least, or none for a struct with no fields in
     this version: a count of 2**31 must not become a list of 2**31 of those)."""
     n = _read_length(io, compact, True)
+    if n < 0:
+        _null(nullable)
     remaining = len(io.view) - io.pos if io.__class__ is FrameReader else _remaining(io)
     if n > remaining:
         raise StreamError(f"Tried to allocate a collection of size {n}, but there are only {remaining} bytes remaining.")
@@ -315,20 +327,22 @@ class Fixed(Construct):
 
 
 class _Simple(Construct):
-    """A type with a reader and writer taking (io[, value], compact)."""
+    """A type with a reader taking (io[, compact, nullable]) and a writer taking
+    (io, value[, compact])."""
 
     reader = writer = ""
 
-    def __init__(self, compact: bool = False):
+    def __init__(self, compact: bool = False, nullable: bool = True):
         super().__init__()
         self.compact = compact
+        self.nullable = nullable
 
     def _args(self) -> str:
         return f", {self.compact}" if self.reader in _COMPACT_AWARE else ""
 
     def _parse(self, stream, context, path):
         fn = globals()[self.reader]
-        return fn(stream, self.compact) if self.reader in _COMPACT_AWARE else fn(stream)
+        return fn(stream, self.compact, self.nullable) if self.reader in _COMPACT_AWARE else fn(stream)
 
     def _build(self, obj, stream, context, path):
         fn = globals()[self.writer]
@@ -342,7 +356,8 @@ class _Simple(Construct):
 
     def _emitparse(self, code):
         _ensure_imports(code)
-        return f"{self.reader}(io{self._args()})"
+        nullable = f", {self.nullable}" if self.reader in _COMPACT_AWARE else ""
+        return f"{self.reader}(io{self._args()}{nullable})"
 
     def _emitbuild(self, code):
         _ensure_imports(code)
@@ -376,13 +391,14 @@ class Records(_Simple):
 class Array(Construct):
     """Kafka ARRAY / COMPACT_ARRAY of one element type; null is None."""
 
-    def __init__(self, subcon: Construct, compact: bool):
+    def __init__(self, subcon: Construct, compact: bool, nullable: bool = True):
         super().__init__()
         self.subcon = subcon
         self.compact = compact
+        self.nullable = nullable
 
     def _parse(self, stream, context, path):
-        n = read_array_length(stream, self.compact)
+        n = read_array_length(stream, self.compact, self.nullable)
         if n < 0:
             return None
         return ListContainer(self.subcon._parsereport(stream, context, path) for _ in range(n))
@@ -398,7 +414,7 @@ class Array(Construct):
         fname = f"parse_karray_{code.allocateId()}"
         code.append(f"""
             def {fname}(io, this):
-                n = read_array_length(io, {self.compact})
+                n = read_array_length(io, {self.compact}, {self.nullable})
                 if n < 0:
                     return None
                 return ListContainer([{self.subcon._compileparse(code)} for _ in range(n)])

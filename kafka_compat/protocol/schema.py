@@ -170,17 +170,19 @@ def _codec(f: FieldSpec, version: int, flexible: bool) -> Construct:
         return _struct(f.fields, version, flexible, nullable)
     if typ.startswith("[]"):
         elem = typ[2:]
-        sub = _struct(f.fields, version, flexible) if elem == "" else _primitive(elem, flexible)
-        return p.Array(sub, flexible)
-    return _primitive(typ, flexible)
+        sub = _struct(f.fields, version, flexible) if elem == "" else _primitive(elem, flexible, False)
+        return p.Array(sub, flexible, nullable)
+    return _primitive(typ, flexible, nullable)
 
 
-def _primitive(typ: str, flexible: bool) -> Construct:
+def _primitive(typ: str, flexible: bool, nullable: bool) -> Construct:
     if typ in p.FIXED:
         return p.Fixed(typ)
-    simple = {"bool": p.Bool, "uuid": p.Uuid, "string": p.String, "bytes": p.Bytes, "records": p.Records}
+    if typ in ("bool", "uuid"):
+        return {"bool": p.Bool, "uuid": p.Uuid}[typ](flexible)
+    simple = {"string": p.String, "bytes": p.Bytes, "records": p.Records}
     if typ in simple:
-        return simple[typ](flexible)
+        return simple[typ](flexible, nullable)
     raise ValueError(f"unknown type {typ}")
 
 
