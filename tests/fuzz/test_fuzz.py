@@ -1,0 +1,93 @@
+"""The protocol fuzzer, a few seconds' worth: every API version the broker
+serves, a valid request of it and mutations of that request, against a broker
+subprocess. Each frame must get a well-formed response (Kafka's error) or
+close its own connection only; the broker must not crash, log a traceback or
+grow without bound, and a steady client's traffic must be unaffected.
+scripts/fuzz runs the same thing for a million frames."""
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+
+from interop.broker_process import BrokerProcess, venv_executable
+from kafka_compat.protocol.records import build_batch
+
+from .driver import BROKER_OVERRIDES, FUZZ_TOPICS, Fuzzer, SteadyClient, Tally, log_summary, rss_kib
+from .frames import frame_groups, served
+
+
+@pytest.fixture(scope="module")
+def fuzz_broker(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("fuzz-broker")
+    process = BrokerProcess(venv_executable("kafka-compat"), data_dir=directory / "data",
+                            log_path=directory / "broker.log", overrides=BROKER_OVERRIDES)
+    process.start()
+    steady = SteadyClient(process.port)
+    steady.create_topics({**FUZZ_TOPICS, steady.topic: {}})
+    try:
+        yield process, steady
+    finally:
+        steady.close()
+        process.stop()
+
+
+def test_fuzz_every_served_api_version(fuzz_broker):
+    process, steady = fuzz_broker
+    fuzzer = Fuzzer(process.port, timeout=20)
+    tally = Tally()
+    rss_start, _ = rss_kib(process.pid)
+
+    def run(api):
+        @settings(max_examples=2, derandomize=True, database=None, deadline=None,
+                  phases=[Phase.generate, Phase.shrink], suppress_health_check=list(HealthCheck))
+        @given(frame_groups(apis=[api], mutants=6))
+        def fuzz(group):
+            result = fuzzer.run(group)
+            tally.merge(result)
+            assert process.running(), "the broker crashed"
+            assert not result.findings, result.findings
+        fuzz()
+
+    for i, api in enumerate(served()):
+        run(api)
+        if i % 20 == 0:
+            steady.produce()
+
+    steady.produce()
+    steady.verify()
+    assert process.running()
+    reasons, tracebacks = log_summary(process.log_path.read_text(errors="replace"))
+    assert not tracebacks, tracebacks[:3]
+    assert {name for name, _ in tally.per_api} == {name for _, name, _ in served()}
+    assert len(tally.per_api) == len(served())
+    assert tally.outcomes["response"] and tally.outcomes["closed"] and sum(reasons.values())
+    rss_end, _ = rss_kib(process.pid)
+    assert rss_end < rss_start + 100 * 1024, (rss_start, rss_end)
+
+
+@pytest.mark.parametrize("topic", ["fuzz-compact", "fuzz-gzip", "fuzz-ts"])
+def test_decompression_bomb_in_produce_is_refused_and_costs_no_memory(fuzz_broker, topic):
+    """A 2 KiB zstd body inflating to 64 MiB, to a topic where the broker must
+    decompress it (to check keys, recompress it to gzip, check timestamps):
+    MESSAGE_TOO_LARGE, and the broker's RSS does not take the 64 MiB."""
+    from kafka_compat.protocol.compression import Codec
+    from kafka_compat.protocol.errors import ErrorCode
+    from .bombs import bomb
+    import struct
+    from crc32c import crc32c
+
+    process, steady = fuzz_broker
+    batch = bytearray(build_batch([(b"k", b"v", [], 1_700_000_000_000)], codec=Codec.ZSTD))
+    batch = batch[:61] + bomb(Codec.ZSTD, 64)
+    struct.pack_into(">i", batch, 8, len(batch) - 12)
+    struct.pack_into(">I", batch, 17, crc32c(bytes(batch[21:])))
+    _, peak_before = rss_kib(process.pid)
+    client = SteadyClient(process.port, topic)
+    try:
+        resp = client.request("Produce", 9, {"acks": 1, "timeout_ms": 5000, "topic_data": [
+            {"name": topic, "partition_data": [{"index": 0, "records": bytes(batch)}]}]})
+    finally:
+        client.close()
+    assert resp.responses[0].partition_responses[0].error_code == ErrorCode.MESSAGE_TOO_LARGE
+    _, peak_after = rss_kib(process.pid)
+    assert peak_after < peak_before + 40 * 1024, (peak_before, peak_after)
