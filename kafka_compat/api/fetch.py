@@ -81,7 +81,8 @@ def _response_topics(results: list[tuple], incremental: bool) -> list[dict]:
         key = (sp.topic, sp.topic_id)
         entry = topics.get(key)
         if entry is None:
-            entry = topics[key] = {"topic": sp.topic, "topic_id": sp.topic_id, "partitions": []}
+            # An empty name asked for (before v13) is a session's None: answer "" (never null).
+            entry = topics[key] = {"topic": sp.topic or "", "topic_id": sp.topic_id, "partitions": []}
         entry["partitions"].append(out)
     return list(topics.values())
 
