@@ -77,6 +77,15 @@ async def metadata(ctx, request) -> dict:
     include_ops = bool(request.include_topic_authorized_operations)
     # v0: an empty list means all topics; v1+: null means all topics.
     wants_all = request.topics is None or (version == 0 and not request.topics)
+    if version < 12 and not wants_all and any(
+        t.name is None or (t.topic_id and t.topic_id != ZERO_UUID) for t in request.topics
+    ):
+        # Kafka: InvalidRequestException ("Topic IDs are not supported in requests for version
+        # N", or null names), answered by MetadataRequest.getErrorResponse: each topic with the
+        # error, a null name as "" (v10-11 responses cannot carry null), nothing else.
+        return {"brokers": [], "cluster_id": None, "controller_id": -1, "topics": [
+            {"name": t.name or "", "topic_id": t.topic_id, "error_code": ErrorCode.INVALID_REQUEST,
+             "is_internal": False, "partitions": []} for t in request.topics]}
     topic_entries = []
     if wants_all:
         for meta in list(broker.metadata.topics().values()):
