@@ -23,6 +23,10 @@ log = logging.getLogger(__name__)
 # Partition logs created per worker thread call: a topic may have thousands,
 # and the topic may be deleted meanwhile.
 _LOGS_PER_TURN = 64
+# Kafka's controller writes at most this many metadata records per request
+# (QuorumController.MAX_RECORDS_PER_USER_OP): more partitions than that in one
+# go is refused, rather than planned (a count of 2**31 would exhaust memory).
+MAX_RECORDS_PER_USER_OP = 10000
 
 
 def crash_point(name: str) -> None:
@@ -75,6 +79,8 @@ class TopicManager:
 
     def _assign(self, num_partitions: int, replication_factor: int, start: int = 0) -> list[list[int]]:
         """Round-robin replica assignment over the live brokers, leader first."""
+        if num_partitions >= MAX_RECORDS_PER_USER_OP:
+            raise KafkaError(ErrorCode.POLICY_VIOLATION, "Unable to perform excessively large batch operation.")
         brokers = sorted(b.node_id for b in self.metadata.brokers())
         if replication_factor > len(brokers):
             raise KafkaError(

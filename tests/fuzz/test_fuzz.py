@@ -91,3 +91,14 @@ def test_decompression_bomb_in_produce_is_refused_and_costs_no_memory(fuzz_broke
     assert resp.responses[0].partition_responses[0].error_code == ErrorCode.MESSAGE_TOO_LARGE
     _, peak_after = rss_kib(process.pid)
     assert peak_after < peak_before + 40 * 1024, (peak_before, peak_after)
+
+
+@pytest.mark.parametrize("count", [(1 << 31) - 1, 10000])
+def test_create_topics_with_a_huge_partition_count_is_refused_not_planned(fuzz_broker, count):
+    """Found by the fuzzer: planning 2**31 partitions exhausted the broker's
+    memory. Kafka's controller refuses requests of more than 10000 records."""
+    process, steady = fuzz_broker
+    resp = steady.request("CreateTopics", 7, {"timeout_ms": 5000, "topics": [
+        {"name": f"huge-{count}", "num_partitions": count, "replication_factor": 1, "configs": []}]})
+    assert resp.topics[0].error_code == 44  # POLICY_VIOLATION
+    assert resp.topics[0].error_message == "Unable to perform excessively large batch operation."
