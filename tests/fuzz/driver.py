@@ -90,11 +90,11 @@ def exchange(port: int, data: bytes, wanted: set[int], timeout: float, terminal:
                 if events & selectors.EVENT_WRITE:
                     try:
                         out = out[sock.send(out):]
-                    except (BrokenPipeError, ConnectionResetError):
+                        if not out and terminal:
+                            sock.shutdown(socket.SHUT_WR)
+                    except OSError:  # the broker closed the connection already
                         out = out[len(out):]
                     if not out:
-                        if terminal:
-                            sock.shutdown(socket.SHUT_WR)
                         sel.modify(sock, selectors.EVENT_READ)
                 if events & selectors.EVENT_READ:
                     try:

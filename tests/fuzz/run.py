@@ -45,7 +45,15 @@ def generate(out: queue.Queue, frames: int, first_seed: int, stop: threading.Eve
     out.put(None)
 
 
-def work(port: int, groups: queue.Queue, tally: Tally, lock: threading.Lock, window: int) -> None:
+def work(port: int, groups: queue.Queue, tally: Tally, lock: threading.Lock, window: int, errors: list) -> None:
+    try:
+        _work(port, groups, tally, lock, window)
+    except Exception as e:  # a fuzzer bug: reported, and the run fails
+        errors.append(repr(e))
+        raise
+
+
+def _work(port: int, groups: queue.Queue, tally: Tally, lock: threading.Lock, window: int) -> None:
     fuzzer = Fuzzer(port, window=window)
     while True:
         batch = []
@@ -93,18 +101,18 @@ def main() -> int:
     rss_start, _ = rss_kib(broker.pid)
     print(f"broker pid {broker.pid} on {broker.bootstrap}, log {broker.log_path}, RSS {rss_start // 1024} MiB", flush=True)
 
-    tally, lock, stop, steady_errors = Tally(), threading.Lock(), threading.Event(), []
+    tally, lock, stop, steady_errors, worker_errors = Tally(), threading.Lock(), threading.Event(), [], []
     groups: queue.Queue = queue.Queue(maxsize=256)
     threads = [threading.Thread(target=generate, args=(groups, args.frames, args.seed, stop), daemon=True),
                threading.Thread(target=steady, args=(client, stop, steady_errors), daemon=True)]
-    threads += [threading.Thread(target=work, args=(broker.port, groups, tally, lock, args.window), daemon=True)
+    threads += [threading.Thread(target=work, args=(broker.port, groups, tally, lock, args.window, worker_errors), daemon=True)
                 for _ in range(args.connections)]
     start = time.monotonic()
     for t in threads:
         t.start()
     rss_samples = []
     workers = threads[2:]
-    while any(t.is_alive() for t in workers):
+    while any(t.is_alive() for t in workers) and not worker_errors:
         time.sleep(5)
         if not broker.running():
             stop.set()
@@ -153,7 +161,9 @@ def main() -> int:
     print(f"findings: {len(tally.findings)}")
     for f in tally.findings[:20]:
         print(" ", f)
-    failed = crashed or tracebacks or tally.findings or steady_errors
+    if worker_errors or tally.frames < args.frames:
+        print(f"the fuzzer itself failed after {tally.frames} of {args.frames} frames: {worker_errors}")
+    failed = crashed or tracebacks or tally.findings or steady_errors or worker_errors or tally.frames < args.frames
     return 1 if failed else 0
 
 
