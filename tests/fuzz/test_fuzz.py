@@ -95,8 +95,8 @@ def test_decompression_bomb_in_produce_is_refused_and_costs_no_memory(fuzz_broke
 
 @pytest.mark.parametrize("count", [(1 << 31) - 1, 10000])
 def test_create_topics_with_a_huge_partition_count_is_refused_not_planned(fuzz_broker, count):
-    """Found by the fuzzer: planning 2**31 partitions exhausted the broker's
-    memory. Kafka's controller refuses requests of more than 10000 records."""
+    """A fuzzed int32 can ask for 2**31 partitions: planning them exhausted the
+    broker's memory. Kafka's controller refuses requests of more than 10000 records."""
     process, steady = fuzz_broker
     resp = steady.request("CreateTopics", 7, {"timeout_ms": 5000, "topics": [
         {"name": f"huge-{count}", "num_partitions": count, "replication_factor": 1, "configs": []}]})
