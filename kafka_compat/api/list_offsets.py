@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from ..protocol.errors import ErrorCode
+from ..protocol.errors import ErrorCode, KafkaError
 from .registry import handles
 
 LATEST = -1
@@ -61,7 +61,11 @@ async def list_offsets(ctx, request) -> dict:
             if 0 <= p.current_leader_epoch < epoch:
                 out["error_code"] = ErrorCode.FENCED_LEADER_EPOCH
                 continue
-            offset, timestamp = _lookup(log, p.timestamp)
+            try:
+                offset, timestamp = _lookup(log, p.timestamp)
+            except KafkaError as e:  # a stored batch that does not decode: that partition's error, as Kafka
+                out["error_code"] = e.code
+                continue
             if offset >= 0:
                 out.update(offset=offset, timestamp=timestamp, leader_epoch=epoch)
                 out["old_style_offsets"] = [offset]

@@ -102,3 +102,34 @@ def test_create_topics_with_a_huge_partition_count_is_refused_not_planned(fuzz_b
         {"name": f"huge-{count}", "num_partitions": count, "replication_factor": 1, "configs": []}]})
     assert resp.topics[0].error_code == 44  # POLICY_VIOLATION
     assert resp.topics[0].error_message == "Unable to perform excessively large batch operation."
+
+
+
+
+def test_list_offsets_by_time_over_a_batch_that_does_not_decompress(fuzz_broker):
+    """Found by the fuzzer: a snappy batch whose body does not decode is appended
+    as is (its CRC is right and nothing needs its records), and ListOffsets by
+    timestamp, which must decode it, failed with a traceback and closed the
+    connection. It answers that partition with the decode error instead."""
+    import struct
+    from crc32c import crc32c
+    from kafka_compat.protocol.compression import Codec
+    from kafka_compat.protocol.errors import ErrorCode
+
+    process, steady = fuzz_broker
+    steady.create_topics({"corrupt-snappy": {}})
+    batch = bytearray(build_batch([(b"k", b"v", [], 1_700_000_000_000)], codec=Codec.SNAPPY))
+    batch[-3:] = b"\xff\xff\xff"  # the compressed bytes, not the framing
+    struct.pack_into(">I", batch, 17, crc32c(bytes(batch[21:])))
+    client = SteadyClient(process.port, "corrupt-snappy")
+    try:
+        resp = client.request("Produce", 9, {"acks": 1, "timeout_ms": 5000, "topic_data": [
+            {"name": "corrupt-snappy", "partition_data": [{"index": 0, "records": bytes(batch)}]}]})
+        if resp.responses[0].partition_responses[0].error_code != 0:
+            pytest.skip("the broker now checks compressed records on produce, as Kafka does")
+        resp = client.request("ListOffsets", 7, {"replica_id": -1, "isolation_level": 0, "topics": [
+            {"name": "corrupt-snappy", "partitions": [{"partition_index": 0, "timestamp": 0}]}]})
+    finally:
+        client.close()
+    # Decoded, the bytes are no records (INVALID_RECORD), or not snappy at all (UNKNOWN_SERVER_ERROR).
+    assert resp.topics[0].partitions[0].error_code in (ErrorCode.INVALID_RECORD, ErrorCode.UNKNOWN_SERVER_ERROR)
