@@ -7,7 +7,8 @@ the sentinel's answer arrives, the frame was handled: it got a response
 id) or, for Produce with acks=0 only, none. When the connection closes before
 the sentinel is answered, the frame closed it; frames pipelined behind it
 were never read, and go again on a new connection. A frame that gets neither
-within the timeout hung the connection. Everything else is a finding.
+within the timeout hung the connection, unless it is a Fetch allowed to wait
+longer (a long poll). Everything else is a finding.
 """
 from __future__ import annotations
 
@@ -153,14 +154,30 @@ def _check_response(frame: Frame, sent: bytes, body: bytes) -> str | None:
     return None
 
 
-def _acks_zero(f: Frame, sent: bytes) -> bool:
-    """Whether ``sent`` is a (valid) Produce request with acks=0: Kafka closes
-    such a producer's connection when a partition fails, since it cannot answer."""
-    if f.api_key != PRODUCE_KEY:
-        return False
-    (n,) = struct.unpack_from(">h", sent, 12)
-    pos = 14 + max(n, 0) + (1 if schema.is_flexible(f.api_key, f.version) else 0)
-    return schema.codec(f.name, f.version, "request").parse(sent[pos:]).acks == 0
+def _decode_sent(sent: bytes):
+    """(API name, request) of a frame as the broker reads it, or None."""
+    try:
+        api_key, version = struct.unpack_from(">hh", sent, 4)
+        entry = load_handlers()[api_key]
+        (n,) = struct.unpack_from(">h", sent, 12)
+        pos = 14 + max(n, 0) + (1 if schema.is_flexible(api_key, version) else 0)
+        return entry.name, schema.codec(entry.name, version, "request").parse(sent[pos:])
+    except Exception:
+        return None
+
+
+def _acks_zero(sent: bytes) -> bool:
+    """Whether ``sent`` is a Produce request with acks=0: Kafka closes such a
+    producer's connection when a partition fails, since it cannot answer."""
+    decoded = _decode_sent(sent)
+    return decoded is not None and decoded[0] == "Produce" and decoded[1].acks == 0
+
+
+def _long_poll(sent: bytes, timeout: float) -> bool:
+    """Whether ``sent`` is a Fetch that may wait longer than ``timeout`` seconds
+    for data (a mutation made its max_wait_ms huge): silence is its answer."""
+    decoded = _decode_sent(sent)
+    return decoded is not None and decoded[0] == "Fetch" and decoded[1].max_wait_ms >= timeout * 1000
 
 
 class Fuzzer:
@@ -217,6 +234,8 @@ class Fuzzer:
         return []
 
     def _record(self, tally: Tally, f: Frame, sent: bytes, outcome: str, response: bytes | None) -> None:
+        if outcome == "hang" and _long_poll(sent, self.timeout):
+            outcome = "long_poll"
         tally.outcomes[outcome] += 1
         tally.per_api[(f.name, f.version)] += 1
         tally.mutations[(f.mutation, outcome)] += 1
@@ -227,7 +246,7 @@ class Fuzzer:
             problem = _check_response(f, sent, response)
         elif outcome == "no_response" and not (sent[4:6] == struct.pack(">h", PRODUCE_KEY)):
             problem = "no response (only Produce with acks=0 may do that)"
-        elif outcome == "closed" and f.mutation == "none" and not _acks_zero(f, sent):
+        elif outcome == "closed" and f.mutation == "none" and not _acks_zero(sent):
             problem = "a valid request closed the connection"
         if problem:
             tally.findings.append({"problem": problem, "api": f.name, "version": f.version,
