@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import signal
 from pathlib import Path
 
@@ -42,6 +43,8 @@ class Broker:
                 d.mkdir(parents=True, exist_ok=True)
             except OSError as e:
                 raise StartupError(f"cannot use log dir {d}: {e.strerror}") from None
+            if not os.access(d, os.R_OK | os.W_OK | os.X_OK):  # e.g. a read-only mount
+                raise StartupError(f"cannot use log dir {d}: not a writable directory")
         self.logs = LogManager(
             self.data_dirs,
             config.topic_defaults(),
@@ -84,7 +87,10 @@ class Broker:
         (host, port) pairs once requests can be served."""
         listeners = await self._open_listeners()
         host, port = self._advertised()
-        self.metadata = LocalMetadataStore(self.data_dirs[0], BrokerInfo(self.config.broker_id, host, port))
+        try:
+            self.metadata = LocalMetadataStore(self.data_dirs[0], BrokerInfo(self.config.broker_id, host, port))
+        except OSError as e:
+            raise StartupError(f"cannot use log dir {self.data_dirs[0]}: {e.strerror}") from None
         self.topics = TopicManager(self.config, self.metadata, self.logs)
         topics = {name: (meta.topic_id, meta.partitions) for name, meta in self.metadata.topics().items()}
         topic_configs = {name: self.topics.effective_config(name) for name in topics}
@@ -134,18 +140,15 @@ class Broker:
             log.info("broker shut down cleanly")
 
     def _log_dir_failed(self, log_dir: Path) -> None:
-        """A log dir went offline: its partitions lose their leader; the broker
-        shuts down (exit status 1) when it was the metadata's dir or the last
-        one online, as Kafka does."""
+        """A log dir went offline: its partitions lose their leader. When it is
+        the metadata's dir (the first), the broker shuts down with exit status
+        1, as Kafka does; that also covers Kafka's "all log dirs have failed",
+        since every dir failing includes the first."""
         self.metadata.mark_offline((pl.topic, pl.partition) for pl in self.logs.in_dir(log_dir))
         if log_dir == self.data_dirs[0]:
             log.error("Shutdown broker because the metadata log dir %s has failed", log_dir)
-        elif not self.logs.live_dirs:
-            log.error("Shutdown broker because all log dirs in %s have failed", ", ".join(map(str, self.data_dirs)))
-        else:
-            return
-        self.exit_status = 1
-        self.shutdown()
+            self.exit_status = 1
+            self.shutdown()
 
     def shutdown(self) -> None:
         self.shutting_down.set()

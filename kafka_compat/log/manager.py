@@ -146,8 +146,6 @@ class LogManager:
 
     def _load_dir(self, log_dir: Path, topics: Mapping[str, tuple[bytes, int]]) -> None:
         log_dir.mkdir(parents=True, exist_ok=True)
-        if not os.access(log_dir, os.R_OK | os.W_OK | os.X_OK):
-            raise LogDirError(f"cannot use log dir {log_dir}: not a writable directory")
         marker = log_dir / CLEAN_SHUTDOWN_FILE
         clean = marker.exists()
         recovery_points = read_checkpoint(log_dir / RECOVERY_POINT_CHECKPOINT)
