@@ -13,10 +13,12 @@ from __future__ import annotations
 import os
 import time
 
+import trio
+
 from ..cluster.metadata import is_internal
 from ..protocol.errors import ErrorCode, KafkaError
 from ..protocol.records import validate_produce_records
-from .produce_checks import RecordErrors, check_batches
+from .produce_checks import RecordErrors, check_batches, needs_decoding
 from .registry import CloseConnection, handles
 
 
@@ -37,13 +39,18 @@ def _produce_responses_to_drop() -> int:
 
 _drops_left = _produce_responses_to_drop()
 
+# A batch of more records than this that must be decoded (compaction, timestamp
+# bounds, recompression) is checked in a worker thread: decoding costs a few
+# microseconds a record, and a small compressed batch can hold a million.
+RECORDS_CHECKED_INLINE = 4096
+
 
 def _partition_response(index: int, error: ErrorCode = ErrorCode.NONE) -> dict:
     return {"index": index, "error_code": error, "base_offset": -1, "log_append_time_ms": -1,
             "log_start_offset": -1, "record_errors": [], "error_message": None}
 
 
-def _append(broker, topic: str, index: int, records, acks: int, api_version: int) -> dict:
+async def _append(broker, topic: str, index: int, records, acks: int, api_version: int) -> dict:
     out = _partition_response(index)
     meta = broker.topics.get(topic)
     log = None if meta is None else broker.topics.partition_log(topic, index)
@@ -62,8 +69,13 @@ def _append(broker, topic: str, index: int, records, acks: int, api_version: int
             raise KafkaError(ErrorCode.INVALID_RECORD, "Produce request has null records")
         batches = validate_produce_records(records, api_version=api_version,
                                            max_message_bytes=config["max.message.bytes"])
-        records, batches, log_append_time = check_batches(records, batches, config, f"{topic}-{index}",
-                                                          int(time.time() * 1000))
+        checks = (records, batches, config, f"{topic}-{index}", int(time.time() * 1000))
+        if batches[0].record_count > RECORDS_CHECKED_INLINE and needs_decoding(batches[0], config):
+            records, batches, log_append_time = await trio.to_thread.run_sync(check_batches, *checks)
+            if broker.topics.partition_log(topic, index) is not log:  # deleted meanwhile
+                raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+        else:
+            records, batches, log_append_time = check_batches(*checks)
         isr_size = len(broker.metadata.isr(topic, index))
         if acks == -1 and isr_size < config["min.insync.replicas"]:
             raise KafkaError(
@@ -99,7 +111,7 @@ async def produce(ctx, request) -> dict | CloseConnection | None:
             if acks not in (-1, 0, 1):
                 partitions.append(_partition_response(pd.index, ErrorCode.INVALID_REQUIRED_ACKS))
             else:
-                partitions.append(_append(broker, topic.name, pd.index, pd.records, acks, ctx.api_version))
+                partitions.append(await _append(broker, topic.name, pd.index, pd.records, acks, ctx.api_version))
     if acks == 0:
         failed = [f"{t['name']}-{p['index']} -> {ErrorCode(p['error_code']).name}"
                   for t in responses for p in t["partition_responses"] if p["error_code"]]

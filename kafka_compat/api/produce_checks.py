@@ -16,22 +16,29 @@ from ..protocol.records import (LOG_APPEND_TIME, NO_TIMESTAMP, BatchView, Record
 LONG_MAX = 2**63 - 1
 
 
+# A response lists at most this many of a batch's record errors (Kafka lists
+# them all): a small compressed batch can hold a million keyless records, and
+# listing each would cost hundreds of megabytes. The summary counts them all,
+# and the client fails the unlisted records as part of an invalid batch.
+MAX_LISTED_RECORD_ERRORS = 1000
+
+
 class RecordErrors(KafkaError):
     """Kafka's RecordValidationException: the batch is refused because of the
     records listed as (index in the batch, message). A Produce v8+ response
     names them (KIP-467) so that the client fails just those records; the
     error_message is the summary Kafka's LogValidator.processRecordErrors makes."""
 
-    def __init__(self, errors: list[tuple[ErrorCode, int, str]]):
-        self.records = [(index, message) for _, index, message in errors]
-        if any(code == ErrorCode.INVALID_TIMESTAMP for code, _, _ in errors):
+    def __init__(self, listed: list[tuple[int, str]], total: int, invalid_timestamp: bool):
+        self.records = listed
+        if invalid_timestamp:
             super().__init__(ErrorCode.INVALID_TIMESTAMP,
                              "One or more records have been rejected due to invalid timestamp")
         else:
-            shown = ", ".join(f"RecordError(batchIndex={i}, message='{m}')" for i, m in self.records[:3])
+            shown = ", ".join(f"RecordError(batchIndex={i}, message='{m}')" for i, m in listed[:3])
             super().__init__(
                 ErrorCode.INVALID_RECORD,
-                f"One or more records have been rejected due to {len(errors)} record errors in total, "
+                f"One or more records have been rejected due to {total} record errors in total, "
                 f"and only showing the first three errors at most: [{shown}]")
 
 
@@ -61,6 +68,16 @@ def _record_error(record: Record, index: int, batch: BatchView, config: dict, tp
     return None
 
 
+def needs_decoding(batch: BatchView, config: dict) -> bool:
+    """Whether ``check_batches`` decodes the batch's records: for a setting
+    (compaction, timestamp bounds, recompression) or a LogAppendTime batch."""
+    bounded = (config["message.timestamp.before.max.ms"] < LONG_MAX
+               or config["message.timestamp.after.max.ms"] < LONG_MAX)
+    target = compression_type_codec(config["compression.type"])
+    return ("compact" in config["cleanup.policy"] or bounded or batch.timestamp_type == LOG_APPEND_TIME
+            or (target is not None and target != batch.compression))
+
+
 def _check_records(batch: BatchView, config: dict, tp: str, now_ms: int) -> None:
     """Every record's error, or none; decodes the records only when a setting
     (compaction, timestamp bounds) or a LogAppendTime batch calls for it."""
@@ -68,15 +85,24 @@ def _check_records(batch: BatchView, config: dict, tp: str, now_ms: int) -> None
                or config["message.timestamp.after.max.ms"] < LONG_MAX)
     if not ("compact" in config["cleanup.policy"] or bounded or batch.timestamp_type == LOG_APPEND_TIME):
         return
-    errors = [e for i, r in enumerate(batch.records()) if (e := _record_error(r, i, batch, config, tp, now_ms))]
-    if errors:
-        raise RecordErrors(errors)
+    listed: list[tuple[int, str]] = []
+    total = 0
+    invalid_timestamp = False
+    for i, record in enumerate(batch.records()):
+        error = _record_error(record, i, batch, config, tp, now_ms)
+        if error is not None:
+            code, index, message = error
+            total += 1
+            invalid_timestamp = invalid_timestamp or code == ErrorCode.INVALID_TIMESTAMP
+            if len(listed) < MAX_LISTED_RECORD_ERRORS:
+                listed.append((index, message))
+    if total:
+        raise RecordErrors(listed, total, invalid_timestamp)
 
 
 def _recompress(batch: BatchView, codec: int) -> bytes:
-    records = [(r.key, r.value, r.headers, r.timestamp) for r in batch.records()]
     return build_batch(
-        records,
+        ((r.key, r.value, r.headers, r.timestamp) for r in batch.records()),
         codec=codec,
         producer_id=batch.producer_id,
         producer_epoch=batch.producer_epoch,

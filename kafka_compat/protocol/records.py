@@ -11,7 +11,7 @@ so `iter_batches` walks logs holding older formats too: a caller looks at
 `view.magic` before reading anything else (the other properties are v2-only).
 """
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from enum import IntEnum
 from typing import NamedTuple
 
@@ -565,7 +565,7 @@ def _fix_crc(buf, pos: int) -> None:
 
 
 def build_batch(
-    records: list[tuple[bytes | None, bytes | None, list[tuple[str, bytes | None]], int]],
+    records: Iterable[tuple[bytes | None, bytes | None, list[tuple[str, bytes | None]], int]],
     *,
     base_offset: int = 0,
     codec: int = Codec.NONE,
@@ -580,21 +580,22 @@ def build_batch(
 ) -> bytes:
     """Encode a v2 batch of (key, value, headers, timestamp_ms) records, with
     offset deltas 0..n-1. base_timestamp defaults to the first record's timestamp
-    and max_timestamp is the largest record timestamp."""
-    if not records:
-        raise ValueError("a record batch needs at least one record")
-    if base_timestamp is None:
-        base_timestamp = records[0][3]
+    and max_timestamp is the largest record timestamp. ``records`` may be an
+    iterator: each record is encoded as it comes (re-encoding a batch holds
+    only its bytes, not millions of record objects)."""
     body = bytearray()
     record = bytearray()
     max_timestamp = NO_TIMESTAMP
-    for offset_delta, (key, value, headers, timestamp) in enumerate(records):
+    count = 0
+    for key, value, headers, timestamp in records:
+        if base_timestamp is None:
+            base_timestamp = timestamp
         if timestamp > max_timestamp:
             max_timestamp = timestamp
         record.clear()
         record.append(0)  # attributes
         write_varint(record, timestamp - base_timestamp)
-        write_varint(record, offset_delta)
+        write_varint(record, count)  # offset delta
         _write_nullable_bytes(record, key)
         _write_nullable_bytes(record, value)
         write_varint(record, len(headers))
@@ -605,6 +606,9 @@ def build_batch(
             _write_nullable_bytes(record, header_value)
         write_varint(body, len(record))
         body += record
+        count += 1
+    if not count:
+        raise ValueError("a record batch needs at least one record")
 
     attributes = codec | (timestamp_type << 3)
     if transactional:
@@ -623,13 +627,13 @@ def build_batch(
         CURRENT_MAGIC,
         0,  # crc, computed below
         attributes,
-        len(records) - 1,
+        count - 1,
         base_timestamp,
         max_timestamp,
         producer_id,
         producer_epoch,
         base_sequence,
-        len(records),
+        count,
     )
     out += body
     _UINT32.pack_into(out, CRC_OFFSET, _compute_crc(out, 0, len(out)))

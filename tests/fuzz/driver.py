@@ -13,6 +13,7 @@ longer (a long poll). Everything else is a finding.
 from __future__ import annotations
 
 import re
+import select
 import selectors
 import socket
 import struct
@@ -270,17 +271,30 @@ class SteadyClient:
         self.max_latency = 0.0
 
     def request(self, api: str, version: int, body: dict):
+        start = time.monotonic()
+        self.send(api, version, body)
+        response = self.receive(api, version)
+        self.max_latency = max(self.max_latency, time.monotonic() - start)
+        return response
+
+    def send(self, api: str, version: int, body: dict) -> None:
         spec = schema.all_specs()[api]
         self.correlation_id += 1
         header = struct.pack(">hhih", spec.api_key, version, self.correlation_id, 6) + b"steady"
         if schema.is_flexible(spec.api_key, version):
             header += b"\x00"
         payload = header + schema.codec(api, version, "request").build(body)
-        start = time.monotonic()
         self.sock.sendall(struct.pack(">i", len(payload)) + payload)
+
+    def readable(self) -> bool:
+        """Whether a response has (started to) come in."""
+        return bool(select.select([self.sock], [], [], 0)[0])
+
+    def receive(self, api: str, version: int):
+        """The response to the last request sent."""
+        spec = schema.all_specs()[api]
         (size,) = struct.unpack(">i", self._read(4))
         frame = self._read(size)
-        self.max_latency = max(self.max_latency, time.monotonic() - start)
         assert struct.unpack_from(">i", frame)[0] == self.correlation_id
         skip = 5 if schema.is_flexible(spec.api_key, version) and spec.api_key != API_VERSIONS_KEY else 4
         return schema.codec(api, version, "response").parse(frame[skip:])

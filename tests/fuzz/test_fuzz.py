@@ -6,12 +6,20 @@ grow without bound, and a steady client's traffic must be unaffected.
 scripts/fuzz runs the same thing for a million frames."""
 from __future__ import annotations
 
+import struct
+import time
+
 import pytest
+from crc32c import crc32c
 from hypothesis import HealthCheck, Phase, given, settings
 
 from interop.broker_process import BrokerProcess, venv_executable
+from kafka_compat.api.produce_checks import MAX_LISTED_RECORD_ERRORS
+from kafka_compat.protocol.compression import Codec
+from kafka_compat.protocol.errors import ErrorCode
 from kafka_compat.protocol.records import build_batch
 
+from .bombs import bomb
 from .driver import BROKER_OVERRIDES, FUZZ_TOPICS, Fuzzer, SteadyClient, Tally, log_summary, rss_kib
 from .frames import frame_groups, served
 
@@ -70,12 +78,6 @@ def test_decompression_bomb_in_produce_is_refused_and_costs_no_memory(fuzz_broke
     """A 2 KiB zstd body inflating to 64 MiB, to a topic where the broker must
     decompress it (to check keys, recompress it to gzip, check timestamps):
     MESSAGE_TOO_LARGE, and the broker's RSS does not take the 64 MiB."""
-    from kafka_compat.protocol.compression import Codec
-    from kafka_compat.protocol.errors import ErrorCode
-    from .bombs import bomb
-    import struct
-    from crc32c import crc32c
-
     process, steady = fuzz_broker
     batch = bytearray(build_batch([(b"k", b"v", [], 1_700_000_000_000)], codec=Codec.ZSTD))
     batch = batch[:61] + bomb(Codec.ZSTD, 64)
@@ -104,6 +106,34 @@ def test_create_topics_with_a_huge_partition_count_is_refused_not_planned(fuzz_b
     assert resp.topics[0].error_message == "Unable to perform excessively large batch operation."
 
 
+def test_a_million_invalid_records_cost_bounded_memory_and_no_stall(fuzz_broker):
+    """A 0.7 MB zstd batch of a million keyless records to a compacted topic:
+    refused with INVALID_RECORD, the response lists the first
+    MAX_LISTED_RECORD_ERRORS of them (listing all took ~280 MB), and the
+    records are checked in a worker thread, so another client is answered
+    meanwhile."""
+    process, steady = fuzz_broker
+    count = 1_000_000
+    batch = build_batch(((None, b"", [], 1_700_000_000_000) for _ in range(count)), codec=Codec.ZSTD)
+    _, peak_before = rss_kib(process.pid)
+    client = SteadyClient(process.port, "fuzz-compact")
+    try:
+        client.send("Produce", 9, {"acks": 1, "timeout_ms": 5000, "topic_data": [
+            {"name": "fuzz-compact", "partition_data": [{"index": 0, "records": batch}]}]})
+        answered_meanwhile = 0
+        while not client.readable():
+            steady.request("ApiVersions", 3, {"client_software_name": "t", "client_software_version": "1"})
+            answered_meanwhile += 1
+        resp = client.receive("Produce", 9)
+    finally:
+        client.close()
+    partition = resp.responses[0].partition_responses[0]
+    assert partition.error_code == ErrorCode.INVALID_RECORD
+    assert [e.batch_index for e in partition.record_errors] == list(range(MAX_LISTED_RECORD_ERRORS))
+    assert f"due to {count} record errors in total" in partition.error_message
+    assert answered_meanwhile > 5  # inline, the first one waited for the whole check
+    _, peak_after = rss_kib(process.pid)
+    assert peak_after < peak_before + 60 * 1024, (peak_before, peak_after)
 
 
 def test_list_offsets_by_time_over_a_batch_that_does_not_decompress(fuzz_broker):
@@ -111,11 +141,6 @@ def test_list_offsets_by_time_over_a_batch_that_does_not_decompress(fuzz_broker)
     as is (its CRC is right and nothing needs its records), and ListOffsets by
     timestamp, which must decode it, failed with a traceback and closed the
     connection. It answers that partition with the decode error instead."""
-    import struct
-    from crc32c import crc32c
-    from kafka_compat.protocol.compression import Codec
-    from kafka_compat.protocol.errors import ErrorCode
-
     process, steady = fuzz_broker
     steady.create_topics({"corrupt-snappy": {}})
     batch = bytearray(build_batch([(b"k", b"v", [], 1_700_000_000_000)], codec=Codec.SNAPPY))
@@ -125,8 +150,7 @@ def test_list_offsets_by_time_over_a_batch_that_does_not_decompress(fuzz_broker)
     try:
         resp = client.request("Produce", 9, {"acks": 1, "timeout_ms": 5000, "topic_data": [
             {"name": "corrupt-snappy", "partition_data": [{"index": 0, "records": bytes(batch)}]}]})
-        if resp.responses[0].partition_responses[0].error_code != 0:
-            pytest.skip("the broker now checks compressed records on produce, as Kafka does")
+        assert resp.responses[0].partition_responses[0].error_code == 0  # stored undecoded
         resp = client.request("ListOffsets", 7, {"replica_id": -1, "isolation_level": 0, "topics": [
             {"name": "corrupt-snappy", "partitions": [{"partition_index": 0, "timestamp": 0}]}]})
     finally:
