@@ -13,6 +13,7 @@ import pytest
 import trio
 
 from kafka_compat.broker import Broker, StartupError
+from kafka_compat.config import BrokerConfig
 from kafka_compat.server.connection import READ_AHEAD
 
 from .conftest import make_config
@@ -151,7 +152,9 @@ async def test_queued_max_requests_bounds_frames_being_received(tmp_path, nurser
     request = _big_request(slow, 4 * READ_AHEAD)
     await slow.send_raw(request[: 2 * READ_AHEAD])  # past the read-ahead: its frame takes the one slot
     other = await WireClient.connect(port)
-    await other.send_raw(_big_request(other, 4 * READ_AHEAD))
+    # Sent from its own task: the broker reads no more of it than its read-ahead
+    # until the slot is free, and the rest may not fit in the socket buffers.
+    nursery.start_soon(other.send_raw, _big_request(other, 4 * READ_AHEAD))
     assert await no_frame_within(other, NOT_YET)  # waits for the slot, reading nothing more
     # Requests that fit in what a connection reads ahead need no slot.
     assert (await api_versions(await WireClient.connect(port))).error_code == 0
@@ -184,8 +187,6 @@ async def test_a_client_trickling_a_request_holds_no_frame(tmp_path, nursery):
     {"listeners": "SASL_PLAINTEXT://127.0.0.1:0", "inter.broker.listener.name": "SASL_PLAINTEXT"},
 ])
 def test_a_listener_with_an_unimplemented_security_protocol_stops_start_up(tmp_path, overrides):
-    from kafka_compat.config import BrokerConfig
-
     config = BrokerConfig({"log.dirs": str(tmp_path / "data"), **overrides})
     with pytest.raises(StartupError, match="which kafka-compat does not implement .only PLAINTEXT.; "
                                            "not starting rather than serving it as plaintext"):
