@@ -36,9 +36,10 @@ def _partition_error(broker, sp: SessionPartition, by_id: bool):
     return ErrorCode.NONE, log
 
 
-def _read(broker, wanted: list[SessionPartition], request, by_id: bool) -> tuple[list[tuple], int, bool]:
-    """Read every wanted partition: [(session partition, response entry)],
-    the record bytes gathered, and whether any partition had an error."""
+def _read(broker, wanted: list[SessionPartition], request, max_bytes: int, by_id: bool) -> tuple[list[tuple], int, bool]:
+    """Read every wanted partition, ``max_bytes`` in all: [(session partition,
+    response entry)], the record bytes gathered, and whether any partition had
+    an error."""
     results = []
     total = 0
     any_error = False
@@ -52,7 +53,7 @@ def _read(broker, wanted: list[SessionPartition], request, by_id: bool) -> tuple
                "last_stable_offset": -1, "log_start_offset": -1, "records": b"",
                "aborted_transactions": None}
         if error == ErrorCode.NONE:
-            limit = max(min(sp.partition_max_bytes, request.max_bytes - total), 0)
+            limit = max(min(sp.partition_max_bytes, max_bytes - total), 0)
             try:
                 result = log.read(sp.fetch_offset, limit, min_one_batch=(total == 0), max_offset=log.high_watermark)
             except KafkaError as e:
@@ -95,11 +96,14 @@ async def fetch(ctx, request) -> dict:
         session, wanted, incremental = broker.fetch_sessions.resolve(request, by_id)
     except KafkaError as e:
         return {"error_code": e.code, "session_id": 0, "responses": []}
+    # The broker's fetch.max.bytes caps what a request may ask for, as in Kafka.
+    max_bytes = min(request.max_bytes, broker.config.fetch_max_bytes)
+    min_bytes = min(request.min_bytes, max_bytes)
     deadline = trio.current_time() + request.max_wait_ms / 1000
     while True:
-        results, total, any_error = _read(broker, wanted, request, by_id)
+        results, total, any_error = _read(broker, wanted, request, max_bytes, by_id)
         remaining = deadline - trio.current_time()
-        if total >= request.min_bytes or any_error or remaining <= 0 or broker.shutting_down.is_set():
+        if total >= min_bytes or any_error or remaining <= 0 or broker.shutting_down.is_set():
             break
         watched = [(sp.topic, sp.partition) for sp in wanted]
         await broker.waiters.wait_any(watched, remaining)

@@ -9,6 +9,8 @@ from kafka_compat.api.registry import REGISTRY
 from kafka_compat.protocol.errors import ErrorCode
 from kafka_compat.protocol.records import build_batch
 
+from .conftest import make_config, start_broker
+
 
 def records(n: int, start: int = 0, **kw) -> bytearray:
     return bytearray(build_batch([(f"k{i}".encode(), f"v{i}".encode(), [], 1_700_000_000_000 + i)
@@ -208,6 +210,17 @@ async def test_fetch_kip74_returns_a_whole_oversized_batch(broker):
     await produce(client, "big", records(100))
     part = await fetch(client, "big", 0, max_bytes=10, partition_max_bytes=10)
     assert part.error_code == 0 and len(part.records) > 10
+
+
+async def test_fetch_max_bytes_caps_what_a_fetch_asks_for(tmp_path, nursery):
+    broker, client = await start_broker(make_config(tmp_path, fetch_max_bytes=1024), nursery)
+    await create_topic(client, "capped")
+    batch = records(10)  # ~200 bytes a batch
+    for i in range(20):
+        await produce(client, "capped", records(10, 10 * i))
+    part = await fetch(client, "capped", 0, max_bytes=1 << 20)
+    assert len(batch) * 4 <= len(part.records) <= 1024
+    broker.shutdown()
 
 
 async def test_long_poll_fetch_wakes_on_append(broker):
