@@ -14,6 +14,7 @@ from .api.fetch_sessions import FetchSessionCache
 from .api.registry import load_handlers
 from .cluster.metadata import BrokerInfo, LocalMetadataStore
 from .cluster.topics import TopicManager
+from .replica.manager import ReplicaManager
 from .config import BrokerConfig
 from .group.coordinator import GroupCoordinator
 from .log.manager import LogDirError, LogManager
@@ -62,6 +63,7 @@ class Broker:
         self.bound: list[tuple[str, int]] = []
         self.metadata = None
         self.topics = None
+        self.replicas = None
         self.producer_ids = None
         self.groups = None
         self.exit_status = 0
@@ -92,6 +94,7 @@ class Broker:
         except OSError as e:
             raise StartupError(f"cannot use log dir {self.data_dirs[0]}: {e.strerror}") from None
         self.topics = TopicManager(self.config, self.metadata, self.logs)
+        self.replicas = ReplicaManager(self.config.broker_id, self.logs, self.metadata, single_broker=True)
         topics = {name: (meta.topic_id, meta.partitions) for name, meta in self.metadata.topics().items()}
         topic_configs = {name: self.topics.effective_config(name) for name in topics}
         try:

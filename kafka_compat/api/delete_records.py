@@ -12,10 +12,8 @@ HIGH_WATERMARK = -1  # "delete everything below the high watermark"
 
 def _delete(broker, topic: str, partition: int, offset: int) -> dict:
     result = {"partition_index": partition, "low_watermark": -1, "error_code": ErrorCode.NONE}
-    log = broker.topics.partition_log(topic, partition) if broker.topics.get(topic) is not None else None
     try:
-        if log is None:
-            raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+        log = broker.replicas.leader_log(topic, partition)
         if not log.config.delete_enabled:
             raise KafkaError(ErrorCode.POLICY_VIOLATION)
         target = log.high_watermark if offset == HIGH_WATERMARK else offset

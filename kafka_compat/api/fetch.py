@@ -21,19 +21,10 @@ def _partition_error(broker, sp: SessionPartition, by_id: bool):
         if meta is None:
             return ErrorCode.UNKNOWN_TOPIC_ID, None
         sp.topic = meta.name
-    elif broker.topics.get(sp.topic) is None:
-        return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, None
-    log = broker.topics.partition_log(sp.topic, sp.partition)
-    if log is None:
-        return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, None
-    if log.offline:  # its log dir failed
-        return ErrorCode.KAFKA_STORAGE_ERROR, log
-    epoch = broker.metadata.leader_epoch(sp.topic, sp.partition)
-    if sp.current_leader_epoch > epoch:
-        return ErrorCode.UNKNOWN_LEADER_EPOCH, log
-    if 0 <= sp.current_leader_epoch < epoch:
-        return ErrorCode.FENCED_LEADER_EPOCH, log
-    return ErrorCode.NONE, log
+    try:
+        return ErrorCode.NONE, broker.replicas.leader_log(sp.topic, sp.partition, sp.current_leader_epoch)
+    except KafkaError as e:
+        return e.code, None
 
 
 def _read(broker, wanted: list[SessionPartition], request, max_bytes: int, by_id: bool) -> tuple[list[tuple], int, bool]:

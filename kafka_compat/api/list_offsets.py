@@ -37,30 +37,21 @@ async def list_offsets(ctx, request) -> dict:
     topics_out = []
     for t in request.topics:
         counts = Counter(p.partition_index for p in t.partitions)
-        meta = broker.topics.get(t.name)
         partitions_out = []
         topics_out.append({"name": t.name, "partitions": partitions_out})
         for p in t.partitions:
             out = {"partition_index": p.partition_index, "error_code": ErrorCode.NONE,
                    "timestamp": -1, "offset": -1, "leader_epoch": -1, "old_style_offsets": []}
             partitions_out.append(out)
-            log = None if meta is None else broker.topics.partition_log(t.name, p.partition_index)
             if version >= 1 and counts[p.partition_index] > 1:
                 out["error_code"] = ErrorCode.INVALID_REQUEST
                 continue
-            if log is None:
-                out["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+            try:
+                log = broker.replicas.leader_log(t.name, p.partition_index, p.current_leader_epoch)
+            except KafkaError as e:
+                out["error_code"] = e.code
                 continue
-            if log.offline:  # its log dir failed
-                out["error_code"] = ErrorCode.KAFKA_STORAGE_ERROR
-                continue
-            epoch = broker.metadata.leader_epoch(t.name, p.partition_index)
-            if p.current_leader_epoch > epoch:
-                out["error_code"] = ErrorCode.UNKNOWN_LEADER_EPOCH
-                continue
-            if 0 <= p.current_leader_epoch < epoch:
-                out["error_code"] = ErrorCode.FENCED_LEADER_EPOCH
-                continue
+            epoch = broker.replicas.state(t.name, p.partition_index).leader_epoch
             try:
                 offset, timestamp = _lookup(log, p.timestamp)
             except KafkaError as e:  # a stored batch that does not decode: that partition's error, as Kafka

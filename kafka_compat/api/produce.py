@@ -52,16 +52,16 @@ def _partition_response(index: int, error: ErrorCode = ErrorCode.NONE) -> dict:
 
 async def _append(broker, topic: str, index: int, records, acks: int, api_version: int) -> dict:
     out = _partition_response(index)
-    meta = broker.topics.get(topic)
-    log = None if meta is None else broker.topics.partition_log(topic, index)
-    if log is None:
+    if not broker.metadata.has_partition(topic, index):
         out["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
         return out
     if is_internal(topic):
         out["error_code"] = ErrorCode.INVALID_TOPIC_EXCEPTION
         return out
-    if log.offline:  # its log dir failed
-        out["error_code"] = ErrorCode.KAFKA_STORAGE_ERROR
+    try:
+        log = broker.replicas.leader_log(topic, index)
+    except KafkaError as e:
+        out["error_code"] = e.code
         return out
     config = broker.topics.effective_config(topic)
     try:
@@ -72,7 +72,7 @@ async def _append(broker, topic: str, index: int, records, acks: int, api_versio
         checks = (records, batches, config, f"{topic}-{index}", int(time.time() * 1000))
         if batches[0].record_count > RECORDS_CHECKED_INLINE and needs_decoding(batches[0], config):
             records, batches, log_append_time = await trio.to_thread.run_sync(check_batches, *checks)
-            if broker.topics.partition_log(topic, index) is not log:  # deleted meanwhile
+            if broker.logs.get(topic, index) is not log:  # deleted meanwhile
                 raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
         else:
             records, batches, log_append_time = check_batches(*checks)

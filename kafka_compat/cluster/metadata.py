@@ -100,6 +100,10 @@ class MetadataStore:
     def topic_by_id(self, topic_id: bytes) -> TopicMeta | None:
         raise NotImplementedError
 
+    def has_partition(self, topic: str, partition: int) -> bool:
+        meta = self.topics().get(topic)
+        return meta is not None and 0 <= partition < meta.partitions
+
     # Changes are durable when the call returns; readers see them as soon as it
     # starts (no other task runs before the in-memory update).
     async def create_topic(self, name: str, replicas: list[list[int]], configs: dict[str, str]) -> TopicMeta:
