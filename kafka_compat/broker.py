@@ -18,7 +18,7 @@ from .replica.manager import ReplicaManager
 from .config import BrokerConfig
 from .group.coordinator import GroupCoordinator
 from .log.manager import LogDirError, LogManager
-from .server.listener import Server, unsupported_listener
+from .server.listener import Server, advertised_endpoints, unsupported_listener
 from .api.waiters import AppendWaiters
 from .txn.producer_ids import ProducerIdManager
 
@@ -61,36 +61,35 @@ class Broker:
         self.server = Server(self)
         self.shutting_down = trio.Event()
         self.bound: list[tuple[str, int]] = []
+        self.info: BrokerInfo | None = None  # this broker's registration: advertised endpoints, rack
         self.metadata = None
         self.topics = None
         self.replicas = None
+        self.cluster = None  # the ZooKeeper-mode member: None for a single broker
         self.producer_ids = None
         self.groups = None
         self.exit_status = 0
 
-    async def _open_listeners(self) -> list:
+    async def _open_listeners(self) -> list[tuple[str, trio.SocketListener]]:
+        """Every listener's sockets, each with its listener name."""
         listeners = []
         for listener in self.config.listeners:
-            host = listener.host or "127.0.0.1"
             try:
-                listeners += await trio.open_tcp_listeners(listener.port, host=host)
+                sockets = await trio.open_tcp_listeners(listener.port, host=listener.host)
             except OSError as e:
-                raise StartupError(f"cannot listen on {host}:{listener.port}: {e.strerror}") from None
-        self.bound = [l.socket.getsockname()[:2] for l in listeners]
+                raise StartupError(f"cannot listen on {listener.host}:{listener.port}: {e.strerror}") from None
+            listeners += [(listener.name, s) for s in sockets]
+        self.bound = [s.socket.getsockname()[:2] for _, s in listeners]
         return listeners
-
-    def _advertised(self) -> tuple[str, int]:
-        adv = self.config.advertised_listeners[0]
-        port = adv.port or self.bound[0][1]
-        return adv.host or "127.0.0.1", port
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         """Serve until ``shutdown()``; ``task_status.started`` gets the bound
         (host, port) pairs once requests can be served."""
         listeners = await self._open_listeners()
-        host, port = self._advertised()
+        self.info = BrokerInfo(self.config.broker_id, advertised_endpoints(self.config, listeners),
+                               self.config.broker_rack)
         try:
-            self.metadata = LocalMetadataStore(self.data_dirs[0], BrokerInfo(self.config.broker_id, host, port))
+            self.metadata = LocalMetadataStore(self.data_dirs[0], self.info)
         except OSError as e:
             raise StartupError(f"cannot use log dir {self.data_dirs[0]}: {e.strerror}") from None
         self.topics = TopicManager(self.config, self.metadata, self.logs)
@@ -118,7 +117,7 @@ class Broker:
                 log.info(
                     "kafka-compat broker %d serving on %s, data in %s",
                     self.config.broker_id,
-                    ", ".join(f"{h}:{p}" for h, p in self.bound),
+                    ", ".join(f"{name}://{h}:{p}" for (name, _), (h, p) in zip(listeners, self.bound)),
                     ", ".join(map(str, self.data_dirs)),
                 )
                 # What start-up built lives as long as the broker: keep it out of

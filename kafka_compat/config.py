@@ -581,7 +581,7 @@ IGNORED_CONFIGS: frozenset[str] = frozenset(
         # one event loop serves every connection
         "num.network.threads", "num.io.threads", "background.threads", "num.recovery.threads.per.data.dir",
         # not applied yet
-        "broker.rack", "request.timeout.ms",
+        "request.timeout.ms",
         "controlled.shutdown.enable", "controlled.shutdown.max.retries", "controlled.shutdown.retry.backoff.ms",
         # sockets keep the operating system's buffer sizes and backlog
         "socket.send.buffer.bytes", "socket.receive.buffer.bytes", "socket.listen.backlog.size",
@@ -735,6 +735,10 @@ class BrokerConfig:
     - ``listeners`` / ``advertised_listeners``: tuples of ``Listener``, hosts
       resolved as the module docstring says (advertised defaults to listeners);
     - ``listener_security_protocol_map``: dict listener name -> protocol;
+    - ``inter_broker_listener_name``: the advertised listener brokers reach
+      each other on (inter.broker.listener.name, else the listener named after
+      security.inter.broker.protocol); a broker's registration
+      (``BrokerInfo.endpoint(name)``) gives its address there;
     - ``log_dirs``: tuple of directories (log.dirs, else log.dir);
     - ``log_retention_ms``, ``log_roll_ms``, ``log_roll_jitter_ms``: resolved
       from their minutes/hours synonyms (ms over minutes over hours), and a

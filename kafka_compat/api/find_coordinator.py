@@ -41,7 +41,10 @@ def _key_partition(broker, key_type: int, key: str) -> tuple[str, int]:
     return TRANSACTION_STATE_TOPIC, partition_for(key, partitions)
 
 
-async def _coordinator(broker, key_type: int, key: str) -> tuple[ErrorCode, tuple[int, str, int]]:
+async def _coordinator(broker, listener: str, key_type: int, key: str) -> tuple[ErrorCode, tuple[int, str, int]]:
+    """The leader of the key's partition, at its endpoint on the request's
+    listener; COORDINATOR_NOT_AVAILABLE when it has none there, as Kafka's
+    getCoordinator answers."""
     topic, partition = _key_partition(broker, key_type, key)
     meta = broker.topics.get(topic)
     if meta is None:
@@ -55,9 +58,10 @@ async def _coordinator(broker, key_type: int, key: str) -> tuple[ErrorCode, tupl
     if partition >= meta.partitions:
         return ErrorCode.COORDINATOR_NOT_AVAILABLE, NO_NODE
     leader = broker.metadata.leader(topic, partition)
-    for node in broker.metadata.brokers():
-        if node.node_id == leader:
-            return ErrorCode.NONE, (node.node_id, node.host, node.port)
+    for info in broker.metadata.brokers():
+        endpoint = info.endpoint(listener)
+        if info.node_id == leader and endpoint is not None:
+            return ErrorCode.NONE, (info.node_id, endpoint.host, endpoint.port)
     return ErrorCode.COORDINATOR_NOT_AVAILABLE, NO_NODE
 
 
@@ -72,7 +76,7 @@ async def find_coordinator(ctx, request) -> dict:
     else:
         answers = []
         for key in keys:
-            error, node = await _coordinator(broker, request.key_type, key)
+            error, node = await _coordinator(broker, ctx.listener, request.key_type, key)
             answers.append((error, node, None if batched else _MESSAGES.get(error, error.name)))
     if batched:
         return {"coordinators": [

@@ -10,38 +10,72 @@ from .registry import handles
 ZERO_UUID = bytes(16)
 
 
-def broker_entries(broker) -> list[dict]:
-    return [
-        {"node_id": b.node_id, "host": b.host, "port": b.port, "rack": b.rack}
-        for b in broker.metadata.brokers()
-    ]
+class Nodes:
+    """The brokers a request may be sent to, as seen from the listener it
+    arrived on: each alive broker's advertised endpoint there, and which
+    alive brokers have none (Kafka's MetadataCache.getAliveBrokerNodes and
+    getAliveBrokerNode for a listener name)."""
+
+    def __init__(self, broker, listener: str):
+        self.alive: set[int] = set()
+        self.by_id: dict[int, tuple] = {}  # node id -> (BrokerInfo, Endpoint)
+        for info in broker.metadata.brokers():
+            self.alive.add(info.node_id)
+            endpoint = info.endpoint(listener)
+            if endpoint is not None:
+                self.by_id[info.node_id] = (info, endpoint)
+
+    def entries(self, id_field: str = "node_id") -> list[dict]:
+        return [
+            {id_field: info.node_id, "host": ep.host, "port": ep.port, "rack": info.rack}
+            for info, ep in self.by_id.values()
+        ]
 
 
-def partition_entries(broker, meta) -> list[dict]:
+def partition_entries(broker, meta, nodes: Nodes, version: int) -> list[dict]:
+    """As Kafka's ZkMetadataCache.getPartitionMetadata: a leader that is not
+    alive is LEADER_NOT_AVAILABLE; one that is alive but has no endpoint on the
+    request's listener is LISTENER_NOT_FOUND from v6 (LEADER_NOT_AVAILABLE
+    before); v0 leaves out replicas without an endpoint and says
+    REPLICA_NOT_AVAILABLE."""
     store = broker.metadata
     entries = []
     for index, replicas in enumerate(meta.replicas):
         leader = store.leader(meta.name, index)
+        isr = store.isr(meta.name, index)
+        error = ErrorCode.NONE
+        if version == 0:
+            shown_replicas = [r for r in replicas if r in nodes.by_id]
+            shown_isr = [r for r in isr if r in nodes.by_id]
+        else:
+            shown_replicas, shown_isr = replicas, isr
+        if leader not in nodes.by_id:
+            if leader in nodes.alive and version >= 6:
+                error = ErrorCode.LISTENER_NOT_FOUND
+            else:
+                error = ErrorCode.LEADER_NOT_AVAILABLE
+            leader = -1
+        elif len(shown_replicas) < len(replicas) or len(shown_isr) < len(isr):
+            error = ErrorCode.REPLICA_NOT_AVAILABLE
         entries.append({
-            # No leader: its only replica is in a failed log dir (Kafka's KRaftMetadataCache).
-            "error_code": ErrorCode.LEADER_NOT_AVAILABLE if leader < 0 else ErrorCode.NONE,
+            "error_code": error,
             "partition_index": index,
             "leader_id": leader,
             "leader_epoch": store.leader_epoch(meta.name, index),
-            "replica_nodes": replicas,
-            "isr_nodes": store.isr(meta.name, index),
+            "replica_nodes": shown_replicas,
+            "isr_nodes": shown_isr,
             "offline_replicas": store.offline_replicas(meta.name, index),
         })
     return entries
 
 
-def _topic_entry(broker, meta, include_ops: bool) -> dict:
+def _topic_entry(broker, meta, include_ops: bool, nodes: Nodes, version: int) -> dict:
     return {
         "error_code": ErrorCode.NONE,
         "name": meta.name,
         "topic_id": meta.topic_id,
         "is_internal": is_internal(meta.name),
-        "partitions": partition_entries(broker, meta),
+        "partitions": partition_entries(broker, meta, nodes, version),
         "topic_authorized_operations": ALL_TOPIC_OPERATIONS if include_ops else OPERATIONS_NOT_REQUESTED,
     }
 
@@ -86,10 +120,11 @@ async def metadata(ctx, request) -> dict:
         return {"brokers": [], "cluster_id": None, "controller_id": -1, "topics": [
             {"name": t.name or "", "topic_id": t.topic_id, "error_code": ErrorCode.INVALID_REQUEST,
              "is_internal": False, "partitions": []} for t in request.topics]}
+    nodes = Nodes(broker, ctx.listener)
     topic_entries = []
     if wants_all:
         for meta in list(broker.metadata.topics().values()):
-            topic_entries.append(_topic_entry(broker, meta, include_ops))
+            topic_entries.append(_topic_entry(broker, meta, include_ops, nodes, version))
     else:
         allow_auto_create = request.allow_auto_topic_creation if version >= 4 else True
         for wanted in request.topics:
@@ -105,9 +140,9 @@ async def metadata(ctx, request) -> dict:
                     topic_entries.append(error)
                     continue
                 meta = broker.topics.get(name)
-            topic_entries.append(_topic_entry(broker, meta, include_ops))
+            topic_entries.append(_topic_entry(broker, meta, include_ops, nodes, version))
     return {
-        "brokers": broker_entries(broker),
+        "brokers": nodes.entries(),
         "cluster_id": broker.metadata.cluster_id,
         "controller_id": broker.metadata.controller_id,
         "topics": topic_entries,
@@ -131,10 +166,7 @@ async def describe_cluster(ctx, request) -> dict:
         "endpoint_type": request.endpoint_type,
         "cluster_id": broker.metadata.cluster_id,
         "controller_id": broker.metadata.controller_id,
-        "brokers": [
-            {"broker_id": b.node_id, "host": b.host, "port": b.port, "rack": b.rack}
-            for b in broker.metadata.brokers()
-        ],
+        "brokers": Nodes(broker, ctx.listener).entries("broker_id"),
         "cluster_authorized_operations": (
             ALL_CLUSTER_OPERATIONS if request.include_cluster_authorized_operations else OPERATIONS_NOT_REQUESTED
         ),

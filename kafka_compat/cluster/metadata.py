@@ -77,12 +77,30 @@ class TopicMeta:
         return len(self.replicas)
 
 
-@dataclass
-class BrokerInfo:
-    node_id: int
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """Where clients reach a broker on one listener (Kafka's EndPoint without
+    its name, which keys it in ``BrokerInfo.endpoints``)."""
+
     host: str
     port: int
+    security_protocol: str
+
+
+@dataclass
+class BrokerInfo:
+    """A broker's registration as Kafka has it (/brokers/ids/<id>, UpdateMetadata's
+    live brokers): its advertised endpoints by listener name, in
+    advertised.listeners order, and its rack (broker.rack)."""
+
+    node_id: int
+    endpoints: dict[str, Endpoint]
     rack: str | None = None
+
+    def endpoint(self, listener: str) -> Endpoint | None:
+        """The endpoint on ``listener``; None when the broker has none there
+        (clients that came in on that listener cannot be sent to it)."""
+        return self.endpoints.get(listener)
 
 
 class MetadataStore:

@@ -52,6 +52,7 @@ class RequestContext:
     broker: object
     header: RequestHeader
     peer: str
+    listener: str  # the name of the listener the connection arrived on (INTERNAL, PLAINTEXT, ...)
 
     @property
     def api_version(self) -> int:
@@ -119,9 +120,10 @@ def encode_response(entry: ApiEntry, header: RequestHeader, body: dict) -> list:
 
 
 class Connection:
-    def __init__(self, server, stream: trio.SocketStream):
+    def __init__(self, server, stream: trio.SocketStream, listener: str):
         self.broker = server.broker
         self.stream = stream
+        self.listener = listener
         self.frames = server.frames
         self.request_slots = server.request_slots
         try:
@@ -236,7 +238,7 @@ class Connection:
             request = schema.codec(entry.name, header.api_version, "request").parse_stream(reader)
         except Exception as e:  # construct raises many kinds on garbage input
             raise MalformedRequest(f"cannot decode {entry.name} v{header.api_version}: {e}") from None
-        ctx = RequestContext(self.broker, header, self.peer)
+        ctx = RequestContext(self.broker, header, self.peer, self.listener)
         try:
             body = await entry.handler(ctx, request)
         except (trio.Cancelled, KeyboardInterrupt):

@@ -9,6 +9,7 @@ import time
 
 import trio
 
+from ..cluster.metadata import Endpoint
 from ..config import ConfigError
 from .connection import Connection
 from .frames import FramePool
@@ -35,6 +36,19 @@ def unsupported_listener(config) -> str | None:
                 "not starting rather than serving it as plaintext"
             )
     return None
+
+
+def advertised_endpoints(config, bound: list[tuple[str, trio.SocketListener]]) -> dict[str, Endpoint]:
+    """The broker's endpoints by listener name, in advertised.listeners order:
+    an advertised port 0 becomes the port its listener bound (Kafka's
+    boundPort), so a broker on free ports advertises where it really listens."""
+    ports: dict[str, int] = {}
+    for name, listener in bound:
+        ports.setdefault(name, listener.socket.getsockname()[1])
+    return {
+        adv.name: Endpoint(adv.host, adv.port or ports[adv.name], adv.security_protocol)
+        for adv in config.advertised_listeners
+    }
 
 
 def _resolve_overrides(overrides: dict[str, int]) -> dict[str, int]:
@@ -70,21 +84,22 @@ class Server:
         self.max_idle = idle_ms / 1000 if idle_ms >= 0 else None  # negative: never expire, as Kafka
         self._accept_scope = trio.CancelScope()
 
-    async def serve(self, listeners: list, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        """Accept on every listener until ``stop_accepting``; returns when every
-        connection has ended."""
+    async def serve(self, listeners: list[tuple[str, trio.SocketListener]], *,
+                    task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """Accept on every (listener name, socket) until ``stop_accepting``;
+        returns when every connection has ended."""
         async with trio.open_nursery() as connections:
             with self._accept_scope:
                 async with trio.open_nursery() as accepting:
-                    for listener in listeners:
-                        accepting.start_soon(self._accept_loop, listener, connections)
+                    for name, listener in listeners:
+                        accepting.start_soon(self._accept_loop, name, listener, connections)
                     if self.max_idle is not None:
                         accepting.start_soon(self._expire_idle)
                     task_status.started()
-            for listener in listeners:
+            for _, listener in listeners:
                 await listener.aclose()
 
-    async def _accept_loop(self, listener, connections: trio.Nursery) -> None:
+    async def _accept_loop(self, name: str, listener: trio.SocketListener, connections: trio.Nursery) -> None:
         while True:
             # max.connections: at the limit Kafka's acceptor blocks until a
             # connection closes; new ones wait in the listen backlog meanwhile.
@@ -96,7 +111,7 @@ class Server:
                 log.warning("accept failed: %s", e)
                 await trio.sleep(0.01)
                 continue
-            conn = Connection(self, stream)
+            conn = Connection(self, stream, name)
             limit = self.per_ip_overrides.get(conn.ip, self.max_connections_per_ip)
             count = self.per_ip.get(conn.ip, 0)
             if count >= limit:
