@@ -29,7 +29,7 @@ import re
 import shutil
 import uuid
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -289,17 +289,21 @@ class LogManager:
             raise
         return partition_log
 
-    def detach(self, topic: str) -> list[PartitionLog]:
-        """Topic deletion, first step: the topic's logs stop serving at once and
-        leave the manager; their directories stay until ``delete``."""
-        doomed = [partition_log for key, partition_log in self.logs.items() if key[0] == topic]
+    def detach(self, topic: str, partitions: Iterable[int] | None = None) -> list[PartitionLog]:
+        """Deletion, first step: the topic's logs (or those of ``partitions``)
+        stop serving at once and leave the manager; their directories stay
+        until ``delete``."""
+        wanted = None if partitions is None else set(partitions)
+        doomed = [partition_log for key, partition_log in self.logs.items()
+                  if key[0] == topic and (wanted is None or key[1] in wanted)]
         for partition_log in doomed:
             key = (topic, partition_log.partition)
             del self.logs[key]
             partition_log.closed = True
             self._doomed[key] = partition_log
             self._partitions_per_dir[partition_log.dir.parent] -= 1
-        self._topic_configs.pop(topic, None)
+        if not any(key[0] == topic for key in self.logs):
+            self._topic_configs.pop(topic, None)
         return doomed
 
     async def delete(self, doomed: list[PartitionLog]) -> None:

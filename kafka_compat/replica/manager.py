@@ -10,11 +10,15 @@ partitions away.
 """
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from ..protocol.errors import ErrorCode, KafkaError
 
 NO_EPOCH = -1
+# StopReplica's leader epoch for a partition whose topic is being deleted.
+EPOCH_DURING_DELETE = -2
 
 
 @dataclass
@@ -35,6 +39,9 @@ class ReplicaManager:
         self.metadata = metadata
         self.single_broker = single_broker
         self.states: dict[tuple[str, int], PartitionState] = {}
+        # The newest controller epoch seen: requests of older controllers are
+        # refused (STALE_CONTROLLER_EPOCH).
+        self.controller_epoch = 0
 
     def state(self, topic: str, partition: int) -> PartitionState | None:
         if self.single_broker:
@@ -78,3 +85,72 @@ class ReplicaManager:
         if state.leader != self.broker_id:
             raise KafkaError(ErrorCode.NOT_LEADER_OR_FOLLOWER)
         return log
+
+    # -- what the controller says (cluster mode) ----------------------------------------
+    def check_controller_epoch(self, epoch: int) -> None:
+        if epoch < self.controller_epoch:
+            raise KafkaError(ErrorCode.STALE_CONTROLLER_EPOCH)
+        self.controller_epoch = epoch
+
+    async def apply_leadership(
+        self,
+        changes: list[tuple[str, bytes, int, PartitionState]],
+        topic_config: Callable[[str], Awaitable[dict]],
+    ) -> dict[tuple[str, int], ErrorCode]:
+        """LeaderAndIsr (Kafka's becomeLeaderOrFollower, after the controller
+        epoch check): each (topic, topic id, partition, state) this broker is
+        a replica of, at a leader epoch not older than ours, is taken on, its
+        log created if missing (with the topic's config from
+        ``topic_config``). Returns each partition's error."""
+        errors: dict[tuple[str, int], ErrorCode] = {}
+        accepted: list[tuple[str, bytes, int, PartitionState]] = []
+        for topic, topic_id, partition, state in changes:
+            key = (topic, partition)
+            current = self.states.get(key)
+            log = self.logs.get(topic, partition)
+            if log is not None and log.topic_id not in (None, topic_id):
+                errors[key] = ErrorCode.INCONSISTENT_TOPIC_ID
+            elif current is not None and state.leader_epoch < current.leader_epoch:
+                errors[key] = ErrorCode.STALE_CONTROLLER_EPOCH
+            elif self.broker_id not in state.replicas:
+                errors[key] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+            else:
+                accepted.append((topic, topic_id, partition, state))
+        missing: dict[tuple[str, bytes], list[int]] = defaultdict(list)
+        for topic, topic_id, partition, _ in accepted:
+            if self.logs.get(topic, partition) is None:
+                missing[(topic, topic_id)].append(partition)
+        for (topic, topic_id), partitions in missing.items():
+            try:
+                await self.logs.create(topic, topic_id, partitions, await topic_config(topic))
+            except KafkaError:
+                pass  # no log dir online: those partitions get no log, answered below
+        for topic, _, partition, state in accepted:
+            log = self.logs.get(topic, partition)
+            if log is None or log.offline:
+                errors[(topic, partition)] = ErrorCode.KAFKA_STORAGE_ERROR
+                continue
+            self.states[(topic, partition)] = state
+            errors[(topic, partition)] = ErrorCode.NONE
+        return errors
+
+    async def stop_replicas(self, partitions: list[tuple[str, int, int, bool]]) -> dict[tuple[str, int], ErrorCode]:
+        """StopReplica (after the controller epoch check): each (topic,
+        partition, leader epoch, delete) stops being hosted here unless the
+        request's leader epoch is older than ours; with delete, its log is
+        removed (renamed *-delete, then deleted in the background)."""
+        errors: dict[tuple[str, int], ErrorCode] = {}
+        doomed = []
+        for topic, partition, leader_epoch, delete in partitions:
+            current = self.states.get((topic, partition))
+            if (current is not None and leader_epoch not in (NO_EPOCH, EPOCH_DURING_DELETE)
+                    and leader_epoch < current.leader_epoch):
+                errors[(topic, partition)] = ErrorCode.FENCED_LEADER_EPOCH
+                continue
+            self.states.pop((topic, partition), None)
+            if delete:
+                doomed += self.logs.detach(topic, [partition])
+            errors[(topic, partition)] = ErrorCode.NONE
+        if doomed:
+            await self.logs.delete(doomed)
+        return errors
