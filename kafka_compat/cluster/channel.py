@@ -1,0 +1,246 @@
+"""One broker's connection to another, for the inter-broker protocol: the
+controller sending LeaderAndIsr, UpdateMetadata and StopReplica, a follower
+fetching from its leader.
+
+Requests are pipelined on one connection and a broker answers a connection's
+requests in the order they came, so each response belongs to the oldest
+request still waiting (its correlation id must say so). A reader task per
+connection, in the nursery the channel was given, hands each response to its
+request.
+
+A connection that breaks (closed by the peer, a socket error, a response out
+of order) fails every request in flight on it with BrokerChannelError and is
+dropped; the next request opens a new one, no sooner than
+``reconnect_backoff`` seconds after the previous attempt began (Kafka's
+reconnect.backoff.ms). A caller cancelled while awaiting its response leaves
+the connection alone (the response is dropped when it comes); one cancelled
+while its request is being written closes it, since part of a request may be
+on the wire.
+"""
+from __future__ import annotations
+
+import io
+import math
+import os
+import struct
+from collections import deque
+
+import trio
+
+from ..protocol import schema
+from ..protocol.headers import encode_request_header, parse_response_header
+from ..protocol.primitives import FrameReader
+
+_SIZE = struct.Struct(">i")
+_RECEIVE_SIZE = 65536
+_PRODUCE_KEY = 0
+
+
+class BrokerChannelError(Exception):
+    """A request got no usable response: the connection could not be made,
+    broke, or the response did not decode. The message says which."""
+
+
+class PendingResponse:
+    """A request on the wire; ``await get()`` for its decoded response (None
+    for a Produce with acks=0, which is never answered)."""
+
+    __slots__ = ("api", "api_key", "api_version", "correlation_id", "deadline", "_connection", "_done", "_frame", "_error")
+
+    def __init__(self, api: str, api_key: int, api_version: int, correlation_id: int, deadline: float, connection):
+        self.api, self.api_key, self.api_version = api, api_key, api_version
+        self.correlation_id = correlation_id
+        self.deadline = deadline
+        self._connection = connection
+        self._done = trio.Event()
+        self._frame: bytearray | None = None
+        self._error: BrokerChannelError | None = None
+
+    def _resolve(self, frame: bytearray | None = None, error: BrokerChannelError | None = None) -> None:
+        self._frame, self._error = frame, error
+        self._done.set()
+
+    async def get(self):
+        """The response; BrokerChannelError if the connection broke first or
+        the deadline passed (which closes the connection, as Kafka's clients
+        do: the responses behind a lost one would never come)."""
+        with trio.move_on_at(self.deadline):
+            await self._done.wait()
+        if not self._done.is_set():
+            self._connection.fail(f"closed: no response to {self.api} v{self.api_version} within the request timeout")
+        if self._error is not None:
+            raise self._error
+        if self._frame is None:
+            return None
+        try:
+            _, pos = parse_response_header(self._frame, self.api_key, self.api_version)
+            return schema.codec(self.api, self.api_version, "response").parse_stream(FrameReader(self._frame, pos))
+        except Exception as e:  # construct raises many kinds on bad input
+            raise BrokerChannelError(
+                f"cannot decode {self.api} v{self.api_version} response from {self._connection.peer}: {e}"
+            ) from None
+
+
+class _Connection:
+    def __init__(self, stream: trio.SocketStream, peer: str):
+        self.stream = stream
+        self.peer = peer
+        self.send_lock = trio.Lock()
+        self.in_flight: deque[PendingResponse] = deque()
+        self.error: BrokerChannelError | None = None
+        self._reader_scope = trio.CancelScope()
+
+    def fail(self, reason: str) -> None:
+        """Close the connection and fail every request in flight on it."""
+        if self.error is not None:
+            return
+        self.error = BrokerChannelError(f"connection to {self.peer} {reason}")
+        self._reader_scope.cancel()
+        self.stream.socket.close()  # wakes a task blocked on the socket with ClosedResourceError
+        while self.in_flight:
+            self.in_flight.popleft()._resolve(error=self.error)
+
+    async def read_responses(self) -> None:
+        reason = "closed"
+        try:
+            with self._reader_scope:
+                buf = bytearray()
+                while True:
+                    data = await self.stream.receive_some(_RECEIVE_SIZE)
+                    if not data:
+                        reason = "closed by the peer"
+                        return
+                    buf += data
+                    while len(buf) >= 4:
+                        (size,) = _SIZE.unpack_from(buf, 0)
+                        if size < 4:
+                            reason = f"closed: the peer sent a frame of {size} bytes"
+                            return
+                        if len(buf) < 4 + size:
+                            break
+                        frame = buf[4 : 4 + size]  # a copy, writable (as records views need)
+                        del buf[: 4 + size]
+                        problem = self._deliver(frame)
+                        if problem:
+                            reason = f"closed: {problem}"
+                            return
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as e:
+            reason = f"failed: {e}"
+        finally:
+            self.fail(reason)
+
+    def _deliver(self, frame: bytearray) -> str | None:
+        """Hand a response to the oldest request in flight; what is wrong if it can't."""
+        (correlation_id,) = _SIZE.unpack_from(frame, 0)
+        if not self.in_flight:
+            return f"a response (correlation id {correlation_id}) came for no request"
+        pending = self.in_flight[0]
+        if correlation_id != pending.correlation_id:
+            return f"a response has correlation id {correlation_id}, expected {pending.correlation_id}"
+        self.in_flight.popleft()._resolve(frame)
+        return None
+
+
+class BrokerChannel:
+    """Requests to the broker at (host, port), any API and version our
+    protocol specs know, encoded and decoded with their codecs.
+
+    ``nursery`` runs each connection's reader task; ``aclose()`` ends it and
+    fails what is in flight. A request unanswered ``request_timeout`` seconds
+    after it was sent fails and closes the connection (Kafka's
+    request.timeout.ms; the controller's is controller.socket.timeout.ms).
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        nursery: trio.Nursery,
+        *,
+        client_id: str,
+        connect_timeout: float = 10.0,
+        request_timeout: float = 30.0,
+        reconnect_backoff: float = 0.05,
+    ):
+        self.host, self.port = host, port
+        self.peer = f"{host}:{port}"
+        self.client_id = client_id
+        self.connect_timeout = connect_timeout
+        self.request_timeout = request_timeout
+        self.reconnect_backoff = reconnect_backoff
+        self._nursery = nursery
+        self._connect_lock = trio.Lock()
+        self._connection: _Connection | None = None
+        self._next_attempt = -math.inf
+        self._correlation_id = 0
+        self._closed = False
+
+    async def request(self, api: str, version: int, body: dict):
+        """Send a request and return its decoded response (a construct
+        Container; None for a Produce with acks=0). Raises BrokerChannelError."""
+        pending = await self.send(api, version, body)
+        return await pending.get()
+
+    async def send(self, api: str, version: int, body: dict) -> PendingResponse:
+        """Write a request without waiting for its response: several may be in
+        flight on the connection, and are answered in the order sent."""
+        spec = schema.all_specs()[api]
+        out = io.BytesIO()
+        schema.codec(api, version, "request").build_stream(body, out, deferred=[])
+        payload = out.getvalue()
+        connection = await self._connect()
+        async with connection.send_lock:
+            if connection.error is not None:
+                raise connection.error
+            self._correlation_id = (self._correlation_id + 1) & 0x7FFFFFFF
+            header = encode_request_header(spec.api_key, version, self._correlation_id, self.client_id)
+            deadline = trio.current_time() + self.request_timeout
+            pending = PendingResponse(api, spec.api_key, version, self._correlation_id, deadline, connection)
+            if spec.api_key == _PRODUCE_KEY and body.get("acks") == 0:
+                pending._resolve()  # the broker will not answer
+            else:
+                connection.in_flight.append(pending)
+            try:
+                await connection.stream.send_all(_SIZE.pack(len(header) + len(payload)) + header + payload)
+            except trio.Cancelled:
+                connection.fail("closed: a request was cancelled while being sent")
+                raise
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as e:
+                connection.fail(f"failed: {e}")
+                raise connection.error from None
+        return pending
+
+    async def _connect(self) -> _Connection:
+        async with self._connect_lock:
+            if self._closed:
+                raise BrokerChannelError(f"channel to {self.peer} is closed")
+            if self._connection is not None and self._connection.error is None:
+                return self._connection
+            await trio.sleep_until(self._next_attempt)
+            self._next_attempt = trio.current_time() + self.reconnect_backoff
+            try:
+                with trio.fail_after(self.connect_timeout):
+                    stream = await trio.open_tcp_stream(self.host, self.port)
+            except trio.TooSlowError:
+                raise BrokerChannelError(
+                    f"connecting to {self.peer} timed out after {self.connect_timeout:g} s"
+                ) from None
+            except OSError as e:
+                # trio's error says only that every address failed; its cause says why
+                cause = (getattr(e.__cause__, "exceptions", None) or [e])[-1]
+                reason = os.strerror(cause.errno) if getattr(cause, "errno", None) else str(cause)
+                raise BrokerChannelError(f"cannot connect to {self.peer}: {reason}") from None
+            if self._closed:  # by aclose() while connecting
+                await stream.aclose()
+                raise BrokerChannelError(f"channel to {self.peer} is closed")
+            self._connection = _Connection(stream, self.peer)
+            self._nursery.start_soon(self._connection.read_responses)
+            return self._connection
+
+    async def aclose(self) -> None:
+        """Close the connection, failing what is in flight; later requests
+        raise BrokerChannelError."""
+        self._closed = True
+        if self._connection is not None:
+            self._connection.fail("closed: the channel was closed")
+        await trio.lowlevel.checkpoint()
