@@ -174,3 +174,15 @@ async def test_request_timeout_closes_the_connection(broker, nursery):
         await behind.get()
     assert (await ch.request("Metadata", 12, missing_topic("next"))).topics[0].name == "next"
     await ch.aclose()
+
+
+async def test_controller_requests(broker, nursery):
+    """The controller's requests go through too (a single broker has no other
+    controller, so it answers them STALE_CONTROLLER_EPOCH)."""
+    ch = channel(broker.port, nursery)
+    common = {"controller_id": 7, "controller_epoch": 3, "broker_epoch": -1}
+    lai = await ch.request("LeaderAndIsr", 7, {**common, "type": 0, "topic_states": [], "live_leaders": []})
+    um = await ch.request("UpdateMetadata", 8, {**common, "topic_states": [], "live_brokers": []})
+    sr = await ch.request("StopReplica", 3, {**common, "topic_states": []})
+    assert (lai.error_code, um.error_code, sr.error_code) == (ErrorCode.STALE_CONTROLLER_EPOCH,) * 3
+    await ch.aclose()
