@@ -106,6 +106,10 @@ class BrokerInfo:
 class MetadataStore:
     """What every metadata store offers the handlers."""
 
+    # Whether this broker makes its partitions' logs itself as topics change
+    # (a single broker), rather than when the controller says (a cluster).
+    local_logs = True
+
     cluster_id: str
     controller_id: int
 

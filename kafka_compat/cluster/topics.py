@@ -16,6 +16,7 @@ import signal
 
 from ..config import BrokerConfig, validate_topic_configs
 from ..protocol.errors import ErrorCode, KafkaError
+from .assignment import assign_replicas_to_brokers, new_partitions_assignment
 from .metadata import MetadataStore, TopicMeta, is_internal, validate_topic_name
 
 log = logging.getLogger(__name__)
@@ -77,20 +78,15 @@ class TopicManager:
                     ErrorCode.INVALID_TOPIC_EXCEPTION, f"Topic '{name}' collides with existing topic: {existing}"
                 )
 
-    def _assign(self, num_partitions: int, replication_factor: int, start: int = 0) -> list[list[int]]:
-        """Round-robin replica assignment over the live brokers, leader first."""
+    def _live_brokers(self) -> list:
+        return sorted(self.metadata.brokers(), key=lambda b: b.node_id)
+
+    def _assign(self, num_partitions: int, replication_factor: int) -> list[list[int]]:
+        """Kafka's replica assignment over the live brokers (rack-aware when
+        they all have racks), leader first."""
         if num_partitions >= MAX_RECORDS_PER_USER_OP:
             raise KafkaError(ErrorCode.POLICY_VIOLATION, "Unable to perform excessively large batch operation.")
-        brokers = sorted(b.node_id for b in self.metadata.brokers())
-        if replication_factor > len(brokers):
-            raise KafkaError(
-                ErrorCode.INVALID_REPLICATION_FACTOR,
-                f"Replication factor: {replication_factor} larger than available brokers: {len(brokers)}.",
-            )
-        return [
-            [brokers[(p + r) % len(brokers)] for r in range(replication_factor)]
-            for p in range(start, start + num_partitions)
-        ]
+        return list(assign_replicas_to_brokers(self._live_brokers(), num_partitions, replication_factor).values())
 
     def _check_assignment(self, replicas: list[list[int]]) -> None:
         known = {b.node_id for b in self.metadata.brokers()}
@@ -139,7 +135,8 @@ class TopicManager:
         overrides = {k: v for k, v in configs.items() if v is not None}
         meta = await self.metadata.create_topic(name, replicas, overrides)
         self._effective.pop(name, None)
-        await self._create_logs(meta, range(meta.partitions))
+        if self.metadata.local_logs:
+            await self._create_logs(meta, range(meta.partitions))
         log.info("created topic %s with %d partition(s)", name, meta.partitions)
         return meta
 
@@ -161,6 +158,11 @@ class TopicManager:
     async def delete(self, name: str) -> None:
         if not self.config.delete_topic_enable:
             raise KafkaError(ErrorCode.TOPIC_DELETION_DISABLED, "Topic deletion is disabled.")
+        if not self.metadata.local_logs:  # the controller has every replica deleted
+            await self.metadata.delete_topic(name)
+            self._effective.pop(name, None)
+            log.info("deleted topic %s", name)
+            return
         doomed = self.logs.detach(name)  # no more reads or appends
         self._effective.pop(name, None)
         crash_point("delete-topic:logs-detached")
@@ -195,22 +197,31 @@ class TopicManager:
                 )
             self._check_assignment(assignments)
             return [list(a) for a in assignments]
-        return self._assign(added, len(meta.replicas[0]), start=current)
+        if added >= MAX_RECORDS_PER_USER_OP:
+            raise KafkaError(ErrorCode.POLICY_VIOLATION, "Unable to perform excessively large batch operation.")
+        return list(new_partitions_assignment(self._live_brokers(), meta.replicas, count).values())
 
     async def alter_configs(self, name: str, overrides: dict[str, str]) -> None:
         """Replace the topic's config overrides (validated by the caller); its
         logs use them from the next append, roll or retention pass on."""
         meta = self.get(name)
         await self.metadata.set_topic_configs(name, overrides)
-        if not self._still_exists(meta):
-            return
-        self._effective.pop(name, None)
-        self.logs.update_config(name, self.effective_config(name))
+        if self._still_exists(meta):
+            self.config_changed(name)
         log.info("topic %s now has config overrides %s", name, overrides)
+
+    def config_changed(self, name: str) -> None:
+        """The topic's overrides changed (here, or on another broker of the
+        cluster): its logs use them from the next append, roll or retention
+        pass on."""
+        self._effective.pop(name, None)
+        if self.get(name) is not None:
+            self.logs.update_config(name, self.effective_config(name))
 
     async def add_partitions(self, name: str, new_replicas: list[list[int]]) -> None:
         meta = self.get(name)
         start = meta.partitions
         await self.metadata.add_partitions(name, new_replicas)
-        await self._create_logs(meta, range(start, start + len(new_replicas)))
+        if self.metadata.local_logs:
+            await self._create_logs(meta, range(start, start + len(new_replicas)))
         log.info("topic %s now has %d partitions", name, start + len(new_replicas))
