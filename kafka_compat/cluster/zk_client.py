@@ -236,8 +236,9 @@ class ZkClient:
     async def get(self, path: str, watch: Callable[[WatchedEvent], None] | None = None
                   ) -> tuple[bytes, ZnodeStat]:
         """Data and stat; NoNodeError if absent. The watch fires on a change
-        or deletion."""
-        return await self._result(self._kazoo.get_async(path, self._watch(watch)))
+        or deletion. A znode created with null data reads as b""."""
+        data, stat = await self._result(self._kazoo.get_async(path, self._watch(watch)))
+        return data or b"", stat
 
     async def get_children(self, path: str, watch: Callable[[WatchedEvent], None] | None = None
                            ) -> list[str]:
@@ -251,13 +252,21 @@ class ZkClient:
         creation, change or deletion (how Kafka watches /controller)."""
         return await self._result(self._kazoo.exists_async(path, self._watch(watch)))
 
-    async def create(self, path: str, data: bytes = b"", *, ephemeral: bool = False,
+    async def create(self, path: str, data: bytes | None = None, *, ephemeral: bool = False,
                      sequential: bool = False, makepath: bool = False) -> str:
-        """The created path (with its sequence number when sequential);
-        NodeExistsError, or NoNodeError for a missing parent unless makepath
-        (parents are created persistent)."""
+        """The created path (with its sequence number when sequential).
+        `data=None` stores null, as Kafka does for znodes without data.
+        NodeExistsError; NoNodeError for a missing parent unless makepath
+        (parents are created persistent with null data)."""
+        try:
+            return await self._result(self._kazoo.create_async(
+                path, data, ephemeral=ephemeral, sequence=sequential))
+        except NoNodeError:
+            if not makepath:
+                raise
+        await self.ensure_path(_parent(path))
         return await self._result(self._kazoo.create_async(
-            path, data, ephemeral=ephemeral, sequence=sequential, makepath=makepath))
+            path, data, ephemeral=ephemeral, sequence=sequential))
 
     async def set(self, path: str, data: bytes, version: int = -1) -> ZnodeStat:
         """Write if the znode is at `version` (-1: any); the new stat.
@@ -285,9 +294,14 @@ class ZkClient:
             pass
 
     async def ensure_path(self, path: str) -> None:
-        """Create a persistent path and its parents where missing (Kafka's
-        makeSurePersistentPathExists)."""
-        await self._result(self._kazoo.ensure_path_async(path))
+        """Create a persistent path and its missing parents, with null data
+        (Kafka's makeSurePersistentPathExists / createRecursive)."""
+        if path == "/":
+            return
+        try:
+            await self.create(path, makepath=True)
+        except NodeExistsError:
+            pass
 
     async def multi(self, ops: Sequence[MultiOp]) -> list:
         """All of `ops` atomically, or none. Results in order: the created
@@ -315,6 +329,10 @@ class ZkClient:
                 result.failed_op = op
                 raise result
         return results
+
+
+def _parent(path: str) -> str:
+    return path.rsplit("/", 1)[0] or "/"
 
 
 class _TrioWatch:

@@ -5,10 +5,12 @@ import threading
 
 import pytest
 import trio
+from kazoo.client import KazooClient
 from kazoo.protocol.states import EventType
 
 from interop.broker_process import free_port
 from interop.zookeeper import ZooKeeperProcess, expire_session
+from kafka_compat.cluster.zk_data import PERSISTENT_PATHS
 from kafka_compat.cluster.zk_client import (
     BadVersionError,
     CheckOp,
@@ -217,3 +219,28 @@ async def test_connection_timeout_gives_a_clear_error():
 async def test_connection_timeout_defaults_to_the_session_timeout():
     client = ZkClient("127.0.0.1:1/kafka", session_timeout_ms=6000)
     assert (client.connection_timeout_ms, client.chroot, client.hosts) == (6000, "/kafka", "127.0.0.1:1")
+
+
+async def test_kafka_top_level_paths_have_null_data(zookeeper, zk_connect, zk_chroot):
+    """ensure_path creates what KafkaZkClient.createTopLevelPaths does, with
+    null data as Kafka's createRecursive writes (zkCli shows `null`)."""
+    async with ZkClient(zk_connect) as zk:
+        async with trio.open_nursery() as nursery:
+            for path in PERSISTENT_PATHS:
+                nursery.start_soon(zk.ensure_path, path)
+        assert sorted(await zk.get_children("/config")) == [
+            "brokers", "changes", "clients", "ips", "topics", "users"]
+        data, stat = await zk.get("/brokers/seqid")
+        assert (data, stat.dataLength) == (b"", 0)
+
+    def raw_data(path: str):
+        raw = KazooClient(hosts=zookeeper.connect_string())
+        raw.start(timeout=DEADLINE)
+        try:
+            return raw.get(path)[0]
+        finally:
+            raw.stop()
+            raw.close()
+    assert await trio.to_thread.run_sync(raw_data, f"{zk_chroot}/brokers/seqid") is None
+    assert await trio.to_thread.run_sync(raw_data, f"{zk_chroot}/config") is None
+    assert await trio.to_thread.run_sync(raw_data, zk_chroot) is None  # the chroot too
