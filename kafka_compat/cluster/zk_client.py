@@ -129,7 +129,10 @@ class ZkClient:
         self._token = trio.lowlevel.current_trio_token()
         deadline = trio.current_time() + self.connection_timeout_ms / 1000
         if self.chroot:
-            await self._create_chroot(deadline)
+            try:
+                await self._create_chroot(deadline)
+            except ZkConnectionTimeout:
+                raise self._timeout_error() from None
         self._kazoo = KazooClient(
             hosts=self.connect_string, timeout=self.session_timeout_ms / 1000,
             # kazoo's default backs off to an hour between attempts; the Java
@@ -145,9 +148,12 @@ class ZkClient:
                 with trio.CancelScope(shield=True):
                     await self.close()
         if not self._connected.is_set():
-            raise ZkConnectionTimeout(
-                f"Timed out waiting for connection to ZooKeeper at {self.connect_string} "
-                f"within {self.connection_timeout_ms} ms (zookeeper.connection.timeout.ms)")
+            raise self._timeout_error()
+
+    def _timeout_error(self) -> ZkConnectionTimeout:
+        return ZkConnectionTimeout(
+            f"Timed out waiting for connection to ZooKeeper at {self.connect_string} "
+            f"within {self.connection_timeout_ms} ms (zookeeper.connection.timeout.ms)")
 
     async def _create_chroot(self, deadline: float) -> None:
         remaining_ms = max(1, int((deadline - trio.current_time()) * 1000))

@@ -207,11 +207,12 @@ async def test_server_restart_within_the_session_keeps_it(tmp_path):
             assert (await zk.exists("/eph")).ephemeralOwner == session
 
 
-async def test_connection_timeout_gives_a_clear_error():
-    dead = f"127.0.0.1:{free_port()}"
+@pytest.mark.parametrize("chroot", ["", "/kafka"])
+async def test_connection_timeout_gives_a_clear_error(chroot):
+    dead = f"127.0.0.1:{free_port()}{chroot}"
     start = trio.current_time()
     with pytest.raises(ZkConnectionTimeout, match=r"Timed out waiting for connection to ZooKeeper"
-                       r" at 127\.0\.0\.1:\d+ within 1000 ms"):
+                       rf" at 127\.0\.0\.1:\d+{chroot} within 1000 ms"):
         await ZkClient(dead, connection_timeout_ms=1000).connect()
     assert trio.current_time() - start < 1 + 2  # the timeout, plus closing kazoo
 
