@@ -88,14 +88,29 @@ class Broker:
         listeners = await self._open_listeners()
         self.info = BrokerInfo(self.config.broker_id, advertised_endpoints(self.config, listeners),
                                self.config.broker_rack)
-        try:
-            self.metadata = LocalMetadataStore(self.data_dirs[0], self.info)
-        except OSError as e:
-            raise StartupError(f"cannot use log dir {self.data_dirs[0]}: {e.strerror}") from None
+        if self.config.zookeeper_connect:
+            # Imported here: a single broker needs neither kazoo nor the controller.
+            from .cluster.zk_broker import ClusterStartupError, ZkBroker
+
+            self.cluster = self.metadata = ZkBroker(self.config, self.info,
+                                                    on_topic_config=lambda topic: self.topics.config_changed(topic))
+            try:
+                topics = await self.cluster.start()
+            except ClusterStartupError as e:
+                raise StartupError(str(e)) from None
+        else:
+            try:
+                self.metadata = LocalMetadataStore(self.data_dirs[0], self.info)
+            except OSError as e:
+                raise StartupError(f"cannot use log dir {self.data_dirs[0]}: {e.strerror}") from None
+            topics = {name: (meta.topic_id, meta.partitions) for name, meta in self.metadata.topics().items()}
         self.topics = TopicManager(self.config, self.metadata, self.logs)
-        self.replicas = ReplicaManager(self.config.broker_id, self.logs, self.metadata, single_broker=True)
-        topics = {name: (meta.topic_id, meta.partitions) for name, meta in self.metadata.topics().items()}
-        topic_configs = {name: self.topics.effective_config(name) for name in topics}
+        self.replicas = ReplicaManager(self.config.broker_id, self.logs, self.metadata,
+                                       single_broker=self.cluster is None)
+        if self.cluster is None:
+            topic_configs = {name: self.topics.effective_config(name) for name in topics}
+        else:  # this broker's cache fills only once the controller sends UpdateMetadata
+            topic_configs = {name: self.config.effective_topic_config(self.cluster.overrides(name)) for name in topics}
         try:
             await trio.to_thread.run_sync(self.logs.load, topics, topic_configs)
         except LogDirError as e:
@@ -111,6 +126,8 @@ class Broker:
                         async with trio.open_nursery() as tasks:
                             tasks.start_soon(self.logs.run)
                             tasks.start_soon(self.groups.run)
+                            if self.cluster is not None:
+                                tasks.start_soon(self.cluster.run)
 
                 nursery.start_soon(log_background)
                 await nursery.start(self.server.serve, listeners)
@@ -139,6 +156,8 @@ class Broker:
         finally:
             with trio.CancelScope(shield=True):
                 await self.logs.close()
+                if self.cluster is not None:
+                    await self.cluster.close()
             log.info("broker shut down cleanly")
 
     def _log_dir_failed(self, log_dir: Path) -> None:
@@ -146,7 +165,8 @@ class Broker:
         the metadata's dir (the first), the broker shuts down with exit status
         1, as Kafka does; that also covers Kafka's "all log dirs have failed",
         since every dir failing includes the first."""
-        self.metadata.mark_offline((pl.topic, pl.partition) for pl in self.logs.in_dir(log_dir))
+        if self.cluster is None:  # (a cluster's controller isn't told yet: see docs/robustness.md)
+            self.metadata.mark_offline((pl.topic, pl.partition) for pl in self.logs.in_dir(log_dir))
         if log_dir == self.data_dirs[0]:
             log.error("Shutdown broker because the metadata log dir %s has failed", log_dir)
             self.exit_status = 1

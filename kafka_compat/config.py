@@ -589,7 +589,8 @@ IGNORED_CONFIGS: frozenset[str] = frozenset(
         # no log cleaner (compaction) yet
         *(name for name in BROKER_CONFIGS if name.startswith("log.cleaner.")),
         # one broker: no replication, controller or ZooKeeper yet
-        *(name for name in BROKER_CONFIGS if name.startswith(("replica.", "zookeeper."))),
+        *(name for name in BROKER_CONFIGS if name.startswith(("replica.", "zookeeper."))
+          and name not in ("zookeeper.connect", "zookeeper.session.timeout.ms", "zookeeper.connection.timeout.ms")),
         "num.replica.fetchers", "controller.socket.timeout.ms", "auto.leader.rebalance.enable",
         "leader.imbalance.per.broker.percentage", "leader.imbalance.check.interval.seconds",
         "offsets.commit.timeout.ms",

@@ -19,7 +19,8 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-from .metadata import uuid_from_str, uuid_to_str
+from .metadata import BrokerInfo, uuid_from_str, uuid_to_str
+from .metadata import Endpoint as BrokerEndpoint
 
 # -- paths (ZkData.scala) ----------------------------------------------------
 
@@ -522,3 +523,16 @@ def _split_bins(bins: dict[int, list[str]], length: int, spread) -> dict[int, li
         if high_list:
             split[index + length] = high_list
     return split
+
+
+# -- between registrations and the broker's own view --------------------------------
+
+def registration_of(info: BrokerInfo) -> BrokerRegistration:
+    return BrokerRegistration(info.node_id, tuple(
+        Endpoint(name, e.host, e.port, e.security_protocol) for name, e in info.endpoints.items()), info.rack)
+
+
+def broker_info_of(registration: BrokerRegistration) -> BrokerInfo:
+    return BrokerInfo(registration.broker_id, {
+        e.listener_name: BrokerEndpoint(e.host or "", e.port, e.security_protocol) for e in registration.endpoints
+    }, registration.rack)

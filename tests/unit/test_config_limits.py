@@ -36,8 +36,9 @@ def test_bad_per_ip_limits_are_refused_with_kafkas_words(props, message):
 def test_ignored_configs_are_the_supplied_ones_we_do_not_act_on():
     assert IGNORED_CONFIGS <= set(BROKER_CONFIGS)
     config = BrokerConfig({"num.io.threads": "8", "num.partitions": "3", "zookeeper.connect": "zk:2181",
+                           "zookeeper.max.in.flight.requests": "5",
                            "listener.name.plaintext.max.connections": "10", "no.such.config": "1"})
-    assert config.ignored_configs() == ["num.io.threads", "zookeeper.connect",
+    assert config.ignored_configs() == ["num.io.threads", "zookeeper.max.in.flight.requests",
                                         "listener.name.plaintext.max.connections"]
     assert BrokerConfig().ignored_configs() == []
 

@@ -1,0 +1,414 @@
+"""The active controller in ZooKeeper mode (Kafka's KafkaController): the one
+broker that won /controller decides every partition's leader and ISR, writes
+them to ZooKeeper and tells the brokers.
+
+Everything it does is one event at a time, as Kafka's ControllerEventManager
+runs them: ZooKeeper watches (brokers coming and going, new topics, new
+partitions, topics to delete) only queue an event, and the event loop reads
+ZooKeeper afresh and acts. Every partition state it writes is a conditional
+write that also checks /controller_epoch's version, so a controller that lost
+its election (a zombie) can no longer write anything. Brokers learn of
+changes through LeaderAndIsr, UpdateMetadata and StopReplica, sent over one
+BrokerChannel per live broker on the inter-broker listener.
+
+Leaders are elected as Kafka's PartitionLeaderElectionAlgorithms do: a new
+partition's first live replica (alone in the ISR until followers replicate);
+for an offline partition the first replica
+in assignment order that is alive and in the ISR (or, with
+unclean.leader.election.enable, any live replica, the ISR becoming just it).
+A partition with no such replica keeps its state and has no live leader:
+brokers answer LEADER_NOT_AVAILABLE for it until one of its replicas returns.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import trio
+
+from ..protocol.errors import ErrorCode
+from . import zk_data
+from .channel import BrokerChannel, BrokerChannelError
+from .metadata import BrokerInfo
+from .metadata_cache import LEADER_DURING_DELETE, SECURITY_PROTOCOL_IDS
+from .zk_client import CheckOp, CreateOp, NoNodeError, NodeExistsError, SetDataOp, ZkClient
+
+log = logging.getLogger(__name__)
+
+LEADER_AND_ISR_VERSION = 7
+UPDATE_METADATA_VERSION = 8
+STOP_REPLICA_VERSION = 4
+NO_LEADER = -1
+EPOCH_DURING_DELETE = -2
+
+
+@dataclass
+class LeaderIsr:
+    """A partition's state znode, and that znode's version (the partition epoch)."""
+
+    leader: int
+    leader_epoch: int
+    isr: list[int]
+    controller_epoch: int
+    zk_version: int
+
+
+@dataclass
+class LiveBroker:
+    info: BrokerInfo
+    epoch: int  # the czxid of its registration
+
+
+class Controller:
+    def __init__(self, zk: ZkClient, broker_id: int, epoch: int, epoch_zk_version: int, *,
+                 inter_broker_listener: str, unclean_leader_election: bool):
+        self.zk = zk
+        self.broker_id = broker_id
+        self.epoch = epoch
+        self.epoch_zk_version = epoch_zk_version
+        self.inter_broker_listener = inter_broker_listener
+        self.unclean_leader_election = unclean_leader_election
+        self.brokers: dict[int, LiveBroker] = {}
+        self.assignments: dict[str, list[list[int]]] = {}
+        self.topic_ids: dict[str, bytes] = {}
+        self.states: dict[tuple[str, int], LeaderIsr] = {}
+        self.deleting: set[str] = set()
+        self._channels: dict[int, BrokerChannel] = {}
+        self._events_in, self._events = trio.open_memory_channel(math.inf)
+        self._nursery: trio.Nursery | None = None
+
+    # -- the event loop --------------------------------------------------------
+    async def run(self) -> None:
+        """Take charge (Kafka's onControllerFailover), then handle events until
+        cancelled (the election was lost or the broker stops)."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            try:
+                await self._failover()
+                async for event in self._events:
+                    await event()
+            finally:
+                for channel in self._channels.values():
+                    with trio.CancelScope(shield=True):
+                        await channel.aclose()
+                nursery.cancel_scope.cancel()
+
+    def _queue(self, handler):
+        """A watch callback that queues ``handler`` (watches run on the trio loop)."""
+        return lambda _event: self._events_in.send_nowait(handler)
+
+    async def _failover(self) -> None:
+        log.info("broker %d is the controller at epoch %d", self.broker_id, self.epoch)
+        await self._read_brokers()
+        await self._read_topics()
+        for topic in list(self.assignments):
+            await self._read_partition_states(topic)
+        await self._elect_leaders(self._partitions())
+        await self._send_update_metadata(self.brokers, self._partitions())
+        await self._send_leader_and_isr(self._partitions())
+        await self._delete_topics()
+
+    # -- reading ZooKeeper (each read re-arms its watch) --------------------------
+    async def _read_brokers(self) -> tuple[set[int], set[int]]:
+        """Re-read the live brokers; (new ids, dead ids), including a broker that
+        re-registered under a new epoch in both."""
+        ids = await self.zk.get_children(zk_data.BROKER_IDS, watch=self._queue(self._on_broker_change))
+        fresh: dict[int, LiveBroker] = {}
+        for child in ids:
+            try:
+                data, stat = await self.zk.get(zk_data.broker_path(int(child)))
+            except NoNodeError:
+                continue
+            fresh[int(child)] = LiveBroker(zk_data.broker_info_of(zk_data.decode_broker(int(child), data)), stat.czxid)
+        old = self.brokers
+        bounced = {b for b in fresh.keys() & old.keys() if fresh[b].epoch != old[b].epoch}
+        new = (fresh.keys() - old.keys()) | bounced
+        dead = (old.keys() - fresh.keys()) | bounced
+        self.brokers = fresh
+        return new, dead
+
+    async def _read_topics(self) -> set[str]:
+        """Re-read the topic list; the new topics (their assignments read)."""
+        names = set(await self.zk.get_children(zk_data.TOPICS, watch=self._queue(self._on_topic_change)))
+        new = names - self.assignments.keys()
+        for name in new:
+            await self._read_assignment(name)
+        for gone in self.assignments.keys() - names:
+            self._forget_topic(gone)
+        return new
+
+    async def _read_assignment(self, name: str) -> list[int]:
+        """Re-read a topic's assignment; the partitions it gained."""
+        try:
+            data, _ = await self.zk.get(zk_data.topic_path(name),
+                                        watch=self._queue(lambda: self._on_partition_change(name)))
+        except NoNodeError:
+            return []
+        topic = zk_data.decode_topic(data)
+        assignment = [topic.partitions[p] for p in range(len(topic.partitions))]
+        old = self.assignments.get(name, [])
+        self.assignments[name] = assignment
+        self.topic_ids[name] = topic.topic_id
+        return list(range(len(old), len(assignment)))
+
+    async def _read_partition_states(self, topic: str) -> None:
+        for partition in range(len(self.assignments[topic])):
+            try:
+                data, stat = await self.zk.get(zk_data.partition_state_path(topic, partition))
+            except NoNodeError:
+                continue  # a new partition: initialised by the election
+            state = zk_data.decode_partition_state(data)
+            if state is not None:
+                self.states[(topic, partition)] = LeaderIsr(
+                    state.leader, state.leader_epoch, list(state.isr), state.controller_epoch, stat.version)
+
+    def _forget_topic(self, topic: str) -> None:
+        for partition in range(len(self.assignments.pop(topic, []))):
+            self.states.pop((topic, partition), None)
+        self.topic_ids.pop(topic, None)
+        self.deleting.discard(topic)
+
+    def _partitions(self, topics=None) -> list[tuple[str, int]]:
+        return [(t, p) for t in (self.assignments if topics is None else topics)
+                if t not in self.deleting for p in range(len(self.assignments[t]))]
+
+    # -- events ------------------------------------------------------------------
+    async def _on_broker_change(self) -> None:
+        new, dead = await self._read_brokers()
+        for broker_id in dead:
+            channel = self._channels.pop(broker_id, None)
+            if channel is not None:
+                await channel.aclose()
+        if dead - new:
+            log.info("controller: brokers %s went away", sorted(dead - new))
+            await self._on_brokers_failed(dead - new)
+        if new:
+            log.info("controller: brokers %s joined", sorted(new))
+            elected = await self._elect_leaders(self._partitions())
+            # The newcomers learn the whole cluster, the others learn of them.
+            await self._send_update_metadata(self.brokers, self._partitions())
+            await self._send_leader_and_isr(elected)
+            theirs = [tp for tp in self._partitions()
+                      if tp not in elected and new & set(self.assignments[tp[0]][tp[1]])]
+            await self._send_leader_and_isr(theirs, only=new)
+
+    async def _on_brokers_failed(self, dead: set[int]) -> None:
+        """Partitions led by a dead broker elect a new leader; dead followers
+        leave the ISR of the others (Kafka's onReplicasBecomeOffline)."""
+        shrunk = []
+        for tp in self._partitions():
+            state = self.states.get(tp)
+            if state is None or state.leader in dead or not dead & set(state.isr):
+                continue
+            await self._write_state(tp, state.leader, [b for b in state.isr if b not in dead])
+            shrunk.append(tp)
+        elected = await self._elect_leaders(self._partitions())
+        await self._send_update_metadata(self.brokers, self._partitions())
+        await self._send_leader_and_isr(shrunk + elected)
+
+    async def _on_topic_change(self) -> None:
+        new = await self._read_topics()
+        if new:
+            partitions = self._partitions(new)
+            await self._elect_leaders(partitions)
+            await self._send_update_metadata(self.brokers, partitions)
+            await self._send_leader_and_isr(partitions)
+
+    async def _on_partition_change(self, topic: str) -> None:
+        added = await self._read_assignment(topic)
+        if added and topic not in self.deleting:
+            partitions = [(topic, p) for p in added]
+            await self._elect_leaders(partitions)
+            await self._send_update_metadata(self.brokers, partitions)
+            await self._send_leader_and_isr(partitions)
+
+    async def _on_delete_topics(self) -> None:
+        await self._delete_topics()
+
+    # -- leader election ---------------------------------------------------------------
+    async def _elect_leaders(self, partitions) -> list[tuple[str, int]]:
+        """Give every partition without a live leader one, where a replica can
+        take it; the partitions that changed."""
+        changed = []
+        for tp in partitions:
+            state = self.states.get(tp)
+            replicas = self.assignments[tp[0]][tp[1]]
+            live = [b for b in replicas if b in self.brokers]
+            if state is None:
+                if not live:
+                    continue  # stays new until one of its replicas is alive
+                # The ISR starts as the leader alone: followers join it once they
+                # have caught up, which needs replication (not built yet), so a
+                # follower never becomes leader with data it doesn't have.
+                await self._write_state(tp, live[0], [live[0]])
+                changed.append(tp)
+            elif state.leader not in self.brokers:
+                candidates = [b for b in live if b in state.isr]
+                if candidates:
+                    leader, isr = candidates[0], [b for b in state.isr if b in self.brokers]
+                elif live and self.unclean_leader_election:
+                    log.warning("controller: unclean election of %d for %s-%d (data may be lost)", live[0], *tp)
+                    leader, isr = live[0], [live[0]]
+                else:
+                    continue  # offline until an ISR member returns
+                await self._write_state(tp, leader, isr)
+                changed.append(tp)
+        return changed
+
+    async def _write_state(self, tp: tuple[str, int], leader: int, isr: list[int]) -> None:
+        """Write a partition's new leader and ISR (leader epoch + 1), conditional
+        on its znode's version and on /controller_epoch's (so a deposed
+        controller cannot write)."""
+        state = self.states.get(tp)
+        epoch = 0 if state is None else state.leader_epoch + 1
+        data = zk_data.encode_partition_state(zk_data.PartitionState(leader, epoch, list(isr), self.epoch))
+        path = zk_data.partition_state_path(*tp)
+        check = CheckOp(zk_data.CONTROLLER_EPOCH, self.epoch_zk_version)
+        if state is None:
+            try:
+                await self.zk.multi([check, CreateOp(path, data)])
+                version = 0
+            except NoNodeError:  # the state's parents are missing: make them, then retry
+                await self.zk.ensure_path(zk_data.partition_path(*tp))
+                await self.zk.multi([check, CreateOp(path, data)])
+                version = 0
+            except NodeExistsError:  # written by an earlier controller meanwhile
+                _, stat = await self.zk.get(path)
+                results = await self.zk.multi([check, SetDataOp(path, data, stat.version)])
+                version = results[1].version
+        else:
+            results = await self.zk.multi([check, SetDataOp(path, data, state.zk_version)])
+            version = results[1].version
+        self.states[tp] = LeaderIsr(leader, epoch, list(isr), self.epoch, version)
+
+    # -- topic deletion ----------------------------------------------------------------
+    async def _delete_topics(self) -> None:
+        """Topics queued in /admin/delete_topics: every broker forgets them
+        (UpdateMetadata), every live replica deletes its log (StopReplica),
+        then their znodes go (Kafka's TopicDeletionManager, without waiting
+        for dead replicas: a broker that comes back deletes what the metadata
+        no longer has)."""
+        queued = await self.zk.get_children(zk_data.DELETE_TOPICS, watch=self._queue(self._on_delete_topics))
+        for topic in queued:
+            if topic not in self.assignments:
+                await self._delete_znodes(topic)
+                continue
+            self.deleting.add(topic)
+            partitions = [(topic, p) for p in range(len(self.assignments[topic]))]
+            await self._send_update_metadata(self.brokers, partitions, deleting=True)
+            await self._send_stop_replica(partitions, delete=True)
+            await self._delete_znodes(topic)
+            self._forget_topic(topic)
+            log.info("controller: deleted topic %s", topic)
+
+    async def _delete_znodes(self, topic: str) -> None:
+        await self.zk.delete_recursive(zk_data.topic_path(topic))
+        await self.zk.delete_recursive(zk_data.topic_config_path(topic))
+        await self.zk.delete_recursive(zk_data.delete_topic_path(topic))
+
+    # -- requests to brokers -------------------------------------------------------------
+    def _channel(self, broker_id: int) -> BrokerChannel | None:
+        channel = self._channels.get(broker_id)
+        if channel is None:
+            live = self.brokers.get(broker_id)
+            endpoint = None if live is None else live.info.endpoint(self.inter_broker_listener)
+            if endpoint is None:
+                return None
+            channel = BrokerChannel(endpoint.host, endpoint.port, self._nursery,
+                                    client_id=f"controller-{self.broker_id}")
+            self._channels[broker_id] = channel
+        return channel
+
+    async def _send_all(self, requests: dict[int, tuple[str, int, dict]]) -> None:
+        """Send each broker its request, concurrently; a broker that doesn't
+        answer is left to its registration's watch (it is dying)."""
+        async def send(broker_id: int, api: str, version: int, body: dict) -> None:
+            channel = self._channel(broker_id)
+            if channel is None:
+                return
+            try:
+                response = await channel.request(api, version, body)
+            except BrokerChannelError as e:
+                log.warning("controller: %s to broker %d failed: %s", api, broker_id, e)
+                return
+            if response.error_code != ErrorCode.NONE:
+                log.warning("controller: broker %d answered %s with %s", broker_id, api,
+                            ErrorCode(response.error_code).name)
+
+        async with trio.open_nursery() as nursery:
+            for broker_id, (api, version, body) in requests.items():
+                nursery.start_soon(send, broker_id, api, version, body)
+
+    def _common(self, broker_id: int) -> dict:
+        return {"controller_id": self.broker_id, "is_kraft_controller": False, "controller_epoch": self.epoch,
+                "broker_epoch": self.brokers[broker_id].epoch}
+
+    def _partition_state(self, tp: tuple[str, int]) -> dict:
+        state = self.states[tp]
+        return {"partition_index": tp[1], "controller_epoch": state.controller_epoch, "leader": state.leader,
+                "leader_epoch": state.leader_epoch, "isr": state.isr, "partition_epoch": state.zk_version,
+                "zk_version": state.zk_version, "replicas": self.assignments[tp[0]][tp[1]],
+                "adding_replicas": [], "removing_replicas": [], "is_new": False, "leader_recovery_state": 0,
+                "offline_replicas": [b for b in self.assignments[tp[0]][tp[1]] if b not in self.brokers]}
+
+    async def _send_leader_and_isr(self, partitions, only: set[int] | None = None) -> None:
+        by_broker: dict[int, dict[str, list]] = {}
+        for tp in partitions:
+            if tp not in self.states:
+                continue
+            for replica in self.assignments[tp[0]][tp[1]]:
+                if replica in self.brokers and (only is None or replica in only):
+                    by_broker.setdefault(replica, {}).setdefault(tp[0], []).append(self._partition_state(tp))
+        leaders = {self.states[tp].leader for tp in partitions if tp in self.states}
+        await self._send_all({
+            broker_id: ("LeaderAndIsr", LEADER_AND_ISR_VERSION, {
+                **self._common(broker_id), "type": 0,
+                "topic_states": [{"topic_name": t, "topic_id": self.topic_ids[t], "partition_states": states}
+                                 for t, states in topics.items()],
+                "live_leaders": [self._live_leader(b) for b in leaders if b in self.brokers]})
+            for broker_id, topics in by_broker.items()})
+
+    def _live_leader(self, broker_id: int) -> dict:
+        endpoint = self.brokers[broker_id].info.endpoint(self.inter_broker_listener)
+        return {"broker_id": broker_id, "host_name": endpoint.host if endpoint else "",
+                "port": endpoint.port if endpoint else -1}
+
+    async def _send_update_metadata(self, brokers, partitions, deleting: bool = False) -> None:
+        topics: dict[str, list] = {}
+        for tp in partitions:
+            if tp not in self.states and not deleting:
+                continue
+            if deleting:
+                state = {"partition_index": tp[1], "controller_epoch": self.epoch, "leader": LEADER_DURING_DELETE,
+                         "leader_epoch": EPOCH_DURING_DELETE, "isr": [], "zk_version": 0,
+                         "replicas": self.assignments[tp[0]][tp[1]], "offline_replicas": []}
+            else:
+                state = self._partition_state(tp)
+            topics.setdefault(tp[0], []).append(state)
+        live = [{"id": b.info.node_id, "rack": b.info.rack, "endpoints": [
+                    {"host": e.host, "port": e.port, "listener": name,
+                     "security_protocol": SECURITY_PROTOCOL_IDS[e.security_protocol]}
+                    for name, e in b.info.endpoints.items()]}
+                for b in self.brokers.values()]
+        await self._send_all({
+            broker_id: ("UpdateMetadata", UPDATE_METADATA_VERSION, {
+                **self._common(broker_id), "type": 0,
+                "topic_states": [{"topic_name": t, "topic_id": self.topic_ids[t], "partition_states": states}
+                                 for t, states in topics.items()],
+                "live_brokers": live})
+            for broker_id in brokers})
+
+    async def _send_stop_replica(self, partitions, delete: bool) -> None:
+        by_broker: dict[int, dict[str, list]] = {}
+        for topic, partition in partitions:
+            for replica in self.assignments[topic][partition]:
+                if replica in self.brokers:
+                    by_broker.setdefault(replica, {}).setdefault(topic, []).append(
+                        {"partition_index": partition, "leader_epoch": EPOCH_DURING_DELETE,
+                         "delete_partition": delete})
+        await self._send_all({
+            broker_id: ("StopReplica", STOP_REPLICA_VERSION, {
+                **self._common(broker_id),
+                "topic_states": [{"topic_name": t, "partition_states": states} for t, states in topics.items()]})
+            for broker_id, topics in by_broker.items()})
