@@ -12,6 +12,7 @@ import trio
 
 from .api.fetch_sessions import FetchSessionCache
 from .api.registry import load_handlers
+from .cluster.controlled_shutdown import controlled_shutdown
 from .cluster.metadata import BrokerInfo, LocalMetadataStore
 from .cluster.topics import TopicManager
 from .replica.manager import ReplicaManager
@@ -144,6 +145,9 @@ class Broker:
                 gc.freeze()
                 task_status.started(self.bound)
                 await self.shutting_down.wait()
+                if self.cluster is not None and self.config.controlled_shutdown_enable:
+                    log.info("Starting controlled shutdown")
+                    await controlled_shutdown(self.config, self.cluster)
                 self.server.stop_accepting()
                 self.waiters.wake_all()
                 self.groups.shutdown()

@@ -582,7 +582,6 @@ IGNORED_CONFIGS: frozenset[str] = frozenset(
         "num.network.threads", "num.io.threads", "background.threads", "num.recovery.threads.per.data.dir",
         # not applied yet
         "request.timeout.ms",
-        "controlled.shutdown.enable", "controlled.shutdown.max.retries", "controlled.shutdown.retry.backoff.ms",
         # sockets keep the operating system's buffer sizes and backlog
         "socket.send.buffer.bytes", "socket.receive.buffer.bytes", "socket.listen.backlog.size",
         "max.connection.creation.rate",
@@ -591,8 +590,7 @@ IGNORED_CONFIGS: frozenset[str] = frozenset(
         # one broker: no replication, controller or ZooKeeper yet
         *(name for name in BROKER_CONFIGS if name.startswith(("replica.", "zookeeper."))
           and name not in ("zookeeper.connect", "zookeeper.session.timeout.ms", "zookeeper.connection.timeout.ms")),
-        "num.replica.fetchers", "controller.socket.timeout.ms", "auto.leader.rebalance.enable",
-        "leader.imbalance.per.broker.percentage", "leader.imbalance.check.interval.seconds",
+        "num.replica.fetchers", "controller.socket.timeout.ms",
         "offsets.commit.timeout.ms",
         # no transaction coordinator yet
         "transaction.state.log.load.buffer.size", "transaction.partition.verification.enable",

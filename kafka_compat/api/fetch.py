@@ -9,6 +9,7 @@ from ..protocol.errors import ErrorCode, KafkaError
 from ..protocol.primitives import DeferredRecords
 from ..server.sender import FileRegion
 from .fetch_sessions import SessionPartition
+from .leader_hints import add_leader_hints
 from .registry import handles
 
 READ_COMMITTED = 1
@@ -98,8 +99,13 @@ async def fetch(ctx, request) -> dict:
             break
         watched = [(sp.topic, sp.partition) for sp in wanted]
         await broker.waiters.wait_any(watched, remaining)
+    node_endpoints = []
+    if ctx.api_version >= 16:
+        node_endpoints = add_leader_hints(broker, [(sp.topic, sp.partition, out) for sp, out in results], ctx.listener,
+                                          (ErrorCode.NOT_LEADER_OR_FOLLOWER, ErrorCode.FENCED_LEADER_EPOCH))
     return {
         "error_code": ErrorCode.NONE,
         "session_id": session.session_id if session else 0,
         "responses": _response_topics(results, incremental),
+        "node_endpoints": node_endpoints,
     }

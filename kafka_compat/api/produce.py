@@ -18,6 +18,7 @@ import trio
 from ..cluster.metadata import is_internal
 from ..protocol.errors import ErrorCode, KafkaError
 from ..protocol.records import validate_produce_records
+from .leader_hints import add_leader_hints
 from .produce_checks import RecordErrors, check_batches, needs_decoding
 from .registry import CloseConnection, handles
 
@@ -123,4 +124,8 @@ async def produce(ctx, request) -> dict | CloseConnection | None:
     if _drops_left and any(p["error_code"] == ErrorCode.NONE for t in responses for p in t["partition_responses"]):
         _drops_left -= 1
         return CloseConnection("KAFKA_COMPAT_TEST_FAULTS: produce response dropped after the append")
-    return {"responses": responses}
+    node_endpoints = []
+    if ctx.api_version >= 10:
+        entries = [(t["name"], p["index"], p) for t in responses for p in t["partition_responses"]]
+        node_endpoints = add_leader_hints(broker, entries, ctx.listener, (ErrorCode.NOT_LEADER_OR_FOLLOWER,))
+    return {"responses": responses, "node_endpoints": node_endpoints}

@@ -56,6 +56,7 @@ def load_handlers() -> dict[int, ApiEntry]:
         admin,
         alter_configs,
         api_versions,
+        cluster_admin,
         controller_requests,
         delete_records,
         describe_configs,

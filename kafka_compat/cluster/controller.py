@@ -18,6 +18,16 @@ in assignment order that is alive and in the ISR (or, with
 unclean.leader.election.enable, any live replica, the ISR becoming just it).
 A partition with no such replica keeps its state and has no live leader:
 brokers answer LEADER_NOT_AVAILABLE for it until one of its replicas returns.
+
+Requests from outside the loop come in as events too, answered when they
+have run: a broker's ControlledShutdown (leadership moves to the first other
+live ISR member, the broker leaves the ISRs it follows, and it counts as
+shutting down: no election picks it any more) and ElectLeaders (preferred:
+the first assigned replica, if live and in the ISR; unclean: a partition
+without a live leader takes any live replica). With auto.leader.rebalance.enable
+a timer queues Kafka's leader imbalance check. Until replication exists the
+ISR is the leader alone, so none of these finds another eligible replica:
+they answer as Kafka does when every follower is out of sync.
 """
 from __future__ import annotations
 
@@ -27,7 +37,7 @@ from dataclasses import dataclass
 
 import trio
 
-from ..protocol.errors import ErrorCode
+from ..protocol.errors import ErrorCode, KafkaError
 from . import zk_data
 from .channel import BrokerChannel, BrokerChannelError
 from .metadata import BrokerInfo
@@ -41,6 +51,12 @@ UPDATE_METADATA_VERSION = 8
 STOP_REPLICA_VERSION = 4
 NO_LEADER = -1
 EPOCH_DURING_DELETE = -2
+UNKNOWN_BROKER_EPOCH = -1
+# ElectLeaders' election types.
+PREFERRED = 0
+UNCLEAN = 1
+# Kafka's first leader imbalance check comes this long after taking over.
+FIRST_IMBALANCE_CHECK_S = 5
 
 
 @dataclass
@@ -60,16 +76,31 @@ class LiveBroker:
     epoch: int  # the czxid of its registration
 
 
+class _Call:
+    """A request answered by one controller event (Kafka's events with a callback)."""
+
+    def __init__(self):
+        self.done = trio.Event()
+        self.value = None
+        self.error: KafkaError | None = None
+
+
 class Controller:
     def __init__(self, zk: ZkClient, broker_id: int, epoch: int, epoch_zk_version: int, *,
-                 inter_broker_listener: str, unclean_leader_election: bool):
+                 inter_broker_listener: str, unclean_leader_election: bool, auto_leader_rebalance: bool,
+                 imbalance_check_interval_s: float, imbalance_per_broker_percentage: int):
         self.zk = zk
         self.broker_id = broker_id
         self.epoch = epoch
         self.epoch_zk_version = epoch_zk_version
         self.inter_broker_listener = inter_broker_listener
         self.unclean_leader_election = unclean_leader_election
+        self.auto_leader_rebalance = auto_leader_rebalance
+        self.imbalance_check_interval_s = imbalance_check_interval_s
+        self.imbalance_per_broker_percentage = imbalance_per_broker_percentage
         self.brokers: dict[int, LiveBroker] = {}
+        # Brokers in controlled shutdown: alive, but no election picks them.
+        self.shutting_down: set[int] = set()
         self.assignments: dict[str, list[list[int]]] = {}
         self.topic_ids: dict[str, bytes] = {}
         self.states: dict[tuple[str, int], LeaderIsr] = {}
@@ -77,6 +108,8 @@ class Controller:
         self._channels: dict[int, BrokerChannel] = {}
         self._events_in, self._events = trio.open_memory_channel(math.inf)
         self._nursery: trio.Nursery | None = None
+        self._calls: set[_Call] = set()
+        self._stopped = False
 
     # -- the event loop --------------------------------------------------------
     async def run(self) -> None:
@@ -86,13 +119,44 @@ class Controller:
             self._nursery = nursery
             try:
                 await self._failover()
+                if self.auto_leader_rebalance:
+                    nursery.start_soon(self._schedule_imbalance_check, FIRST_IMBALANCE_CHECK_S)
                 async for event in self._events:
                     await event()
             finally:
+                self._stopped = True
+                for call in self._calls:
+                    call.error = KafkaError(ErrorCode.NOT_CONTROLLER, "Controller moved to another broker.")
+                    call.done.set()
                 for channel in self._channels.values():
                     with trio.CancelScope(shield=True):
                         await channel.aclose()
                 nursery.cancel_scope.cancel()
+
+    async def _call(self, handler, *args):
+        """Run ``handler(*args)`` as one event and return its result (its
+        KafkaError raised here); NOT_CONTROLLER if this controller stops
+        first (Kafka's ControllerMovedException)."""
+        if self._stopped:
+            raise KafkaError(ErrorCode.NOT_CONTROLLER, "Controller moved to another broker.")
+        call = _Call()
+
+        async def event():
+            try:
+                call.value = await handler(*args)
+            except KafkaError as e:
+                call.error = e
+            call.done.set()
+
+        self._calls.add(call)
+        try:
+            self._events_in.send_nowait(event)
+            await call.done.wait()
+        finally:
+            self._calls.discard(call)
+        if call.error is not None:
+            raise call.error
+        return call.value
 
     def _queue(self, handler):
         """A watch callback that queues ``handler`` (watches run on the trio loop)."""
@@ -126,6 +190,7 @@ class Controller:
         new = (fresh.keys() - old.keys()) | bounced
         dead = (old.keys() - fresh.keys()) | bounced
         self.brokers = fresh
+        self.shutting_down -= dead
         return new, dead
 
     async def _read_topics(self) -> set[str]:
@@ -194,18 +259,21 @@ class Controller:
             await self._send_leader_and_isr(theirs, only=new)
 
     async def _on_brokers_failed(self, dead: set[int]) -> None:
-        """Partitions led by a dead broker elect a new leader; dead followers
-        leave the ISR of the others (Kafka's onReplicasBecomeOffline)."""
-        shrunk = []
+        """Partitions led by a dead broker elect a new leader; then dead
+        replicas leave the ISRs (the last member stays) and a dead leader
+        that nobody could replace becomes none (Kafka's onReplicasBecomeOffline:
+        OfflinePartition, then OfflineReplica)."""
+        elected = await self._elect_leaders(self._partitions())
+        changed = list(elected)
         for tp in self._partitions():
             state = self.states.get(tp)
-            if state is None or state.leader in dead or not dead & set(state.isr):
+            if state is None or tp in elected or (state.leader not in dead and not dead & set(state.isr)):
                 continue
-            await self._write_state(tp, state.leader, [b for b in state.isr if b not in dead])
-            shrunk.append(tp)
-        elected = await self._elect_leaders(self._partitions())
+            leader = NO_LEADER if state.leader in dead else state.leader
+            await self._write_state(tp, leader, [b for b in state.isr if b not in dead] or state.isr[-1:])
+            changed.append(tp)
         await self._send_update_metadata(self.brokers, self._partitions())
-        await self._send_leader_and_isr(shrunk + elected)
+        await self._send_leader_and_isr(changed)
 
     async def _on_topic_change(self) -> None:
         new = await self._read_topics()
@@ -227,15 +295,18 @@ class Controller:
         await self._delete_topics()
 
     # -- leader election ---------------------------------------------------------------
+    def _live(self, broker_id: int) -> bool:
+        """Alive and not in controlled shutdown (Kafka's isLiveBroker)."""
+        return broker_id in self.brokers and broker_id not in self.shutting_down
+
     async def _elect_leaders(self, partitions) -> list[tuple[str, int]]:
         """Give every partition without a live leader one, where a replica can
         take it; the partitions that changed."""
         changed = []
         for tp in partitions:
             state = self.states.get(tp)
-            replicas = self.assignments[tp[0]][tp[1]]
-            live = [b for b in replicas if b in self.brokers]
             if state is None:
+                live = [b for b in self.assignments[tp[0]][tp[1]] if self._live(b)]
                 if not live:
                     continue  # stays new until one of its replicas is alive
                 # The ISR starts as the leader alone: followers join it once they
@@ -244,17 +315,162 @@ class Controller:
                 await self._write_state(tp, live[0], [live[0]])
                 changed.append(tp)
             elif state.leader not in self.brokers:
-                candidates = [b for b in live if b in state.isr]
-                if candidates:
-                    leader, isr = candidates[0], [b for b in state.isr if b in self.brokers]
-                elif live and self.unclean_leader_election:
-                    log.warning("controller: unclean election of %d for %s-%d (data may be lost)", live[0], *tp)
-                    leader, isr = live[0], [live[0]]
-                else:
+                choice = self._offline_leader(tp, state, self.unclean_leader_election)
+                if choice is None:
                     continue  # offline until an ISR member returns
-                await self._write_state(tp, leader, isr)
+                await self._write_state(tp, *choice)
                 changed.append(tp)
         return changed
+
+    def _offline_leader(self, tp, state: LeaderIsr, allow_unclean: bool) -> tuple[int, list[int]] | None:
+        """Kafka's offline partition election: (leader, ISR) with the first
+        replica in assignment order that is live and in the ISR (the ISR keeps
+        its live members); else, if ``allow_unclean``, the first live replica,
+        alone in the ISR; else None."""
+        live = [b for b in self.assignments[tp[0]][tp[1]] if self._live(b)]
+        for candidate in live:
+            if candidate in state.isr:
+                return candidate, [b for b in state.isr if self._live(b)]
+        if live and allow_unclean:
+            log.warning("controller: unclean election of %d for %s-%d (data may be lost)", live[0], *tp)
+            return live[0], [live[0]]
+        return None
+
+    def _preferred_leader(self, tp, state: LeaderIsr) -> tuple[int, list[int]] | None:
+        """Kafka's preferred replica election: the first assigned replica, if
+        it is live and in the ISR (which stays as it is)."""
+        preferred = self.assignments[tp[0]][tp[1]][0]
+        if self._live(preferred) and preferred in state.isr:
+            return preferred, state.isr
+        return None
+
+    async def _elect(self, partitions, choose) -> list[tuple[str, int]]:
+        """Write the (leader, ISR) that ``choose(tp, state)`` gives each
+        partition (None: no eligible replica), then tell the brokers; the
+        partitions elected."""
+        elected = []
+        for tp in partitions:
+            state = self.states.get(tp)
+            choice = None if state is None else choose(tp, state)
+            if choice is not None:
+                await self._write_state(tp, *choice)
+                elected.append(tp)
+        if elected:
+            await self._send_update_metadata(self.brokers, elected)
+            await self._send_leader_and_isr(elected)
+        return elected
+
+    # -- controlled shutdown, ElectLeaders, leader rebalancing ----------------------------
+    async def controlled_shutdown(self, broker_id: int, broker_epoch: int) -> list[tuple[str, int]]:
+        """A broker's ControlledShutdown, as an event: the partitions it still leads."""
+        return await self._call(self._controlled_shutdown, broker_id, broker_epoch)
+
+    async def elect_leaders(self, election_type: int, partitions) -> dict[tuple[str, int], tuple[ErrorCode, str | None]]:
+        """An admin client's ElectLeaders, as an event: each partition's (error, message)."""
+        return await self._call(self._elect_leaders_by_admin, election_type, partitions)
+
+    async def _controlled_shutdown(self, broker_id: int, broker_epoch: int) -> list[tuple[str, int]]:
+        """Kafka's doControlledShutdown: the broker counts as shutting down;
+        each partition with other replicas that it leads moves to the first
+        other live ISR member (the ISR losing it); it leaves the ISRs of the
+        partitions it follows, which it stops (StopReplica without deletion).
+        Returns the partitions with other replicas it still leads (no
+        eligible replica). STALE_BROKER_EPOCH for an older registration's
+        request."""
+        live = self.brokers.get(broker_id)
+        if live is None:
+            raise KafkaError(ErrorCode.BROKER_NOT_AVAILABLE, f"Broker id {broker_id} does not exist.")
+        if broker_epoch != UNKNOWN_BROKER_EPOCH and broker_epoch < live.epoch:
+            raise KafkaError(ErrorCode.STALE_BROKER_EPOCH,
+                             f"Received controlled shutdown request from an old broker epoch {broker_epoch} for "
+                             f"broker {broker_id}. Current broker epoch is {live.epoch}.")
+        log.info("controller: shutting down broker %d", broker_id)
+        self.shutting_down.add(broker_id)
+        acting = [tp for tp in self._partitions()
+                  if tp in self.states and broker_id in self.assignments[tp[0]][tp[1]]
+                  and len(self.assignments[tp[0]][tp[1]]) > 1]
+        led = [tp for tp in acting if self.states[tp].leader == broker_id]
+        followed = [tp for tp in acting if self.states[tp].leader != broker_id]
+
+        def elsewhere(tp, state):
+            for candidate in self.assignments[tp[0]][tp[1]]:
+                if self._live(candidate) and candidate in state.isr:
+                    return candidate, [b for b in state.isr if b not in self.shutting_down]
+            return None
+
+        await self._elect(led, elsewhere)
+        await self._send_stop_replica(followed, delete=False, only={broker_id})
+        shrunk = []
+        for tp in followed:
+            state = self.states[tp]
+            if broker_id in state.isr and len(state.isr) > 1:
+                await self._write_state(tp, state.leader, [b for b in state.isr if b != broker_id])
+                shrunk.append(tp)
+        if shrunk:
+            await self._send_update_metadata(self.brokers, shrunk)
+            await self._send_leader_and_isr(shrunk, only=set(self.brokers) - {broker_id})
+        return [tp for tp in led if self.states[tp].leader == broker_id]
+
+    async def _elect_leaders_by_admin(self, election_type: int, partitions):
+        """Kafka's processReplicaLeaderElection for an admin client's
+        ElectLeaders: each partition's (error, message)."""
+        results = {}
+        electable = []
+        for tp in partitions:
+            topic, partition = tp
+            if not 0 <= partition < len(self.assignments.get(topic, [])):
+                results[tp] = (ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, "The partition does not exist.")
+            elif topic in self.deleting:
+                results[tp] = (ErrorCode.INVALID_TOPIC_EXCEPTION, "The topic is being deleted")
+            elif self._needs_election(tp, election_type):
+                electable.append(tp)
+            else:
+                results[tp] = (ErrorCode.ELECTION_NOT_NEEDED, None)
+        if election_type == PREFERRED:
+            choose, error, strategy = (self._preferred_leader, ErrorCode.PREFERRED_LEADER_NOT_AVAILABLE,
+                                       "PreferredReplicaPartitionLeaderElectionStrategy")
+        else:
+            choose, error, strategy = (lambda tp, state: self._offline_leader(tp, state, allow_unclean=True),
+                                       ErrorCode.ELIGIBLE_LEADERS_NOT_AVAILABLE,
+                                       "OfflinePartitionLeaderElectionStrategy(true)")
+        elected = set(await self._elect(electable, choose))
+        for tp in electable:
+            results[tp] = (ErrorCode.NONE, None) if tp in elected else (
+                error, f"Failed to elect leader for partition {tp[0]}-{tp[1]} under strategy {strategy}")
+        return results
+
+    def _needs_election(self, tp, election_type: int) -> bool:
+        state = self.states.get(tp)
+        leader = NO_LEADER if state is None else state.leader
+        if election_type == PREFERRED:
+            return leader != self.assignments[tp[0]][tp[1]][0]
+        return leader == NO_LEADER or not self._live(leader)
+
+    async def _schedule_imbalance_check(self, delay: float) -> None:
+        await trio.sleep(delay)
+        self._events_in.send_nowait(self._check_leader_imbalance)
+
+    async def _check_leader_imbalance(self) -> None:
+        """Kafka's checkAndTriggerAutoLeaderRebalance: for each broker, the
+        share of the partitions it is the preferred replica of that another
+        broker leads; above leader.imbalance.per.broker.percentage, those whose
+        preferred replica can lead get a preferred election. The next check
+        comes leader.imbalance.check.interval.seconds after this one."""
+        try:
+            by_preferred: dict[int, list[tuple[str, int]]] = {}
+            for tp in self._partitions():
+                by_preferred.setdefault(self.assignments[tp[0]][tp[1]][0], []).append(tp)
+            candidates = []
+            for broker_id, partitions in by_preferred.items():
+                elsewhere = [tp for tp in partitions if tp in self.states and self.states[tp].leader != broker_id]
+                if len(elsewhere) / len(partitions) > self.imbalance_per_broker_percentage / 100:
+                    candidates += [tp for tp in elsewhere if self._preferred_leader(tp, self.states[tp]) is not None]
+            if candidates:
+                log.info("controller: moving leadership of %d partitions back to their preferred replicas",
+                         len(candidates))
+                await self._elect(candidates, self._preferred_leader)
+        finally:
+            self._nursery.start_soon(self._schedule_imbalance_check, self.imbalance_check_interval_s)
 
     async def _write_state(self, tp: tuple[str, int], leader: int, isr: list[int]) -> None:
         """Write a partition's new leader and ISR (leader epoch + 1), conditional
@@ -399,14 +615,14 @@ class Controller:
                 "live_brokers": live})
             for broker_id in brokers})
 
-    async def _send_stop_replica(self, partitions, delete: bool) -> None:
+    async def _send_stop_replica(self, partitions, delete: bool, only: set[int] | None = None) -> None:
         by_broker: dict[int, dict[str, list]] = {}
         for topic, partition in partitions:
+            epoch = EPOCH_DURING_DELETE if delete else self.states[(topic, partition)].leader_epoch
             for replica in self.assignments[topic][partition]:
-                if replica in self.brokers:
+                if replica in self.brokers and (only is None or replica in only):
                     by_broker.setdefault(replica, {}).setdefault(topic, []).append(
-                        {"partition_index": partition, "leader_epoch": EPOCH_DURING_DELETE,
-                         "delete_partition": delete})
+                        {"partition_index": partition, "leader_epoch": epoch, "delete_partition": delete})
         await self._send_all({
             broker_id: ("StopReplica", STOP_REPLICA_VERSION, {
                 **self._common(broker_id),

@@ -50,6 +50,7 @@ class ZkBroker(MetadataStore):
         self.cache = MetadataCache()
         self.cluster_id = ""
         self.broker_epoch = -1
+        self.controller: Controller | None = None  # while this broker is the active controller
         self._on_topic_config = on_topic_config
         self._configs: dict[str, dict[str, str]] = {}  # topic -> overrides, from /config/topics
         self._metas: dict[str, TopicMeta] = {}
@@ -192,9 +193,14 @@ class ZkBroker(MetadataStore):
 
     async def _act_as_controller(self, lost: trio.Event) -> None:
         epoch, version = self._controller_epoch
+        config = self.config
         controller = Controller(self.zk, self.broker_id, epoch, version,
-                                inter_broker_listener=self.config.inter_broker_listener_name,
-                                unclean_leader_election=self.config.unclean_leader_election_enable)
+                                inter_broker_listener=config.inter_broker_listener_name,
+                                unclean_leader_election=config.unclean_leader_election_enable,
+                                auto_leader_rebalance=config.auto_leader_rebalance_enable,
+                                imbalance_check_interval_s=config.leader_imbalance_check_interval_seconds,
+                                imbalance_per_broker_percentage=config.leader_imbalance_per_broker_percentage)
+        self.controller = controller
         async with trio.open_nursery() as nursery:
             async def run_controller():
                 try:
@@ -209,6 +215,7 @@ class ZkBroker(MetadataStore):
             await lost.wait()
             log.info("broker %d is no longer the controller", self.broker_id)
             nursery.cancel_scope.cancel()
+        self.controller = None  # (a stopped Controller answers NOT_CONTROLLER meanwhile)
 
     async def _resign(self) -> None:
         try:

@@ -1,0 +1,75 @@
+"""ControlledShutdown and ElectLeaders: requests the controller answers.
+
+In ZooKeeper mode Kafka 3.9's KafkaApis hands both to the broker's own
+KafkaController, whose event queue answers NOT_CONTROLLER unless it is the
+active controller (brokers send ControlledShutdown to the controller they
+know of; admin clients send ElectLeaders to the controller Metadata names, and
+retry elsewhere on NOT_CONTROLLER). So these handlers call this broker's
+Controller directly, when it has one, and answer NOT_CONTROLLER otherwise:
+no znode in between (/admin/preferred_replica_election only served the
+removed ZooKeeper-based tool).
+
+ControlledShutdown is served from v1: v0 used a request header without a
+client id, and no broker since 0.9 sends it. ElectLeaders answers once the
+controller has written the new leaders and this broker's metadata has them
+(the controller waits for every broker's UpdateMetadata answer, itself
+included), which is what Kafka's DelayedElectLeader waits for.
+
+A single broker is its own controller: every partition it has is led by its
+only (preferred) replica, so ElectLeaders finds no election needed, and there
+is no cluster to shut down from (NOT_CONTROLLER).
+"""
+from __future__ import annotations
+
+from ..protocol.errors import ErrorCode, KafkaError
+from .registry import handles
+
+
+def _controller(broker):
+    return None if broker.cluster is None else broker.cluster.controller
+
+
+@handles("ControlledShutdown", min_version=1)
+async def controlled_shutdown(ctx, request) -> dict:
+    controller = _controller(ctx.broker)
+    try:
+        if controller is None:
+            raise KafkaError(ErrorCode.NOT_CONTROLLER)
+        remaining = await controller.controlled_shutdown(request.broker_id, request.broker_epoch)
+    except KafkaError as e:
+        return {"error_code": e.code, "remaining_partitions": []}
+    return {"error_code": ErrorCode.NONE, "remaining_partitions": [
+        {"topic_name": topic, "partition_index": partition} for topic, partition in remaining]}
+
+
+async def _elect(broker, election_type: int, partitions: list[tuple[str, int]]) -> dict:
+    """Each partition's (error, message)."""
+    if broker.cluster is None:
+        return {tp: (ErrorCode.ELECTION_NOT_NEEDED, None) if broker.metadata.has_partition(*tp)
+                else (ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, "The partition does not exist.") for tp in partitions}
+    controller = _controller(broker)
+    try:
+        if controller is None:
+            raise KafkaError(ErrorCode.NOT_CONTROLLER)
+        return await controller.elect_leaders(election_type, partitions)
+    except KafkaError as e:
+        return {tp: (e.code, None) for tp in partitions}
+
+
+@handles("ElectLeaders")
+async def elect_leaders(ctx, request) -> dict:
+    broker = ctx.broker
+    if request.topic_partitions is None:  # every partition this broker's metadata knows
+        partitions = [(name, p) for name, meta in broker.metadata.topics().items() for p in range(meta.partitions)]
+    else:  # a set in Kafka: each partition once
+        partitions = list(dict.fromkeys((t.topic, p) for t in request.topic_partitions for p in t.partitions))
+    results = await _elect(broker, request.election_type, partitions)
+    if request.topic_partitions is None:
+        # Across all partitions only those with an election or an error are listed.
+        results = {tp: r for tp, r in results.items() if r[0] != ErrorCode.ELECTION_NOT_NEEDED}
+    by_topic: dict[str, list] = {}
+    for (topic, partition), (error, message) in results.items():
+        by_topic.setdefault(topic, []).append(
+            {"partition_id": partition, "error_code": error, "error_message": message})
+    return {"throttle_time_ms": 0, "error_code": ErrorCode.NONE, "replica_election_results": [
+        {"topic": topic, "partition_result": results} for topic, results in by_topic.items()]}
