@@ -23,14 +23,18 @@ from . import zk_data
 from .controller import Controller
 from .metadata import BrokerInfo, MetadataStore, TopicMeta, new_uuid
 from .metadata_cache import MetadataCache
-from .zk_client import (BadVersionError, CreateOp, NodeExistsError, NoNodeError, SessionEvent, SetDataOp,
-                        ZkClient, ZkConnectionTimeout)
+from .zk_client import (BadVersionError, ConnectionLoss, CreateOp, NodeExistsError, NoNodeError, SessionEvent,
+                        SessionExpiredError, SetDataOp, ZkClient, ZkConnectionTimeout)
 
 log = logging.getLogger(__name__)
 
 # How long an admin change waits for this broker's cache by default (Kafka's
 # requests carry their own timeout_ms; auto-creation has none).
 DEFAULT_WAIT_S = 30.0
+
+# A ZooKeeper request failed for want of a session: the connection dropped
+# with it in flight (its outcome unknown) or the session expired.
+NO_SESSION = (ConnectionLoss, SessionExpiredError)
 
 
 class ClusterStartupError(Exception):
@@ -56,6 +60,8 @@ class ZkBroker(MetadataStore):
         self._metas: dict[str, TopicMeta] = {}
         self._last_change = -1  # the last /config/changes notification applied
         self._session_renewed = trio.Event()
+        self._registered_session: int | None = None  # the session /brokers/ids/<id> belongs to
+        self._session_changed = trio.Event()  # set (and replaced) on each session event and registration
         self._configs_changed = trio.Event()
 
     # -- start-up ------------------------------------------------------------------------
@@ -109,11 +115,15 @@ class ZkBroker(MetadataStore):
         except NodeExistsError:
             _, stat = await self.zk.get(path)
             if stat.ephemeralOwner != self.zk.session_id:
+                # Kafka's message; a broker restarted within the session timeout of
+                # its crash gets it too, until ZooKeeper expires the old session.
                 raise ClusterStartupError(
                     f"Error while creating ephemeral at {path}, node already exists and owner "
-                    f"'{stat.ephemeralOwner}' does not match current session '{self.zk.session_id}'") from None
+                    f"'{stat.ephemeralOwner:#x}' does not match current session '{self.zk.session_id:#x}'") from None
         _, stat = await self.zk.get(path)
         self.broker_epoch = stat.czxid
+        self._registered_session = stat.ephemeralOwner
+        self._notify_session()
         log.info("registered broker %d at %s with broker epoch %d", self.broker_id, path, self.broker_epoch)
 
     def _on_session_event(self, event: SessionEvent) -> None:
@@ -121,6 +131,18 @@ class ZkBroker(MetadataStore):
             log.warning("ZooKeeper session expired: re-registering once a new session is up")
         elif event is SessionEvent.NEW_SESSION:
             self._session_renewed.set()
+        self._notify_session()
+
+    def _notify_session(self) -> None:
+        self._session_changed.set()
+        self._session_changed = trio.Event()
+
+    async def _until_registered(self) -> None:
+        """Wait until the session is connected and this broker is registered
+        in it: at once, after a dropped connection comes back to the same
+        session, or once a new session has re-registered after an expiry."""
+        while not (self.zk.connected and self.zk.session_id == self._registered_session):
+            await self._session_changed.wait()
 
     # -- the controller election ------------------------------------------------------------
     async def run(self) -> None:
@@ -130,20 +152,40 @@ class ZkBroker(MetadataStore):
             nursery.start_soon(self._renew_sessions)
             nursery.start_soon(self._follow_config_changes)
             while True:
-                await self._stand_for_controller()
+                try:
+                    await self._stand_for_controller()
+                except* NO_SESSION:
+                    # Every watch fires when the connection drops, so this round ends
+                    # anyway; the next one starts once the session is back (after an
+                    # expiry: once this broker is registered again, as Kafka's
+                    # RegisterBrokerAndReelect does).
+                    log.info("controller election paused until the ZooKeeper session is back")
+                    await self._until_registered()
 
     async def _follow_config_changes(self) -> None:
         while True:
             await self._configs_changed.wait()
             self._configs_changed = trio.Event()
-            await self._watch_config_changes()
+            try:
+                await self._watch_config_changes()
+            except NO_SESSION:
+                await self._until_registered()
+                self._configs_changed.set()  # the watch may not be armed: read again
 
     async def _renew_sessions(self) -> None:
+        """After an expiry (Kafka's afterInitializingSession): register again,
+        under a new broker epoch, and catch up on config changes missed."""
         while True:
             await self._session_renewed.wait()
             self._session_renewed = trio.Event()
-            await self._register()
-            await self._watch_config_changes()
+            while True:
+                try:
+                    await self._register()
+                    break
+                except NO_SESSION:  # lost again: retry once connected (a new expiry sets _session_renewed)
+                    while not self.zk.connected:
+                        await self._session_changed.wait()
+            self._configs_changed.set()
 
     async def _stand_for_controller(self) -> None:
         """One round of Kafka's elect(): become controller if /controller is
@@ -205,7 +247,12 @@ class ZkBroker(MetadataStore):
             async def run_controller():
                 try:
                     await controller.run()
-                except Exception:
+                except* NO_SESSION:
+                    # Its ZooKeeper writes may not land any more: step down; the
+                    # next election, once the session is back, says who leads.
+                    log.warning("controller lost its ZooKeeper session or connection; stepping down")
+                    lost.set()
+                except* Exception:
                     # As Kafka's controller does on an unexpected error: resign, so
                     # that a fresh election (maybe this broker again) starts over.
                     log.exception("controller failed; resigning")

@@ -133,8 +133,9 @@ class ZkClient:
                 await self._create_chroot(deadline)
             except ZkConnectionTimeout:
                 raise self._timeout_error() from None
+        self._kazoo_log = _QuietUntilConnected(self)
         self._kazoo = KazooClient(
-            hosts=self.connect_string, timeout=self.session_timeout_ms / 1000,
+            hosts=self.connect_string, timeout=self.session_timeout_ms / 1000, logger=self._kazoo_log,
             # kazoo's default backs off to an hour between attempts; the Java
             # client keeps trying about every second.
             connection_retry=KazooRetry(max_tries=-1, delay=0.1, backoff=2, max_delay=1.0))
@@ -168,6 +169,7 @@ class ZkClient:
         if state == KazooState.CONNECTED:
             if self._first_connect:
                 self._first_connect = False
+                self._kazoo_log.connected = True
                 self._call_soon(self._connected.set)
                 return
             event = SessionEvent.NEW_SESSION if self._expired else SessionEvent.CONNECTED
@@ -335,6 +337,27 @@ class ZkClient:
                 result.failed_op = op
                 raise result
         return results
+
+
+class _QuietUntilConnected(logging.LoggerAdapter):
+    """kazoo's logger for one session. Until the first connection is made,
+    kazoo's two lines per failed attempt are held back and the first failure
+    is reported once, in one line that says what happens next; after that
+    kazoo logs as usual."""
+
+    def __init__(self, client: ZkClient):
+        super().__init__(logging.getLogger("kazoo.client"), {})
+        self.client = client
+        self.connected = False
+        self._reported = False
+
+    def log(self, level, msg, *args, **kwargs) -> None:
+        if self.connected:
+            super().log(level, msg, *args, **kwargs)
+        elif level >= logging.WARNING and not self._reported and not self.client._closing:
+            self._reported = True
+            log.warning("Cannot reach ZooKeeper at %s yet (%s): retrying until zookeeper.connection.timeout.ms "
+                        "has passed", self.client.hosts, msg % args)
 
 
 def _parent(path: str) -> str:
