@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import struct
+import sys
 import time
 from pathlib import Path
 
@@ -61,6 +62,20 @@ class Cluster:
         return "\n".join(b.log_tail(60) for b in self.brokers.values())
 
 
+def restart_after_crash(broker: BrokerProcess, timeout: float) -> None:
+    """Start a broker killed with kill -9 again. As with Kafka, it refuses to
+    start while ZooKeeper still holds its old registration (until the old
+    session expires), so keep trying until ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            broker.start()
+            return
+        except RuntimeError:
+            if time.monotonic() > deadline:
+                raise
+
+
 def cluster_view(host: str, port: int, timeout: float = 2.0) -> tuple[set[int], int] | None:
     """(the broker ids, the controller id) a broker's Metadata v1 answers, or
     None if it does not answer. Plain sockets, so ./scripts/cluster needs no client library."""
@@ -100,3 +115,90 @@ def wait_for(condition, timeout: float, what: str, interval: float = 0.05):
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
         time.sleep(interval)
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    """./scripts/cluster: one ZooKeeper and N brokers until Ctrl-C."""
+    import argparse
+    import signal
+
+    from .zookeeper import ZooKeeperNotInstalled, ZooKeeperProcess
+
+    parser = argparse.ArgumentParser(prog="scripts/cluster", description=main.__doc__)
+    parser.add_argument("size", nargs="?", type=int, default=3, help="number of brokers (default 3)")
+    parser.add_argument("configs", nargs="*", metavar="name=value", help="broker configs for every broker")
+    parser.add_argument("--data-dir", type=Path, required=True)
+    args = parser.parse_args(argv)
+    if args.size < 1:
+        parser.error("the cluster needs at least one broker")
+    overrides = {}
+    for item in args.configs:
+        name, sep, value = item.partition("=")
+        if not sep:
+            parser.error(f"not a name=value config: {item!r}")
+        overrides[name] = value
+    ports = [9092 + i for i in range(args.size)]
+    taken = [p for p in ports if not port_free(p)]
+    if taken:
+        print(f"error: port(s) {', '.join(map(str, taken))} on 127.0.0.1 already in use "
+              "(another Kafka or ./scripts/broker?)", file=sys.stderr)
+        return 1
+
+    # A user's own ZooKeeper may be on 2181: take it only when free.
+    zookeeper = ZooKeeperProcess(data_dir=args.data_dir / "zookeeper", port=2181 if port_free(2181) else None)
+    # SIGTERM ends the script as Ctrl-C does (SIGINT reaches the brokers too:
+    # they share our process group; ZooKeeper has its own and is stopped last).
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        zookeeper.start()
+    except (ZooKeeperNotInstalled, RuntimeError, TimeoutError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    cluster = Cluster(zookeeper.connect_string(), args.data_dir, args.size, overrides, ports)
+    try:
+        print(f"zookeeper.connect={zookeeper.connect_string()}"
+              + ("" if zookeeper.port == 2181 else "   (port 2181 is taken, so a free port)"), flush=True)
+        cluster.start()
+        print(f"bootstrap.servers={cluster.bootstrap}")
+        print(f"ZooKeeper: pid {zookeeper.pid}, data {zookeeper.data_dir}, log {zookeeper.log_path}")
+        for broker_id, broker in cluster.brokers.items():
+            print(f"broker {broker_id}: {broker.bootstrap}, pid {broker.pid}, data {broker.data_dir}, "
+                  f"log {broker.log_path}")
+        print("Ctrl-C stops the cluster", flush=True)
+        reported = set()
+        while True:
+            for broker_id, broker in cluster.brokers.items():
+                if broker_id not in reported and not broker.running():
+                    reported.add(broker_id)
+                    print(f"broker {broker_id} exited with status {broker.stop()}: see {broker.log_path}",
+                          flush=True)
+            time.sleep(1)
+    except KeyboardInterrupt:
+        print("\nstopping the brokers, then ZooKeeper", flush=True)
+    except (RuntimeError, TimeoutError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not skip the clean-up
+        try:
+            cluster.stop()
+        finally:
+            zookeeper.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

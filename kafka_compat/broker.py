@@ -18,6 +18,7 @@ from .cluster.topics import TopicManager
 from .replica.manager import ReplicaManager
 from .config import BrokerConfig
 from .group.coordinator import GroupCoordinator
+from .group.internal_topics import OFFSETS_TOPIC
 from .log.manager import LogDirError, LogManager
 from .server.listener import Server, advertised_endpoints, unsupported_listener
 from .api.waiters import AppendWaiters
@@ -94,7 +95,8 @@ class Broker:
             from .cluster.zk_broker import ClusterStartupError, ZkBroker
 
             self.cluster = self.metadata = ZkBroker(self.config, self.info,
-                                                    on_topic_config=lambda topic: self.topics.config_changed(topic))
+                                                    on_topic_config=lambda topic: self.topics.config_changed(topic),
+                                                    on_leadership=self._leadership_changed)
             try:
                 topics = await self.cluster.start()
             except ClusterStartupError as e:
@@ -163,6 +165,14 @@ class Broker:
                 if self.cluster is not None:
                     await self.cluster.close()
             log.info("broker shut down cleanly")
+
+    def _leadership_changed(self, topic: str, partition: int, leads: bool) -> None:
+        """The coordinators follow the leadership of their topics' partitions."""
+        if topic == OFFSETS_TOPIC:
+            if leads:
+                self.groups.on_election(partition)
+            else:
+                self.groups.on_resignation(partition)
 
     def _log_dir_failed(self, log_dir: Path) -> None:
         """A log dir went offline: its partitions lose their leader. When it is

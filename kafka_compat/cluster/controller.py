@@ -500,11 +500,12 @@ class Controller:
 
     # -- topic deletion ----------------------------------------------------------------
     async def _delete_topics(self) -> None:
-        """Topics queued in /admin/delete_topics: every broker forgets them
-        (UpdateMetadata), every live replica deletes its log (StopReplica),
-        then their znodes go (Kafka's TopicDeletionManager, without waiting
-        for dead replicas: a broker that comes back deletes what the metadata
-        no longer has)."""
+        """Topics queued in /admin/delete_topics: every live replica deletes
+        its log (StopReplica), their znodes go, then every broker forgets them
+        (UpdateMetadata), so that once a DeleteTopics is answered (when the
+        broker's cache no longer has the topic) the name can be created again
+        (Kafka's TopicDeletionManager, without waiting for dead replicas: a
+        broker that comes back deletes what the metadata no longer has)."""
         queued = await self.zk.get_children(zk_data.DELETE_TOPICS, watch=self._queue(self._on_delete_topics))
         for topic in queued:
             if topic not in self.assignments:
@@ -512,9 +513,9 @@ class Controller:
                 continue
             self.deleting.add(topic)
             partitions = [(topic, p) for p in range(len(self.assignments[topic]))]
-            await self._send_update_metadata(self.brokers, partitions, deleting=True)
             await self._send_stop_replica(partitions, delete=True)
             await self._delete_znodes(topic)
+            await self._send_update_metadata(self.brokers, partitions, deleting=True)
             self._forget_topic(topic)
             log.info("controller: deleted topic %s", topic)
 

@@ -44,7 +44,8 @@ class ClusterStartupError(Exception):
 class ZkBroker(MetadataStore):
     local_logs = False  # partition logs come and go with LeaderAndIsr/StopReplica
 
-    def __init__(self, config, info: BrokerInfo, on_topic_config=lambda topic: None):
+    def __init__(self, config, info: BrokerInfo, on_topic_config=lambda topic: None,
+                 on_leadership=lambda topic, partition, leads: None):
         self.config = config
         self.info = info
         self.broker_id = info.node_id
@@ -56,6 +57,7 @@ class ZkBroker(MetadataStore):
         self.broker_epoch = -1
         self.controller: Controller | None = None  # while this broker is the active controller
         self._on_topic_config = on_topic_config
+        self._on_leadership = on_leadership
         self._configs: dict[str, dict[str, str]] = {}  # topic -> overrides, from /config/topics
         self._metas: dict[str, TopicMeta] = {}
         self._last_change = -1  # the last /config/changes notification applied
@@ -419,10 +421,16 @@ class ZkBroker(MetadataStore):
 
     # -- what the controller's requests change ------------------------------------------------
     def leadership_changed(self, changes, errors) -> None:
-        """After LeaderAndIsr (the group coordinator will follow its partitions here)."""
+        """After LeaderAndIsr: each partition taken on is reported as led here or not."""
+        for topic, _, partition, state in changes:
+            if errors[(topic, partition)] == ErrorCode.NONE:
+                self._on_leadership(topic, partition, state.leader == self.broker_id)
 
     def replicas_stopped(self, stops, errors) -> None:
-        """After StopReplica."""
+        """After StopReplica: the partitions stopped are no longer led here."""
+        for topic, partition, _, _ in stops:
+            if errors[(topic, partition)] == ErrorCode.NONE:
+                self._on_leadership(topic, partition, False)
 
     async def close(self) -> None:
         await self.zk.close()

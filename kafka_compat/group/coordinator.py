@@ -135,6 +135,20 @@ class GroupCoordinator:
         self._syncs.clear()
         self.manager.unload_all(self._on_group_unloaded)
 
+    def on_election(self, partition: int) -> None:
+        """This broker now leads ``__consumer_offsets-<partition>``: load its groups."""
+        self._ensure_partition(partition)
+
+    def on_resignation(self, partition: int) -> None:
+        """Another broker leads ``__consumer_offsets-<partition>`` now: its groups
+        are unloaded (members waiting on a join or sync are answered
+        NOT_COORDINATOR and look for the new coordinator)."""
+        for group in self.manager.unload_partition(partition, self._on_group_unloaded):
+            self._joins.pop(group, None)
+            self._syncs.pop(group, None)
+            for key in [k for k in self.timers if k[1] is group]:
+                self.timers.cancel(key)
+
     def start_loading(self) -> None:
         """Load every partition of ``__consumer_offsets`` not loaded yet (after the
         topic has been created)."""

@@ -200,12 +200,26 @@ class GroupManager:
                     group = GroupMetadata(group_id, GroupState.EMPTY, self.clock_ms)
                     group.offsets.update(offsets)
                     on_loaded(self.add(group))
+            if not self.storage.has_partition(partition):  # leadership moved away while loading
+                self.unload_partition(partition, lambda group: None)
+                return
             self.owned.add(partition)
             count = len(loaded.groups.keys() | loaded.offsets.keys())
             log.log(logging.INFO if count else logging.DEBUG, "loaded %d groups from %s-%d",
                     count, OFFSETS_TOPIC, partition)
         finally:
             self.loading.discard(partition)
+
+    def unload_partition(self, partition: int, on_unloaded: Callable[[GroupMetadata], None]) -> list[GroupMetadata]:
+        """Stop coordinating one partition's groups (its leadership moved): each
+        is told and forgotten; they are returned."""
+        groups = [g for g in self.groups.values() if self.partition_for(g.group_id) == partition]
+        for group in groups:
+            del self.groups[group.group_id]
+        self.owned.discard(partition)
+        for group in groups:
+            on_unloaded(group)
+        return groups
 
     def unload_all(self, on_unloaded: Callable[[GroupMetadata], None]) -> None:
         """Stop coordinating (shutdown): every group is told and forgotten."""

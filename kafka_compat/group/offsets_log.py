@@ -54,14 +54,18 @@ class OffsetsLog:
         return self.broker.logs.get(OFFSETS_TOPIC, partition)
 
     def has_partition(self, partition: int) -> bool:
-        return self._log(partition) is not None
+        """Whether this broker leads the partition (so coordinates its groups)."""
+        return self._log(partition) is not None and self.broker.replicas.is_leader(OFFSETS_TOPIC, partition)
 
     def append(self, partition: int, records: list[tuple[bytes, bytes | None]], timestamp_ms: int) -> int:
         """Append (key, value) records as one batch; the offset of the first.
         Raises the log's KafkaError (see ``commit_error``, ``store_group_error``)."""
-        partition_log = self._log(partition)
-        if partition_log is None:
-            raise KafkaError(ErrorCode.NOT_COORDINATOR, f"{OFFSETS_TOPIC}-{partition} is not hosted here")
+        try:
+            partition_log = self.broker.replicas.leader_log(OFFSETS_TOPIC, partition)
+        except KafkaError as e:
+            if e.code in (ErrorCode.NOT_LEADER_OR_FOLLOWER, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION):
+                raise KafkaError(ErrorCode.NOT_COORDINATOR, f"{OFFSETS_TOPIC}-{partition} is not led here") from None
+            raise
         codec = self.broker.config.offsets_topic_compression_codec
         data = bytearray(build_batch([(key, value, [], timestamp_ms) for key, value in records], codec=codec))
         max_bytes = self.broker.topics.effective_config(OFFSETS_TOPIC)["max.message.bytes"]

@@ -44,6 +44,10 @@ class Timers:
     def __contains__(self, key: Hashable) -> bool:
         return key in self._entries
 
+    def __iter__(self):
+        """The keys of the timers pending (a snapshot)."""
+        return iter(list(self._entries))
+
     def _next_deadline(self) -> float:
         while self._heap:
             deadline, seq, key = self._heap[0]

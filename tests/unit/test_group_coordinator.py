@@ -19,6 +19,7 @@ from kafka_compat.group.group import GroupState
 from kafka_compat.group.internal_topics import OFFSETS_TOPIC, create_internal_topic
 from kafka_compat.group.log_format import OffsetAndMetadata
 from kafka_compat.log.manager import LogManager
+from kafka_compat.replica.manager import ReplicaManager
 from kafka_compat.protocol import schema
 from kafka_compat.protocol.errors import ErrorCode as E
 
@@ -40,6 +41,7 @@ class Parts:
         self.metadata = LocalMetadataStore(data_dir, BrokerInfo(0, "127.0.0.1", 9))
         self.topics = TopicManager(self.config, self.metadata, self.logs)
         self.waiters = AppendWaiters()
+        self.replicas = ReplicaManager(0, self.logs, self.metadata, single_broker=True)
         self.running: list[Running] = []
 
     async def close(self) -> None:

@@ -12,6 +12,7 @@ from kafka_compat.group.internal_topics import OFFSETS_TOPIC, create_internal_to
 from kafka_compat.group.log_format import OffsetAndMetadata, offset_key, offset_value
 from kafka_compat.group.offsets_log import OffsetsLog
 from kafka_compat.log.manager import LogManager
+from kafka_compat.replica.manager import ReplicaManager
 
 KEYS = 300
 BATCHES, PER_BATCH = 50, 2000  # 100,000 commits to 300 keys
@@ -28,6 +29,7 @@ class Parts:
         self.metadata = LocalMetadataStore(data_dir, BrokerInfo(0, "127.0.0.1", 9))
         self.topics = TopicManager(self.config, self.metadata, self.logs)
         self.waiters = AppendWaiters()
+        self.replicas = ReplicaManager(0, self.logs, self.metadata, single_broker=True)
 
 
 async def test_loading_keeps_memory_to_a_chunk_not_the_partition(tmp_path):
