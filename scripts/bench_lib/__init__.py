@@ -9,6 +9,7 @@ by run, and reports medians and per-pair ratios. Modules:
     client     one workload step driven with confluent-kafka (a subprocess)
     sink       the Kafka-protocol sink that acks and drops (and serves fetches)
     brokers    starting, probing and stopping the systems under test
+    cluster    the 3-broker cluster (with its ZooKeeper) and its controller failover
     procstat   CPU time and peak RSS of a process, from /proc
     toolsenv   the bench's own virtualenv for the tools it fetches
     tansu      the default peer: Tansu, installed into that virtualenv

@@ -13,7 +13,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import brokers, machine, report, runner, tansu, targets, toolsenv
+from . import brokers, cluster, machine, report, runner, tansu, targets, toolsenv
 from .profile import Profiler, render
 from .workloads import all_workloads
 
@@ -84,6 +84,11 @@ def main(argv: list[str]) -> int:
     peer, no_peer_reason = _peer(args)
     sink = None if args.no_ceiling else brokers.sink()
     systems = [ours] + ([peer] if peer else [])
+    if any(w.systems is not None for w in workloads):
+        try:
+            systems.append(cluster.ClusterSystem(ours.version, args.override))
+        except cluster.ZooKeeperNotInstalled as e:
+            print(f"warning: no cluster workloads: {e}", file=sys.stderr)
     try:
         profiler = Profiler(args.workdir, run_dir / "profiles") if args.profile else None
     except toolsenv.Unavailable as e:
@@ -117,8 +122,12 @@ def main(argv: list[str]) -> int:
         header["profiles"] = profiler.summaries
     report.write_json(json_path, header, workloads, results, summaries)
 
-    print(report.table(workloads, summaries))
-    print()
+    if any(w.systems is None for w in workloads):
+        print(report.table(workloads, summaries))
+        print()
+    if any(w.systems is not None for w in workloads):
+        print(report.cluster_table(workloads, summaries))
+        print()
     print(targets.table(checks))
     if no_peer_reason:
         print(f"\nNo peer: {no_peer_reason}.")

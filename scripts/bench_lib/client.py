@@ -38,8 +38,8 @@ def _common(bootstrap: str) -> dict:
     return {"bootstrap.servers": bootstrap, "log_level": 3}
 
 
-def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
-    admin = AdminClient(_common(bootstrap))
+def create_topic(bootstrap: str, topic: str, partitions: int, admin: AdminClient | None = None) -> None:
+    admin = admin or AdminClient(_common(bootstrap))
     for future in admin.create_topics([NewTopic(topic, partitions, 1)], operation_timeout=TIMEOUT_S).values():
         future.result(TIMEOUT_S)
 
@@ -268,6 +268,48 @@ def latency(bootstrap: str, topic: str, rate: int, seconds: float, size: int, wi
     return figures
 
 
+def create(bootstrap: str, topic: str, partitions: int, ready: Callable[[], None] = _no_wait) -> dict:
+    """The time a CreateTopics of ``partitions`` partitions (replication
+    factor 1) takes to be answered: Kafka answers once the topic exists,
+    every partition with a leader."""
+    admin = AdminClient(_common(bootstrap))
+    admin.list_topics(timeout=TIMEOUT_S)  # connected: the client's start-up is not timed
+    ready()
+    t0 = time.perf_counter()
+    create_topic(bootstrap, topic, partitions, admin)
+    return {"messages": 1, "create_s": time.perf_counter() - t0}
+
+
+def metadata(bootstrap: str, topic: str, partitions: int, requests: int, ready: Callable[[], None] = _no_wait) -> dict:
+    """Latency of a Metadata request (v12, as librdkafka sends) for one topic
+    of ``partitions`` partitions, one request at a time on one connection to
+    the first broker, the answer read but not decoded (the client's decoding
+    is not the broker's time)."""
+    from .cluster import MetadataConnection
+
+    create_topic(bootstrap, topic, partitions)
+    host, port = bootstrap.split(",")[0].split(":")
+    connection = MetadataConnection(host, int(port), topic)
+    deadline = time.perf_counter() + TIMEOUT_S
+    while not all(p.leader_id >= 0 for t in connection.ask().topics for p in t.partitions):
+        if time.perf_counter() > deadline:  # (a cluster's other brokers learn of a topic a moment later)
+            raise RuntimeError(f"the broker at {host}:{port} does not show a leader for every partition")
+        time.sleep(0.01)
+    for _ in range(100):
+        connection.round_trip()
+    samples = []
+    ready()
+    cpu0 = time.process_time()
+    for _ in range(requests):
+        t0 = time.perf_counter_ns()
+        connection.round_trip()
+        samples.append(time.perf_counter_ns() - t0)
+    cpu = time.process_time() - cpu0
+    connection.close()
+    return {"messages": requests, "client_cpu_us_per_msg": cpu / requests * 1e6,
+            **_latency_figures("metadata", samples)}
+
+
 def warm_up(bootstrap: str, topic: str) -> None:
     """Produce and fetch once, so that neither side's first-use costs land
     in a measurement."""
@@ -275,7 +317,7 @@ def warm_up(bootstrap: str, topic: str) -> None:
     consume(bootstrap, topic, 1, 2 * CHUNK, 100)
 
 
-STEPS = {"produce": produce, "consume": consume, "latency": latency}
+STEPS = {"produce": produce, "consume": consume, "latency": latency, "create": create, "metadata": metadata}
 
 
 def _wait_for_go() -> None:

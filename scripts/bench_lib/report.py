@@ -3,7 +3,9 @@
 Run i of our broker and run i of the peer form a pair (they ran one after
 the other); the ratio ours/peer is taken per pair and its median shown beside
 the pairs. The ceiling is the median against the sink, for the figures where
-the sink's value means something (throughput, ack latency).
+the sink's value means something (throughput, ack latency). A cluster
+workload pairs run i of the 3-broker cluster with run i of the single broker
+instead: its ratio is cluster/single.
 """
 from __future__ import annotations
 
@@ -35,6 +37,12 @@ FIGURES = {
     "ack_p99_ms": Figure("ack p99 ms", "{:.2f}", False, True),
     "ack_p999_ms": Figure("ack p99.9 ms", "{:.2f}", False, True),
     "startup_s": Figure("start-up s", "{:.3f}", False),
+    "metadata_p50_ms": Figure("Metadata p50 ms", "{:.2f}", False),
+    "metadata_p99_ms": Figure("Metadata p99 ms", "{:.2f}", False),
+    "metadata_p999_ms": Figure("Metadata p99.9 ms", "{:.2f}", False),
+    "create_s": Figure("create s", "{:.3f}", False),
+    "failover_s": Figure("failover s", "{:.3f}", False),
+    "rejoin_s": Figure("rejoin s", "{:.3f}", False),
 }
 
 
@@ -47,7 +55,10 @@ def _median(values: list[float]) -> float | None:
 
 
 def summarize(workload: Workload, by_system: dict[str, list[dict]]) -> dict:
-    """{figure: {"ours", "peer", "ratios", "ratio", "ceiling", "of_ceiling"}} of medians."""
+    """{figure: {"ours", "peer", "ratios", "ratio", "ceiling", "of_ceiling"}} of medians
+    ({figure: {"cluster", "single", "ratios", "ratio"}} for a cluster workload)."""
+    if workload.systems is not None:
+        return _summarize_cluster(workload, by_system)
     ours, peer, sink = (by_system.get(name, []) for name in ("ours", "peer", "sink"))
     summary = {}
     for key in workload.figures:
@@ -59,6 +70,16 @@ def summarize(workload: Workload, by_system: dict[str, list[dict]]) -> dict:
             if row["ours"] is not None and row["ceiling"]:
                 row["of_ceiling"] = row["ours"] / row["ceiling"]
         summary[key] = row
+    return summary
+
+
+def _summarize_cluster(workload: Workload, by_system: dict[str, list[dict]]) -> dict:
+    cluster, single = by_system.get("cluster", []), by_system.get("ours", [])
+    summary = {}
+    for key in workload.figures:
+        ratios = [c[key] / s[key] for c, s in zip(cluster, single) if key in c and key in s and s[key]]
+        summary[key] = {"cluster": _median(_values(cluster, key)), "single": _median(_values(single, key)),
+                        "ratios": ratios, "ratio": _median(ratios)}
     return summary
 
 
@@ -75,10 +96,12 @@ def _ratio_cell(row: dict) -> str:
 
 
 def table(workloads: list[Workload], summaries: dict[str, dict]) -> str:
-    """A Markdown table: one row per workload and figure."""
+    """A Markdown table: one row per workload and figure (the cluster workloads apart)."""
     lines = ["| workload | figure | ours | peer | ours/peer (pairs) | ceiling | ours/ceiling |",
              "|---|---|--:|--:|--:|--:|--:|"]
     for workload in workloads:
+        if workload.systems is not None:
+            continue
         for key, row in summaries[workload.name].items():
             figure = FIGURES[key]
             arrow = "↑" if figure.higher_is_better else "↓"
@@ -86,6 +109,21 @@ def table(workloads: list[Workload], summaries: dict[str, dict]) -> str:
                 f"| {workload.name} | {figure.label} {arrow} | {_cell(row['ours'], figure.fmt)} "
                 f"| {_cell(row['peer'], figure.fmt)} | {_ratio_cell(row)} | {_cell(row['ceiling'], figure.fmt)} "
                 f"| {_cell(row['of_ceiling'], '{:.0%}')} |")
+    return "\n".join(lines)
+
+
+def cluster_table(workloads: list[Workload], summaries: dict[str, dict]) -> str:
+    """The cluster workloads: our 3-broker cluster beside our single broker."""
+    lines = ["| workload | figure | 3-broker cluster | single broker | cluster/single (pairs) |",
+             "|---|---|--:|--:|--:|"]
+    for workload in workloads:
+        if workload.systems is None:
+            continue
+        for key, row in summaries[workload.name].items():
+            figure = FIGURES[key]
+            arrow = "↑" if figure.higher_is_better else "↓"
+            lines.append(f"| {workload.name} | {figure.label} {arrow} | {_cell(row['cluster'], figure.fmt)} "
+                         f"| {_cell(row['single'], figure.fmt)} | {_ratio_cell(row)} |")
     return "\n".join(lines)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from .brokers import Running, System
-from .workloads import RESTART, Workload
+from .workloads import RESTART, Failover, Workload
 
 CLIENT_TIMEOUT_S = 900
 
@@ -103,6 +103,8 @@ def run_once(workload: Workload, system: System, run: int, run_dir: Path, profil
                 warm_up = None
         if workload.measure == RESTART:
             figures = {"startup_s": running.restart()}
+        elif isinstance(workload.measure, Failover):
+            figures = running.failover(topic, workload.measure.partitions)
         else:
             step = workload.measure
             profile = profiler(running, label) if profiler and running.process else None
@@ -120,6 +122,9 @@ def run_once(workload: Workload, system: System, run: int, run_dir: Path, profil
 
 
 def systems_for(workload: Workload, systems: list[System], sink: System | None) -> list[System]:
+    if workload.systems is not None:
+        return [s for s in systems if s.name in workload.systems]
+    systems = [s for s in systems if s.name != "cluster"]
     chosen = [s for s in systems if s.keeps_data or not workload.only_systems_keeping_data]
     if workload.ceiling and sink is not None:
         chosen.append(sink)

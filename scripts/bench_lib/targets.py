@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 NOT_MEASURED = ("not measured", None)
+CLUSTER = "cluster-"
 
 
 @dataclass(frozen=True)
@@ -19,8 +20,34 @@ class Target:
 
 
 def _rows(summaries: dict, prefix: str, figure: str) -> list[tuple[str, dict]]:
+    """The single-broker-against-the-peer rows (the cluster's have their own checks)."""
     return [(name, figures[figure]) for name, figures in summaries.items()
-            if name.startswith(prefix) and figure in figures]
+            if name.startswith(prefix) and not name.startswith(CLUSTER) and figure in figures]
+
+
+def _cluster_ratio_at_least(prefixes: tuple[str, ...], minimum: float) -> Callable[[dict], tuple[str, bool | None]]:
+    def check(summaries: dict) -> tuple[str, bool | None]:
+        rows = [(name, figures["msg_per_s"]["ratio"]) for name, figures in summaries.items()
+                if name.startswith(prefixes) and figures["msg_per_s"]["ratio"] is not None]
+        if not rows:
+            return NOT_MEASURED
+        name, ratio = min(rows, key=lambda r: r[1])
+        return f"lowest {ratio:.2f}x ({name})", ratio >= minimum
+
+    return check
+
+
+def _cluster_at_most(prefix: str, figures: tuple[str, ...], limit: float, unit: str
+                     ) -> Callable[[dict], tuple[str, bool | None]]:
+    def check(summaries: dict) -> tuple[str, bool | None]:
+        rows = [(f"{figure} {name}", row[figure]["cluster"]) for name, row in summaries.items()
+                if name.startswith(prefix) for figure in figures if row[figure]["cluster"] is not None]
+        if not rows:
+            return NOT_MEASURED
+        name, value = max(rows, key=lambda r: r[1])
+        return f"{value:.2f} {unit} ({name})", value < limit
+
+    return check
 
 
 def _ratio_at_least(prefix: str, figure: str, minimum: float) -> Callable[[dict], tuple[str, bool | None]]:
@@ -82,6 +109,14 @@ TARGETS = [
     Target("broker CPU/msg consuming 1 KiB below the peer's", _ratio_below("consume-1KiB", "cpu_us_per_msg")),
     Target("peak RSS <= 150 MB reading 1 GB across 100 partitions", _at_most("read-1GB", "peak_rss_mb", 150, "MB")),
     Target("start-up to serving <= 1 s with 1,000 partitions", _at_most("startup", "startup_s", 1, "s")),
+    Target("3-broker cluster produces and consumes >= 0.9x the single broker",
+           _cluster_ratio_at_least(("cluster-produce", "cluster-consume"), 0.9)),
+    Target("Metadata for 1,000 partitions (cluster): p99 < 5 ms",
+           _cluster_at_most("cluster-metadata", ("metadata_p99_ms",), 5, "ms")),
+    Target("controller failover with 1,000 partitions < 2 s after the election (and the rejoin)",
+           _cluster_at_most("cluster-failover", ("failover_s", "rejoin_s"), 2, "s")),
+    Target("create a 1,000-partition topic on 3 brokers < 3 s",
+           _cluster_at_most("cluster-create", ("create_s",), 3, "s")),
 ]
 
 

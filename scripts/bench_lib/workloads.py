@@ -3,7 +3,9 @@
 A workload is set-up steps (not measured), then one measured step, run on a
 freshly started system with a topic of its own. A step is a client step
 (bench_lib.client, in a subprocess) or RESTART: a clean shutdown and a start on
-the same data, whose measured figure is the time to serving.
+the same data, whose measured figure is the time to serving. The cluster
+workloads run on our single broker and on a 3-broker cluster side by side
+(a controller failover on the cluster alone: the measured step Failover).
 """
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ RESTART = "restart"
 THROUGHPUT = ("msg_per_s", "mb_per_s", "cpu_us_per_msg", "peak_rss_mb")
 ACK_LATENCY = ("ack_p50_ms", "ack_p99_ms", "ack_p999_ms")
 E2E_LATENCY = ("e2e_p50_ms", "e2e_p99_ms", "e2e_p999_ms")
+METADATA_LATENCY = ("metadata_p50_ms", "metadata_p99_ms", "metadata_p999_ms")
+SINGLE_AND_CLUSTER = ("ours", "cluster")
 
 KIB = 1024
 
@@ -25,15 +29,24 @@ class ClientStep:
 
 
 @dataclass(frozen=True)
+class Failover:
+    """kill -9 of the cluster's controller, then a restart of its broker (bench_lib.cluster)."""
+
+    partitions: int  # of the workload's topic, made in the set-up
+
+
+@dataclass(frozen=True)
 class Workload:
     name: str
     title: str
-    measure: ClientStep | str
+    measure: ClientStep | Failover | str
     figures: tuple[str, ...]
     setup: tuple[ClientStep | str, ...] = ()
     ceiling: bool = False  # also run against the sink: the client's ceiling
     warm: bool = True  # warm the system up (produce and fetch once) before the set-up
     only_systems_keeping_data: bool = False
+    # The systems it runs on when not the default (ours, the peer, the sink if ceiling).
+    systems: tuple[str, ...] | None = None
 
     @property
     def restarts(self) -> bool:
@@ -46,16 +59,18 @@ class Sizes:
     large: int  # messages of 1 KiB
     latency_seconds: float
     many_producers: int  # messages of 1 KiB, all producers together
+    metadata_requests: int
 
 
-FULL = Sizes(small=1_000_000, large=100_000, latency_seconds=10, many_producers=100_000)
-QUICK = Sizes(small=300_000, large=100_000, latency_seconds=4, many_producers=40_000)
+FULL = Sizes(small=1_000_000, large=100_000, latency_seconds=10, many_producers=100_000, metadata_requests=5000)
+QUICK = Sizes(small=300_000, large=100_000, latency_seconds=4, many_producers=40_000, metadata_requests=2000)
 
 LATENCY_RATE = 2000
 PRODUCERS = 20
 STARTUP_PARTITIONS = 1000
 RSS_PARTITIONS = 100
 RSS_MESSAGES = 1_000_000  # of 1 KiB: 1 GB on disk
+CLUSTER_PARTITIONS = 1000
 
 
 def _produce(count: int, size: int, partitions: int, acks: str = "all", **extra) -> ClientStep:
@@ -137,9 +152,33 @@ def rss_workload() -> Workload:
         only_systems_keeping_data=True)
 
 
+def cluster_workloads(sizes: Sizes) -> list[Workload]:
+    create = ClientStep("create", {"partitions": CLUSTER_PARTITIONS})
+    return [
+        Workload("cluster-produce-1KiB-p6", f"produce {sizes.large:,} x 1KiB into 6 partitions, acks=all",
+                 _produce(sizes.large, KIB, 6), THROUGHPUT, systems=SINGLE_AND_CLUSTER),
+        Workload("cluster-consume-1KiB-p6", f"consume {sizes.large:,} x 1KiB from offset 0 of 6 partitions",
+                 _consume(sizes.large, KIB, 6), THROUGHPUT, setup=(_produce(sizes.large, KIB, 6, "1"),),
+                 systems=SINGLE_AND_CLUSTER),
+        Workload(f"cluster-metadata-{CLUSTER_PARTITIONS}-partitions",
+                 f"Metadata v12 for one topic of {CLUSTER_PARTITIONS:,} partitions, "
+                 f"{sizes.metadata_requests:,} requests one at a time",
+                 ClientStep("metadata", {"partitions": CLUSTER_PARTITIONS, "requests": sizes.metadata_requests}),
+                 METADATA_LATENCY + ("cpu_us_per_msg",), systems=SINGLE_AND_CLUSTER),
+        Workload(f"cluster-create-{CLUSTER_PARTITIONS}-partitions",
+                 f"CreateTopics of {CLUSTER_PARTITIONS:,} partitions, replication factor 1, until answered",
+                 create, ("create_s",), systems=SINGLE_AND_CLUSTER),
+        Workload(f"cluster-failover-{CLUSTER_PARTITIONS}-partitions",
+                 f"kill -9 of the controller with {CLUSTER_PARTITIONS:,} partitions, replication factor 1: "
+                 "new controller to every live partition led; restart to every partition led",
+                 Failover(CLUSTER_PARTITIONS), ("failover_s", "rejoin_s"), setup=(create,), warm=False, systems=("cluster",)),
+    ]
+
+
 def all_workloads(quick: bool) -> list[Workload]:
     sizes = QUICK if quick else FULL
-    workloads = produce_workloads(sizes) + consume_workloads(sizes) + latency_workloads(sizes) + [startup_workload()]
+    workloads = (produce_workloads(sizes) + consume_workloads(sizes) + latency_workloads(sizes)
+                 + [startup_workload()] + cluster_workloads(sizes))
     if not quick:
         workloads.append(rss_workload())
     return workloads
