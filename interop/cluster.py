@@ -7,6 +7,7 @@ import socket
 import struct
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .broker_process import BrokerProcess, _recv_exactly, venv_executable
@@ -48,13 +49,17 @@ class Cluster:
                          and view[1] in expected, timeout, f"broker at {broker.bootstrap} to see the whole cluster")
 
     def stop(self) -> None:
-        """Stop every broker still running (SIGTERM; SIGKILL if it hangs)."""
-        errors = []
-        for broker in self.brokers.values():
+        """Stop every broker still running (SIGTERM; SIGKILL if it hangs), all
+        at once: each one's controlled shutdown may take a while."""
+        def stop(broker: BrokerProcess) -> str | None:
             try:
                 broker.stop()
             except TimeoutError as e:
-                errors.append(str(e))
+                return str(e)
+            return None
+
+        with ThreadPoolExecutor(len(self.brokers)) as pool:
+            errors = [e for e in pool.map(stop, self.brokers.values()) if e]
         if errors:
             raise TimeoutError("\n".join(errors))
 
@@ -118,7 +123,10 @@ def wait_for(condition, timeout: float, what: str, interval: float = 0.05):
 
 
 def port_free(port: int) -> bool:
+    """Whether a listener could bind 127.0.0.1:port now (with SO_REUSEADDR, as
+    the broker binds: connections of a previous run in TIME_WAIT don't count)."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
@@ -159,8 +167,10 @@ def main(argv: list[str] | None = None) -> int:
 
     # A user's own ZooKeeper may be on 2181: take it only when free.
     zookeeper = ZooKeeperProcess(data_dir=args.data_dir / "zookeeper", port=2181 if port_free(2181) else None)
-    # SIGTERM ends the script as Ctrl-C does (SIGINT reaches the brokers too:
-    # they share our process group; ZooKeeper has its own and is stopped last).
+    # Ctrl-C and SIGTERM stop the cluster (SIGINT set explicitly: a shell
+    # starting us in the background ignores it). Ctrl-C reaches the brokers
+    # too, as they share our process group; ZooKeeper has its own and is stopped last.
+    signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         zookeeper.start()
