@@ -11,6 +11,7 @@ from pathlib import Path
 import trio
 
 from .api.fetch_sessions import FetchSessionCache
+from .api.metadata import PartitionArrays
 from .api.registry import load_handlers
 from .cluster.controlled_shutdown import controlled_shutdown
 from .cluster.metadata import BrokerInfo, LocalMetadataStore
@@ -60,6 +61,7 @@ class Broker:
         )
         self.waiters = AppendWaiters()
         self.fetch_sessions = FetchSessionCache(config.max_incremental_fetch_session_cache_slots)
+        self.metadata_partitions = PartitionArrays()
         self.server = Server(self)
         self.shutting_down = trio.Event()
         self.bound: list[tuple[str, int]] = []

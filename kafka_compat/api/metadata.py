@@ -3,7 +3,9 @@ partitions (with auto-creation when allowed)."""
 from __future__ import annotations
 
 from ..cluster.metadata import is_internal, validate_topic_name
+from ..protocol import schema
 from ..protocol.errors import ErrorCode, KafkaError
+from ..protocol.primitives import Encoded
 from .common import ALL_CLUSTER_OPERATIONS, ALL_TOPIC_OPERATIONS, OPERATIONS_NOT_REQUESTED
 from .registry import handles
 
@@ -69,13 +71,37 @@ def partition_entries(broker, meta, nodes: Nodes, version: int) -> list[dict]:
     return entries
 
 
-def _topic_entry(broker, meta, include_ops: bool, nodes: Nodes, version: int) -> dict:
+class PartitionArrays:
+    """Each topic's partitions array of a Metadata response, encoded once per
+    (version, listener) and kept until the metadata changes (its store's
+    generation moves): clients ask for the same topics again and again, and
+    building and encoding 1,000 partitions' entries takes milliseconds."""
+
+    def __init__(self):
+        self._generation = None
+        self._arrays: dict[tuple[str, int, str], Encoded] = {}
+
+    def get(self, broker, meta, nodes: Nodes, version: int, listener: str) -> Encoded:
+        generation = broker.metadata.generation
+        if generation != self._generation:
+            self._arrays.clear()
+            self._generation = generation
+        key = (meta.name, version, listener)
+        array = self._arrays.get(key)
+        if array is None:
+            codec = schema.field_codec("Metadata", version, "response", ("topics", "partitions"))
+            array = self._arrays[key] = Encoded(codec.build(partition_entries(broker, meta, nodes, version)))
+        return array
+
+
+def _topic_entry(ctx, meta, include_ops: bool, nodes: Nodes) -> dict:
+    broker = ctx.broker
     return {
         "error_code": ErrorCode.NONE,
         "name": meta.name,
         "topic_id": meta.topic_id,
         "is_internal": is_internal(meta.name),
-        "partitions": partition_entries(broker, meta, nodes, version),
+        "partitions": broker.metadata_partitions.get(broker, meta, nodes, ctx.api_version, ctx.listener),
         "topic_authorized_operations": ALL_TOPIC_OPERATIONS if include_ops else OPERATIONS_NOT_REQUESTED,
     }
 
@@ -124,7 +150,7 @@ async def metadata(ctx, request) -> dict:
     topic_entries = []
     if wants_all:
         for meta in list(broker.metadata.topics().values()):
-            topic_entries.append(_topic_entry(broker, meta, include_ops, nodes, version))
+            topic_entries.append(_topic_entry(ctx, meta, include_ops, nodes))
     else:
         allow_auto_create = request.allow_auto_topic_creation if version >= 4 else True
         for wanted in request.topics:
@@ -140,7 +166,7 @@ async def metadata(ctx, request) -> dict:
                     topic_entries.append(error)
                     continue
                 meta = broker.topics.get(name)
-            topic_entries.append(_topic_entry(broker, meta, include_ops, nodes, version))
+            topic_entries.append(_topic_entry(ctx, meta, include_ops, nodes))
     return {
         "brokers": nodes.entries(),
         "cluster_id": broker.metadata.cluster_id,

@@ -112,6 +112,9 @@ class MetadataStore:
 
     cluster_id: str
     controller_id: int
+    # Moves whenever what the reading methods answer may have changed, so
+    # that readers can keep what they derive from it until then.
+    generation: int
 
     def brokers(self) -> list[BrokerInfo]:
         raise NotImplementedError
@@ -175,6 +178,7 @@ class LocalMetadataStore(MetadataStore):
         self._next_producer_id = 0
         self._save_lock = trio.Lock()
         self._offline: set[tuple[str, int]] = set()  # partitions in a failed log dir
+        self.generation = 0
         self._load()
 
     def _load(self) -> None:
@@ -233,6 +237,7 @@ class LocalMetadataStore(MetadataStore):
         meta = TopicMeta(name, new_uuid(), replicas, dict(configs))
         self._topics[name] = meta
         self._by_id[meta.topic_id] = meta
+        self.generation += 1
         await self._save()
         return meta
 
@@ -240,14 +245,17 @@ class LocalMetadataStore(MetadataStore):
         meta = self._topics.pop(name)
         del self._by_id[meta.topic_id]
         self._offline -= {(name, p) for p in range(meta.partitions)}
+        self.generation += 1
         await self._save()
 
     async def add_partitions(self, name: str, new_replicas: list[list[int]]) -> None:
         self._topics[name].replicas.extend(new_replicas)
+        self.generation += 1
         await self._save()
 
     async def set_topic_configs(self, name: str, configs: dict[str, str]) -> None:
         self._topics[name].configs = dict(configs)
+        self.generation += 1
         await self._save()
 
     def mark_offline(self, partitions: Iterable[tuple[str, int]]) -> None:
@@ -255,6 +263,7 @@ class LocalMetadataStore(MetadataStore):
         Kafka's controller learns from a broker's heartbeat): with no other
         replica they have no leader, until the broker restarts."""
         self._offline.update(partitions)
+        self.generation += 1
 
     def leader(self, topic: str, partition: int) -> int:
         return -1 if (topic, partition) in self._offline else self.broker.node_id

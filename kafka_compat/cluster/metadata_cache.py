@@ -33,12 +33,15 @@ class MetadataCache:
         self.partitions: dict[str, dict[int, PartitionInfo]] = {}
         self.topic_ids: dict[str, bytes] = {}
         self.controller_id = -1
+        self.generation = 0  # moves with each update
+        self.topic_generations: dict[str, int] = {}  # the generation that last changed each topic
         self._changed = trio.Event()
 
     def update(self, request) -> None:
         """Apply an UpdateMetadata request (v5+ shape): the live brokers are
         replaced, the partition states given are applied (a partition whose
         topic is being deleted leaves), topic ids are learnt."""
+        self.generation += 1
         self.controller_id = request.controller_id
         self.brokers = {
             b.id: BrokerInfo(b.id, {e.listener: Endpoint(e.host, e.port, SECURITY_PROTOCOLS.get(e.security_protocol, "?"))
@@ -49,6 +52,7 @@ class MetadataCache:
             if topic.topic_id and any(topic.topic_id):
                 self.topic_ids[topic.topic_name] = topic.topic_id
             partitions = self.partitions.setdefault(topic.topic_name, {})
+            self.topic_generations[topic.topic_name] = self.generation
             for p in topic.partition_states:
                 if p.leader == LEADER_DURING_DELETE:
                     partitions.pop(p.partition_index, None)
@@ -57,6 +61,7 @@ class MetadataCache:
                         p.leader, p.leader_epoch, list(p.isr), p.zk_version, list(p.replicas), list(p.offline_replicas))
             if not partitions:
                 del self.partitions[topic.topic_name]
+                del self.topic_generations[topic.topic_name]
                 self.topic_ids.pop(topic.topic_name, None)
         self._changed.set()
         self._changed = trio.Event()

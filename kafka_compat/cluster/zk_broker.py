@@ -59,7 +59,9 @@ class ZkBroker(MetadataStore):
         self._on_topic_config = on_topic_config
         self._on_leadership = on_leadership
         self._configs: dict[str, dict[str, str]] = {}  # topic -> overrides, from /config/topics
-        self._metas: dict[str, TopicMeta] = {}
+        self._metas: dict[str, TopicMeta] = {}  # topics(), as of the cache's generation _metas_generation
+        self._metas_generation = 0
+        self._by_id: dict[bytes, TopicMeta] = {}
         self._last_change = -1  # the last /config/changes notification applied
         self._session_renewed = trio.Event()
         self._registered_session: int | None = None  # the session /brokers/ids/<id> belongs to
@@ -321,11 +323,24 @@ class ZkBroker(MetadataStore):
     def brokers(self) -> list[BrokerInfo]:
         return list(self.cache.brokers.values())
 
+    @property
+    def generation(self) -> int:
+        return self.cache.generation
+
     def topics(self) -> dict[str, TopicMeta]:
-        metas = {}
-        for name, partitions in self.cache.partitions.items():
-            topic_id = self.cache.topic_ids.get(name)
+        """The topics whose every partition the cache knows, brought up to
+        date (only those an update touched) once per cache update."""
+        cache = self.cache
+        if self._metas_generation == cache.generation:
+            return self._metas
+        for name in self._metas.keys() - cache.partitions.keys():
+            del self._metas[name]
+        for name, partitions in cache.partitions.items():
+            if cache.topic_generations[name] <= self._metas_generation:
+                continue
+            topic_id = cache.topic_ids.get(name)
             if topic_id is None or len(partitions) != max(partitions) + 1:
+                self._metas.pop(name, None)
                 continue  # not all its partitions are known yet
             meta = self._metas.get(name)
             replicas = [partitions[p].replicas for p in range(len(partitions))]
@@ -333,15 +348,14 @@ class ZkBroker(MetadataStore):
                 meta = TopicMeta(name, topic_id, replicas, dict(self._configs.get(name, {})))
             else:
                 meta.replicas = replicas
-            metas[name] = meta
-        self._metas = metas
-        return metas
+            self._metas[name] = meta
+        self._by_id = {meta.topic_id: meta for meta in self._metas.values()}
+        self._metas_generation = cache.generation
+        return self._metas
 
     def topic_by_id(self, topic_id: bytes) -> TopicMeta | None:
-        for meta in self.topics().values():
-            if meta.topic_id == topic_id:
-                return meta
-        return None
+        self.topics()
+        return self._by_id.get(topic_id)
 
     def leader(self, topic: str, partition: int) -> int:
         info = self.cache.partition(topic, partition)

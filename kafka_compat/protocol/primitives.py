@@ -288,11 +288,22 @@ def write_array_length(io, value, compact: bool) -> None:
     _write_length(io, -1 if value is None else len(value), compact, True)
 
 
+class Encoded:
+    """An array value already encoded by the codec it stands in for (length
+    prefix included): written as is. A handler answering the same large
+    array again and again encodes it once (schema.field_codec)."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes):
+        self.data = data
+
+
 _IMPORTS = (
     "from kafka_compat.protocol.primitives import ("
     "read_exact, read_uvarint, write_uvarint, read_fixed, read_bool, write_bool, read_uuid, write_uuid, "
     "read_string, write_string, read_bytes, write_bytes, read_records, write_records, "
-    "read_array_length, write_array_length, read_tagged_fields, write_tagged_fields, FIXED)"
+    "read_array_length, write_array_length, read_tagged_fields, write_tagged_fields, Encoded, FIXED)"
 )
 
 
@@ -404,6 +415,9 @@ class Array(Construct):
         return ListContainer(self.subcon._parsereport(stream, context, path) for _ in range(n))
 
     def _build(self, obj, stream, context, path):
+        if obj.__class__ is Encoded:
+            stream.write(obj.data)
+            return obj
         write_array_length(stream, obj, self.compact)
         for item in obj or ():
             self.subcon._build(item, stream, context, path)
@@ -426,6 +440,9 @@ class Array(Construct):
         fname = f"build_karray_{code.allocateId()}"
         code.append(f"""
             def {fname}(items, io, this):
+                if items.__class__ is Encoded:
+                    io.write(items.data)
+                    return items
                 write_array_length(io, items, {self.compact})
                 if items:
                     for obj in items:

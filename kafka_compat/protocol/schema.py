@@ -210,5 +210,19 @@ def codec(name: str, version: int, direction: str) -> Construct:
     return _struct(spec.bodies[direction], version, flexible).compile()
 
 
+@lru_cache(maxsize=None)
+def field_codec(name: str, version: int, direction: str, path: tuple[str, ...]) -> Construct:
+    """The compiled codec of a field nested in a message body, by its path of
+    field names: ``field_codec('Metadata', 12, 'response', ('topics',
+    'partitions'))``. What it builds can go into the body as
+    ``primitives.Encoded``."""
+    spec = all_specs()[name]
+    fields = spec.bodies[direction]
+    for step in path:
+        f = next(f for f in fields if f.name == step)
+        fields = f.fields
+    return _codec(f, version, in_range(version, spec.flexible)).compile()
+
+
 def is_flexible(api_key: int, version: int) -> bool:
     return in_range(version, api_specs()[api_key].flexible)
