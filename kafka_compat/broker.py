@@ -117,7 +117,8 @@ class Broker:
         else:  # this broker's cache fills only once the controller sends UpdateMetadata
             topic_configs = {name: self.config.effective_topic_config(self.cluster.overrides(name)) for name in topics}
         try:
-            await trio.to_thread.run_sync(self.logs.load, topics, topic_configs)
+            # In a cluster a broker's logs are the replicas LeaderAndIsr gives it.
+            await trio.to_thread.run_sync(self.logs.load, topics, topic_configs, self.metadata.local_logs)
         except LogDirError as e:
             raise StartupError(str(e)) from None
         self.producer_ids = ProducerIdManager(self.metadata)

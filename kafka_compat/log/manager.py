@@ -117,12 +117,14 @@ class LogManager:
         self,
         topics: Mapping[str, tuple[bytes, int]],
         topic_configs: Mapping[str, Mapping[str, Any]] | None = None,
+        create_missing: bool = True,
     ) -> None:
         """Open every partition directory in the log dirs, recovering those not
-        cleanly shut down, and create the missing logs (a crash between writing
-        metadata and creating them). ``topics`` is the metadata store's word:
-        topic name -> (topic id, partition count); a directory of any other
-        topic, or of this one under another id, is deleted.
+        cleanly shut down, and (``create_missing``: a single broker, whose logs
+        are all its topics' partitions) create the missing logs (a crash
+        between writing metadata and creating them). ``topics`` is the metadata
+        store's word: topic name -> (topic id, partition count); a directory of
+        any other topic, or of this one under another id, is deleted.
 
         Blocking: run it in a worker thread. Raises LogDirError when a log dir
         can't be used."""
@@ -135,7 +137,7 @@ class LogManager:
                 reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
                 raise LogDirError(f"cannot use log dir {log_dir}: {reason}") from e
         missing = [(name, p, topic_id) for name, (topic_id, count) in topics.items()
-                   for p in range(count) if (name, p) not in self.logs]
+                   for p in range(count) if (name, p) not in self.logs] if create_missing else []
         for name, partition, topic_id in missing:
             log_dir = self._choose_dir()
             self.logs[(name, partition)] = self._create_blocking(name, partition, topic_id, log_dir)
