@@ -49,8 +49,10 @@ class Cluster:
                          and view[1] in expected, timeout, f"broker at {broker.bootstrap} to see the whole cluster")
 
     def stop(self) -> None:
-        """Stop every broker still running (SIGTERM; SIGKILL if it hangs), all
-        at once: each one's controlled shutdown may take a while."""
+        """Stop every broker still running (SIGTERM; SIGKILL if it hangs): the
+        others at once, then the controller, so that no broker's controlled
+        shutdown loses its controller midway (it would retry after
+        controlled.shutdown.retry.backoff.ms)."""
         def stop(broker: BrokerProcess) -> str | None:
             try:
                 broker.stop()
@@ -58,8 +60,14 @@ class Cluster:
                 return str(e)
             return None
 
-        with ThreadPoolExecutor(len(self.brokers)) as pool:
-            errors = [e for e in pool.map(stop, self.brokers.values()) if e]
+        views = (cluster_view(b.host, b.port) for b in self.brokers.values() if b.running())
+        view = next((v for v in views if v), None)
+        controller = self.brokers.get(view[1]) if view else None
+        others = [b for b in self.brokers.values() if b is not controller]
+        with ThreadPoolExecutor(len(others) or 1) as pool:
+            errors = [e for e in pool.map(stop, others) if e]
+        if controller is not None and (error := stop(controller)):
+            errors.append(error)
         if errors:
             raise TimeoutError("\n".join(errors))
 
