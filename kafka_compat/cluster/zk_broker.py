@@ -37,6 +37,16 @@ DEFAULT_WAIT_S = 30.0
 NO_SESSION = (ConnectionLoss, SessionExpiredError)
 
 
+async def _first_of(*events: trio.Event) -> None:
+    """Wait until any of ``events`` is set."""
+    async with trio.open_nursery() as nursery:
+        for event in events:
+            async def wait(event=event):
+                await event.wait()
+                nursery.cancel_scope.cancel()
+            nursery.start_soon(wait)
+
+
 class ClusterStartupError(Exception):
     """The broker can't join the cluster: one line for the user."""
 
@@ -247,26 +257,46 @@ class ZkBroker(MetadataStore):
                                 imbalance_check_interval_s=config.leader_imbalance_check_interval_seconds,
                                 imbalance_per_broker_percentage=config.leader_imbalance_per_broker_percentage)
         self.controller = controller
+        session = self.zk.session_id
+        stopped = trio.Event()
         async with trio.open_nursery() as nursery:
             async def run_controller():
                 try:
                     await controller.run()
                 except* NO_SESSION:
-                    # Its ZooKeeper writes may not land any more: step down; the
-                    # next election, once the session is back, says who leads.
+                    # A ZooKeeper write of unknown outcome, or none possible: step
+                    # down; the next election, once the session is back, says who leads.
                     log.warning("controller lost its ZooKeeper session or connection; stepping down")
-                    lost.set()
                 except* Exception:
                     # As Kafka's controller does on an unexpected error: resign, so
                     # that a fresh election (maybe this broker again) starts over.
                     log.exception("controller failed; resigning")
                     await self._resign()
+                finally:
+                    stopped.set()
 
             nursery.start_soon(run_controller)
-            await lost.wait()
+            watch = lost
+            while watch is not None:
+                await _first_of(watch, stopped)
+                watch = None if stopped.is_set() else await self._still_controller(session)
             log.info("broker %d is no longer the controller", self.broker_id)
             nursery.cancel_scope.cancel()
         self.controller = None  # (a stopped Controller answers NOT_CONTROLLER meanwhile)
+
+    async def _still_controller(self, session: int) -> trio.Event | None:
+        """/controller's watch fired. A dropped connection fires every watch:
+        if it comes back to the same session, in which this broker still holds
+        /controller, it stays controller (as Kafka's does) and gets a new watch;
+        None if it has lost /controller or the session."""
+        while not self.zk.connected and self.zk.session_id == session:
+            await self._session_changed.wait()
+        changed = trio.Event()
+        try:
+            _, stat = await self.zk.get(zk_data.CONTROLLER, watch=lambda _: changed.set())
+        except (NoNodeError, *NO_SESSION):
+            return None
+        return changed if stat.ephemeralOwner == session == self.zk.session_id else None
 
     async def _resign(self) -> None:
         try:

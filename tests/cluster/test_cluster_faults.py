@@ -199,6 +199,44 @@ def test_session_expiry_is_survived(cluster, zk, victim_role):
     assert sorted(consume_confluent(others, "expiry", len(acked))) == sorted(acked)
 
 
+def test_a_zookeeper_restart_within_the_session_timeout_is_ridden_out(tmp_path):
+    """ZooKeeper stops and comes back on the same port and data: every
+    broker's connection drops, but the sessions live on. Nobody re-registers,
+    the controller stays, and the cluster keeps working (its watches re-armed)."""
+    zookeeper = ZooKeeperProcess(data_dir=tmp_path / "zookeeper").start()
+    cluster = Cluster(zookeeper.connect_string("/kafka"), tmp_path, 3, OVERRIDES)
+    try:
+        cluster.start()
+        zk = KazooClient(hosts=zookeeper.connect_string("/kafka"))
+        zk.start()
+        create(cluster.bootstrap, "ridden", 3)
+        acked = produce_confluent(cluster.bootstrap, "ridden", [f"before-{i}".encode() for i in range(30)])
+        epochs = {i: registration_epoch(zk, i) for i in cluster.brokers}
+        controller = zk_controller(zk)
+
+        port = zookeeper.port
+        zookeeper.stop()
+        zookeeper = ZooKeeperProcess(data_dir=tmp_path / "zookeeper", port=port).start()
+        wait_for(lambda: zk.connected and {i: registration_epoch(zk, i) for i in cluster.brokers} == epochs, 20,
+                 "the same registrations")
+        assert zk_controller(zk) == controller
+        # It kept its controller state throughout: a dropped connection is no lost election.
+        assert "no longer the controller" not in cluster.brokers[controller].log_path.read_text()
+        create(cluster.bootstrap, "after-restart", 3)  # the controller still acts on new topics
+        acked_new = produce_kafka_python(cluster.bootstrap, "after-restart", [f"{i}".encode() for i in range(30)])
+        assert sorted(consume_confluent(cluster.bootstrap, "after-restart", 30)) == sorted(acked_new)
+        acked += produce_kafka_python(cluster.bootstrap, "ridden", [f"after-{i}".encode() for i in range(30)])
+        assert sorted(consume_kafka_python(cluster.bootstrap, "ridden", len(acked))) == sorted(acked)
+        zk.stop()
+        zk.close()
+    except Exception:
+        print(cluster.logs())
+        raise
+    finally:
+        cluster.stop()
+        zookeeper.stop()
+
+
 def test_zookeeper_unreachable_at_start_exits_after_the_connection_timeout(tmp_path):
     port = free_port()
     broker = BrokerProcess(venv_executable("kafka-compat"), tmp_path / "broker", tmp_path / "broker.log",
