@@ -13,8 +13,8 @@ import threading
 import time
 
 import pytest
-from confluent_kafka import Consumer, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import Consumer, KafkaError, Producer
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic as KpNewTopic
 from kazoo.client import KazooClient
@@ -169,6 +169,10 @@ def test_session_expiry_is_survived(cluster, zk, victim_role):
                  "the stopped broker's registration to expire")
         if victim_role == "controller":
             wait_for(lambda: zk_controller(zk) not in (None, victim_id), SESSION_TIMEOUT_S, "a new controller")
+        # A config change the stopped broker can only learn of after its session is back.
+        admin = AdminClient({"bootstrap.servers": others})
+        resource = ConfigResource("topic", "expiry", set_config={"max.message.bytes": "2000"})
+        admin.alter_configs([resource])[resource].result(30)
     finally:
         os.kill(victim.pid, signal.SIGCONT)
 
@@ -183,6 +187,14 @@ def test_session_expiry_is_survived(cluster, zk, victim_role):
     # The victim leads what it led before, as its own Metadata and the others' say.
     for bootstrap in (victim.bootstrap, others):
         assert wait_for(lambda: all_led(bootstrap, "expiry", 6), 20, f"every partition led, via {bootstrap}") == before
+
+    # The victim's logs apply the change made while it was away.
+    victims_partition = next(p for p, leader in before.items() if leader == victim_id)
+    producer = Producer({"bootstrap.servers": victim.bootstrap})
+    errors = []
+    producer.produce("expiry", b"x" * 5000, partition=victims_partition, on_delivery=lambda err, msg: errors.append(err))
+    producer.flush(30)
+    assert [e.code() for e in errors] == [KafkaError.MSG_SIZE_TOO_LARGE]
 
     # A topic only the victim can lead: the controller must address it with its new epoch.
     admin = KafkaAdminClient(bootstrap_servers=others)
