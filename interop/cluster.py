@@ -42,7 +42,9 @@ class Cluster:
         self.wait_until_formed(timeout)
 
     def wait_until_formed(self, timeout: float) -> None:
-        expected = set(b for b, broker in self.brokers.items() if broker.running())
+        """Until every running broker's Metadata lists exactly the running
+        brokers and names one of them controller."""
+        expected = {b for b, broker in self.brokers.items() if broker.running()}
         for broker in self.brokers.values():
             if broker.running():
                 wait_for(lambda: (view := cluster_view(broker.host, broker.port)) and view[0] == expected

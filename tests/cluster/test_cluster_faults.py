@@ -192,7 +192,8 @@ def test_session_expiry_is_survived(cluster, zk, victim_role):
     victims_partition = next(p for p, leader in before.items() if leader == victim_id)
     producer = Producer({"bootstrap.servers": victim.bootstrap})
     errors = []
-    producer.produce("expiry", b"x" * 5000, partition=victims_partition, on_delivery=lambda err, msg: errors.append(err))
+    producer.produce("expiry", b"x" * 5000, partition=victims_partition,
+                     on_delivery=lambda err, msg: errors.append(err))
     producer.flush(30)
     assert [e.code() for e in errors] == [KafkaError.MSG_SIZE_TOO_LARGE]
 
