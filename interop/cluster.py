@@ -156,19 +156,21 @@ def main(argv: list[str] | None = None) -> int:
     from .zookeeper import ZooKeeperNotInstalled, ZooKeeperProcess
 
     parser = argparse.ArgumentParser(prog="scripts/cluster", description=main.__doc__)
-    parser.add_argument("size", nargs="?", type=int, default=3, help="number of brokers (default 3)")
-    parser.add_argument("configs", nargs="*", metavar="name=value", help="broker configs for every broker")
+    parser.add_argument("arguments", nargs="*", metavar="[N] name=value",
+                        help="the number of brokers (default 3), then broker configs for every broker")
     parser.add_argument("--data-dir", type=Path, required=True)
     args = parser.parse_args(argv)
-    if args.size < 1:
+    configs = list(args.arguments)
+    size = int(configs.pop(0)) if configs and configs[0].isdigit() else 3
+    if size < 1:
         parser.error("the cluster needs at least one broker")
     overrides = {}
-    for item in args.configs:
+    for item in configs:
         name, sep, value = item.partition("=")
         if not sep:
             parser.error(f"not a name=value config: {item!r}")
         overrides[name] = value
-    ports = [9092 + i for i in range(args.size)]
+    ports = [9092 + i for i in range(size)]
     taken = [p for p in ports if not port_free(p)]
     if taken:
         print(f"error: port(s) {', '.join(map(str, taken))} on 127.0.0.1 already in use "
@@ -187,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ZooKeeperNotInstalled, RuntimeError, TimeoutError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    cluster = Cluster(zookeeper.connect_string(), args.data_dir, args.size, overrides, ports)
+    cluster = Cluster(zookeeper.connect_string(), args.data_dir, size, overrides, ports)
     try:
         print(f"zookeeper.connect={zookeeper.connect_string()}"
               + ("" if zookeeper.port == 2181 else "   (port 2181 is taken, so a free port)"), flush=True)
