@@ -94,7 +94,7 @@ def _no_wait() -> None:
 def produce(bootstrap: str, topic: str, partitions: int, count: int, size: int, acks: str = "all",
             idempotent: bool = False, producers: int = 1, ready: Callable[[], None] = _no_wait) -> dict:
     """Throughput of ``producers`` producers writing ``count`` messages of
-    ``size`` bytes in all (after one warm-up message each), timed from the
+    ``size`` bytes in all (after warm-up messages), timed from the
     first message to the last ack.
     Every message must be acked without error (high watermarks are not
     checked: Tansu 0.6 reports them wrong)."""
@@ -102,12 +102,14 @@ def produce(bootstrap: str, topic: str, partitions: int, count: int, size: int, 
     payload = bytes(range(256)) * (size // 256) + bytes(size % 256)
     clients = [_Producer(_producer_config(bootstrap, acks, idempotent)) for _ in range(producers)]
     for client in clients:
-        # Connected, metadata known, and (idempotent) a producer id acquired:
-        # librdkafka holds messages back until it has one, and its first
-        # attempt may wait a retry interval, a client start-up stall that the
-        # sink showed as much as the brokers. The warm-up message is not counted.
+        # Connected to every partition's leader, metadata known, and
+        # (idempotent) a producer id acquired: librdkafka holds messages back
+        # until it has one, and its first attempt may wait a retry interval, a
+        # client start-up stall that the sink showed as much as the brokers.
+        # The warm-up messages (one per partition) are not counted.
         client.list_topics(topic, timeout=TIMEOUT_S)
-        client.produce(topic, payload, partition=0)
+        for partition in range(partitions):
+            client.produce(topic, payload, partition=partition)
         client.flush(TIMEOUT_S)
     shares = [count // producers + (i < count % producers) for i in range(producers)]
     errors: list[str] = []
@@ -134,6 +136,8 @@ def consume(bootstrap: str, topic: str, partitions: int, count: int, size: int,
     consumer = Consumer({**_common(bootstrap), **CONSUMER_PREFETCH, "group.id": "bench",
                          "enable.auto.commit": False, "auto.offset.reset": "error"})
     consumer.list_topics(topic, timeout=TIMEOUT_S)
+    for partition in range(partitions):  # connected to every partition's leader (a cluster has several)
+        consumer.get_watermark_offsets(TopicPartition(topic, partition), TIMEOUT_S)
     received = 0
     ready()
     cpu0, t0 = time.process_time(), time.perf_counter()
@@ -295,6 +299,15 @@ def metadata(bootstrap: str, topic: str, partitions: int, requests: int, ready: 
         if time.perf_counter() > deadline:  # (a cluster's other brokers learn of a topic a moment later)
             raise RuntimeError(f"the broker at {host}:{port} does not show a leader for every partition")
         time.sleep(0.01)
+    # CreateTopics is answered once the partitions have leaders; their logs are
+    # made just after (on every broker of a cluster): not part of this figure.
+    # Once every partition has taken a message, every leader has its log.
+    producer = _Producer(_producer_config(bootstrap, "1", False))
+    for partition in range(partitions):
+        producer.produce(topic, b"", partition=partition)
+    producer.flush(TIMEOUT_S)
+    if producer.errors or len(producer):
+        raise RuntimeError(f"the topic's partitions did not all take a message: {producer.errors[:1]}")
     for _ in range(100):
         connection.round_trip()
     samples = []
