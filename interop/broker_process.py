@@ -29,15 +29,23 @@ def api_versions_round_trip(host: str, port: int, timeout: float = 2.0) -> bool:
     correlation_id = 0x1C0FFEE
     client_id = b"interop-probe"
     body = struct.pack(">hhih", API_VERSIONS_KEY, 0, correlation_id, len(client_id)) + client_id
-    try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
-            sock.sendall(struct.pack(">i", len(body)) + body)
-            size = struct.unpack(">i", _recv_exactly(sock, 4))[0]
-            response = _recv_exactly(sock, size)
-    except (OSError, EOFError):
+    response = round_trip(host, port, body, timeout)
+    if response is None:
         return False
     got_id, error_code = struct.unpack_from(">ih", response)
     return got_id == correlation_id and error_code == 0
+
+
+def round_trip(host: str, port: int, request: bytes, timeout: float) -> bytes | None:
+    """Send one request frame's body on a fresh connection; the response
+    frame's body, or None if the broker can't be reached or hangs up."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.sendall(struct.pack(">i", len(request)) + request)
+            size = struct.unpack(">i", _recv_exactly(sock, 4))[0]
+            return _recv_exactly(sock, size)
+    except (OSError, EOFError):
+        return None
 
 
 def _recv_exactly(sock: socket.socket, size: int) -> bytes:

@@ -10,7 +10,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .broker_process import BrokerProcess, _recv_exactly, venv_executable
+from .broker_process import BrokerProcess, round_trip, venv_executable
 
 METADATA_KEY = 3
 
@@ -98,12 +98,8 @@ def cluster_view(host: str, port: int, timeout: float = 2.0) -> tuple[set[int], 
     client_id = b"interop-cluster"
     # header v1, then an empty topic array (brokers and controller only)
     body = struct.pack(">hhih", METADATA_KEY, 1, correlation_id, len(client_id)) + client_id + struct.pack(">i", 0)
-    try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
-            sock.sendall(struct.pack(">i", len(body)) + body)
-            size = struct.unpack(">i", _recv_exactly(sock, 4))[0]
-            response = _recv_exactly(sock, size)
-    except (OSError, EOFError):
+    response = round_trip(host, port, body, timeout)
+    if response is None:
         return None
     got_id, count = struct.unpack_from(">ii", response)
     if got_id != correlation_id:

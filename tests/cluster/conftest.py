@@ -3,11 +3,15 @@
 and a chroot of its own for each test so tests never see each other's znodes."""
 from __future__ import annotations
 
+import os
 import re
+import signal
 import uuid
 
 import pytest
+from kazoo.client import KazooClient
 
+from interop.cluster import Cluster
 from interop.zookeeper import ZooKeeperNotInstalled, ZooKeeperProcess
 
 
@@ -38,3 +42,41 @@ def zk_chroot(request) -> str:
 def zk_connect(zookeeper, zk_chroot) -> str:
     """zookeeper.connect for this test: the shared server with its own chroot."""
     return zookeeper.connect_string(zk_chroot)
+
+
+@pytest.fixture
+def cluster_overrides() -> dict[str, str]:
+    """Broker configs for the `cluster` fixture's brokers; a test module
+    overrides this fixture to set some."""
+    return {}
+
+
+@pytest.fixture
+def cluster(zk_connect, tmp_path, cluster_overrides):
+    """Three broker processes (ids 1-3) on this test's chroot, started and
+    formed (every broker knows all three and the controller); afterwards
+    any broker a test left stopped (SIGSTOP) is resumed and all are stopped."""
+    brokers = Cluster(zk_connect, tmp_path, 3, cluster_overrides)
+    try:
+        brokers.start()
+    except Exception:
+        print(brokers.logs())
+        brokers.stop()
+        raise
+    try:
+        yield brokers
+    finally:
+        for broker in brokers.brokers.values():
+            if broker.running():
+                os.kill(broker.pid, signal.SIGCONT)
+        brokers.stop()
+
+
+@pytest.fixture
+def zk(zk_connect):
+    """A ZooKeeper client on this test's chroot, to look at what the brokers wrote."""
+    client = KazooClient(hosts=zk_connect)
+    client.start()
+    yield client
+    client.stop()
+    client.close()

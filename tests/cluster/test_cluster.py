@@ -11,9 +11,8 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from kafka import KafkaAdminClient, KafkaConsumer
 from kafka import TopicPartition as KpTopicPartition
 from kafka.errors import KafkaError
-from kazoo.client import KazooClient
 
-from interop.cluster import Cluster, wait_for
+from interop.cluster import wait_for
 
 SESSION_TIMEOUT_MS = 6000
 OVERRIDES = {"zookeeper.session.timeout.ms": str(SESSION_TIMEOUT_MS), "group.initial.rebalance.delay.ms": "0",
@@ -21,24 +20,8 @@ OVERRIDES = {"zookeeper.session.timeout.ms": str(SESSION_TIMEOUT_MS), "group.ini
 
 
 @pytest.fixture
-def cluster(zk_connect, tmp_path):
-    brokers = Cluster(zk_connect, tmp_path, 3, OVERRIDES)
-    try:
-        brokers.start()
-        yield brokers
-    except Exception:
-        print(brokers.logs())
-        raise
-    finally:
-        brokers.stop()
-
-
-@pytest.fixture
-def zk(zookeeper, zk_chroot):
-    client = KazooClient(hosts=zookeeper.connect_string(zk_chroot))
-    client.start()
-    yield client
-    client.stop()
+def cluster_overrides():
+    return OVERRIDES
 
 
 def leaders(bootstrap: str, topic: str) -> dict[int, int]:

@@ -38,25 +38,8 @@ OVERRIDES = {"zookeeper.session.timeout.ms": "6000", "group.initial.rebalance.de
 
 
 @pytest.fixture
-def cluster(zk_connect, tmp_path):
-    brokers = Cluster(zk_connect, tmp_path, 3, OVERRIDES)
-    try:
-        brokers.start()
-        yield brokers
-    except Exception:
-        print(brokers.logs())
-        raise
-    finally:
-        brokers.stop()
-
-
-@pytest.fixture
-def zk(zk_connect):
-    client = KazooClient(hosts=zk_connect)
-    client.start()
-    yield client
-    client.stop()
-    client.close()
+def cluster_overrides():
+    return OVERRIDES
 
 
 def create(bootstrap: str, topic: NewTopic) -> None:

@@ -33,28 +33,8 @@ OVERRIDES = {"zookeeper.session.timeout.ms": str(SESSION_TIMEOUT_MS), "offsets.t
 
 
 @pytest.fixture
-def cluster(zk_connect, tmp_path):
-    brokers = Cluster(zk_connect, tmp_path, 3, OVERRIDES)
-    try:
-        brokers.start()
-        yield brokers
-    except Exception:
-        print(brokers.logs())
-        raise
-    finally:
-        for broker in brokers.brokers.values():
-            if broker.running():
-                os.kill(broker.pid, signal.SIGCONT)  # a test that failed mid-way may leave one stopped
-        brokers.stop()
-
-
-@pytest.fixture
-def zk(zk_connect):
-    client = KazooClient(hosts=zk_connect)
-    client.start()
-    yield client
-    client.stop()
-    client.close()
+def cluster_overrides():
+    return OVERRIDES
 
 
 def registration_epoch(zk: KazooClient, broker_id: int) -> int | None:

@@ -8,7 +8,7 @@ from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from kafka import KafkaConsumer
 
-from interop.cluster import Cluster, restart_after_crash, wait_for
+from interop.cluster import restart_after_crash, wait_for
 from kafka_compat.group.partitioner import partition_for
 
 OFFSETS_PARTITIONS = 6
@@ -17,16 +17,8 @@ OVERRIDES = {"zookeeper.session.timeout.ms": "6000", "group.initial.rebalance.de
 
 
 @pytest.fixture
-def cluster(zk_connect, tmp_path):
-    brokers = Cluster(zk_connect, tmp_path, 3, OVERRIDES)
-    try:
-        brokers.start()
-        yield brokers
-    except Exception:
-        print(brokers.logs())
-        raise
-    finally:
-        brokers.stop()
+def cluster_overrides():
+    return OVERRIDES
 
 
 def produce(bootstrap: str, topic: str, count: int) -> None:

@@ -21,7 +21,7 @@ import threading
 import time
 
 import pytest
-from confluent_kafka import KafkaException, Producer
+from confluent_kafka import Producer
 from confluent_kafka import TopicPartition as CkTopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from confluent_kafka import ElectionType
@@ -31,7 +31,7 @@ from kafka.protocol.consumer import FetchRequest, FetchResponse
 from kafka.protocol.producer import ProduceRequest, ProduceResponse
 from kafka.record.memory_records import MemoryRecordsBuilder
 
-from interop.cluster import Cluster, wait_for
+from interop.cluster import wait_for
 
 BACKOFF_MS = 200
 OVERRIDES = {"zookeeper.session.timeout.ms": "6000", "group.initial.rebalance.delay.ms": "0",
@@ -44,16 +44,8 @@ ELECTION_NOT_NEEDED = 84
 
 
 @pytest.fixture
-def cluster(zk_connect, tmp_path):
-    brokers = Cluster(zk_connect, tmp_path, 3, OVERRIDES)
-    try:
-        brokers.start()
-        yield brokers
-    except Exception:
-        print(brokers.logs())
-        raise
-    finally:
-        brokers.stop()
+def cluster_overrides():
+    return OVERRIDES
 
 
 def metadata(bootstrap: str, topic: str) -> dict[int, tuple[int, list[int]]]:
@@ -186,7 +178,7 @@ def test_controlled_shutdown_of_rf1_partitions_is_immediate(cluster):
     ControlledShutdown succeeds with nothing remaining, and the broker's
     partitions are offline until it returns."""
     create(cluster.bootstrap, "single", 6, 1)
-    broker_id, broker = 2, cluster.brokers[2]
+    broker = cluster.brokers[2]
     assert broker.stop() == 0
     log = broker.log_tail(400)
     assert "Controlled shutdown request returned successfully" in log
