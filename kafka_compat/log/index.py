@@ -13,7 +13,7 @@ import os
 import struct
 import sys
 from array import array
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from pathlib import Path
 
 NO_TIMESTAMP = -1
@@ -126,6 +126,14 @@ class OffsetIndex:
         self._rel, self._pos = array("i"), array("i")
         self.dirty = True
 
+    def truncate_to(self, offset: int) -> None:
+        """Drop the entries for ``offset`` and above (log truncation)."""
+        self._ensure()
+        keep = bisect_left(self._rel, offset - self.base_offset)
+        if keep < len(self._rel):
+            del self._rel[keep:], self._pos[keep:]
+            self.dirty = True
+
     def save(self, sync: bool) -> None:
         self._ensure()
         flat = array("i", bytes(8 * len(self._rel)))
@@ -233,6 +241,14 @@ class TimeIndex:
     def reset(self) -> None:
         self._ts, self._rel = array("q"), array("i")
         self.dirty = True
+
+    def truncate_to(self, offset: int) -> None:
+        """Drop the entries for ``offset`` and above (log truncation)."""
+        self._ensure()
+        keep = bisect_left(self._rel, offset - self.base_offset)
+        if keep < len(self._rel):
+            del self._ts[keep:], self._rel[keep:]
+            self.dirty = True
 
     def save(self, sync: bool) -> None:
         self._ensure()

@@ -6,6 +6,12 @@ or misshapen one is rebuilt) and only the active segment's tail after its last
 index entry is read to find the log end offset. Otherwise every segment from
 the one holding the recovery point on is checked batch by batch (structure and
 CRC); the first bad batch and everything after it is cut off.
+
+The leader epoch cache comes from ``leader-epoch-checkpoint``, made to agree
+with the log: after a crash its entries from the first recovered segment on
+are rebuilt from the batches' partition leader epochs (the file is only
+known to be durable below the recovery point); a missing or unreadable file
+is rebuilt from every batch.
 """
 from __future__ import annotations
 
@@ -24,6 +30,13 @@ from kafka_compat.txn.producer_state import (
 
 from .config import LogConfig
 from .index import CorruptIndexError
+from .leader_epochs import (
+    LEADER_EPOCH_CHECKPOINT,
+    CorruptCheckpointError,
+    LeaderEpochCache,
+    read_leader_epoch_checkpoint,
+    write_leader_epoch_checkpoint,
+)
 from .segment import DELETED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, LogSegment
 
 log = logging.getLogger(__name__)
@@ -39,6 +52,7 @@ class LoadedLog:
     log_start_offset: int
     recovery_point: int
     producer_state: ProducerStateManager
+    leader_epochs: LeaderEpochCache
 
 
 def load_log(
@@ -61,10 +75,12 @@ def load_log(
         segment = LogSegment(directory, log_start_offset, config, now_ms, create=True)
         state = ProducerStateManager()
         state.clear(log_start_offset)
-        return LoadedLog([segment], log_start_offset, log_start_offset, log_start_offset, state)
+        epochs = _load_leader_epochs(directory, [segment], None, log_start_offset, log_start_offset)
+        return LoadedLog([segment], log_start_offset, log_start_offset, log_start_offset, state, epochs)
 
     segments = [LogSegment(directory, base, config, now_ms, create=False) for base in bases]
     next_offset = None
+    recovered_from = None  # the first offset whose batches recovery checked
     if clean_shutdown:
         for segment in segments[:-1]:
             if not segment.index_files_look_valid():
@@ -72,13 +88,14 @@ def load_log(
                 segment.recover()
         next_offset = _load_active_segment(segments[-1])
     if next_offset is None:
-        segments, next_offset = _recover(segments, recovery_point)
+        segments, next_offset, recovered_from = _recover(segments, recovery_point)
         recovery_point = min(recovery_point, next_offset)
     else:
         recovery_point = next_offset
     log_start_offset = min(max(log_start_offset, segments[0].base_offset), next_offset)
-    state = _load_producer_state(directory, names, segments, next_offset, recovery_point)
-    return LoadedLog(segments, next_offset, log_start_offset, recovery_point, state)
+    state = load_producer_state(directory, names, segments, next_offset, recovery_point)
+    epochs = _load_leader_epochs(directory, segments, recovered_from, log_start_offset, next_offset)
+    return LoadedLog(segments, next_offset, log_start_offset, recovery_point, state, epochs)
 
 
 def _discover_segments(directory: Path, names: list[str]) -> list[int]:
@@ -110,23 +127,25 @@ def _load_active_segment(segment: LogSegment) -> int | None:
         return None
 
 
-def _recover(segments: list[LogSegment], recovery_point: int) -> tuple[list[LogSegment], int]:
+def _recover(segments: list[LogSegment], recovery_point: int) -> tuple[list[LogSegment], int, int]:
+    """Check the segments from the one holding the recovery point on;
+    (the segments kept, the next offset, the first offset checked)."""
     first_unflushed = max(bisect_right([s.base_offset for s in segments], recovery_point) - 1, 0)
     for segment in segments[:first_unflushed]:
         if not segment.index_files_look_valid():
             segment.recover()
-    next_offset = segments[first_unflushed].base_offset
+    next_offset = checked_from = segments[first_unflushed].base_offset
     for i in range(first_unflushed, len(segments)):
         segment = segments[i]
         if segment.base_offset < next_offset:
             # Offsets overlap the previous segment's: nothing from here on is usable.
             _drop(segments[i:])
-            return segments[:i], next_offset
+            return segments[:i], next_offset, checked_from
         next_offset, cut = segment.recover()
         if cut:
             _drop(segments[i + 1:])
-            return segments[: i + 1], next_offset
-    return segments, next_offset
+            return segments[: i + 1], next_offset, checked_from
+    return segments, next_offset, checked_from
 
 
 def _drop(segments: list[LogSegment]) -> None:
@@ -137,11 +156,12 @@ def _drop(segments: list[LogSegment]) -> None:
             path.unlink(missing_ok=True)
 
 
-def _load_producer_state(
+def load_producer_state(
     directory: Path, names: list[str], segments: list[LogSegment], next_offset: int, recovery_point: int
 ) -> ProducerStateManager:
     """The latest usable snapshot at or below the recovery point (the log end
-    after a clean shutdown), then the batch headers after it."""
+    after a clean shutdown), then the batch headers after it. Snapshots past
+    ``next_offset`` are deleted. Blocking."""
     state = ProducerStateManager()
     loaded = False
     for offset in reversed(snapshot_offsets(directory, names)):
@@ -170,3 +190,34 @@ def _load_producer_state(
                     state.replay(header, header.base_offset)
     state.end_offset = next_offset
     return state
+
+
+def _load_leader_epochs(
+    directory: Path, segments: list[LogSegment], rebuild_from: int | None, log_start_offset: int, next_offset: int
+) -> LeaderEpochCache:
+    """The checkpoint's entries, those from ``rebuild_from`` on rebuilt from
+    the batches, trimmed to [log start, log end); the file is rewritten
+    (fsynced) when that changed anything."""
+    path = directory / LEADER_EPOCH_CHECKPOINT
+    try:
+        stored = read_leader_epoch_checkpoint(path)
+    except FileNotFoundError:
+        stored = None
+    except CorruptCheckpointError as e:
+        log.warning("%s is unreadable (%s): rebuilding it from the log", path, e)
+        stored = None
+    cache = LeaderEpochCache(stored or ())
+    if stored is None:
+        rebuild_from = segments[0].base_offset
+    if rebuild_from is not None:
+        cache.truncate_from_end(rebuild_from)
+        first = max(bisect_right([s.base_offset for s in segments], rebuild_from) - 1, 0)
+        for segment in segments[first:]:
+            for _, header in segment.headers(segment.offset_index.lookup(rebuild_from)[1]):
+                if header.base_offset >= rebuild_from and header.partition_leader_epoch >= 0:
+                    cache.assign(header.partition_leader_epoch, header.base_offset)
+    cache.truncate_from_end(next_offset)
+    cache.truncate_from_start(log_start_offset)
+    if cache.entries != stored and (stored is not None or cache.entries):
+        write_leader_epoch_checkpoint(path, cache.entries, sync=True)
+    return cache

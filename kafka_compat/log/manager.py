@@ -399,14 +399,17 @@ class LogManager:
                 except KafkaError:
                     pass  # its dir went offline
 
-    async def checkpoint_recovery_points(self) -> None:
-        await self._checkpoint(RECOVERY_POINT_CHECKPOINT, lambda pl: pl.recovery_point)
+    async def checkpoint_recovery_points(self, log_dir: Path | None = None) -> None:
+        """Write the recovery points of every online log dir (or of ``log_dir``)."""
+        await self._checkpoint(RECOVERY_POINT_CHECKPOINT, lambda pl: pl.recovery_point, log_dir)
 
-    async def checkpoint_log_start_offsets(self) -> None:
-        await self._checkpoint(LOG_START_OFFSET_CHECKPOINT, lambda pl: pl.log_start_offset)
+    async def checkpoint_log_start_offsets(self, log_dir: Path | None = None) -> None:
+        await self._checkpoint(LOG_START_OFFSET_CHECKPOINT, lambda pl: pl.log_start_offset, log_dir)
 
-    async def _checkpoint(self, name: str, value: Callable[[PartitionLog], int]) -> None:
+    async def _checkpoint(self, name: str, value: Callable[[PartitionLog], int], log_dir: Path | None) -> None:
         snapshot = self._per_dir(value)
+        if log_dir is not None:
+            snapshot = {d: offsets for d, offsets in snapshot.items() if d == log_dir}
 
         def write() -> list[tuple[Path, OSError]]:
             failures = []
@@ -428,6 +431,29 @@ class LogManager:
             if offsets is not None:
                 offsets[key] = value(partition_log)
         return out
+
+    # -- replication -----------------------------------------------------------
+    async def truncate_to(self, topic: str, partition: int, offset: int) -> bool:
+        """A follower's truncation (PartitionLog.truncate_to), then the log
+        dir's recovery point checkpoint rewritten at once, as Kafka's
+        LogManager does: an older, higher recovery point would let the next
+        start-up trust data appended after the truncation without checking it.
+        Returns whether anything was removed."""
+        partition_log = self.logs[(topic, partition)]
+        truncated = await partition_log.truncate_to(offset)
+        if truncated:
+            await self.checkpoint_recovery_points(partition_log.dir.parent)
+        return truncated
+
+    async def truncate_fully_and_start_at(
+        self, topic: str, partition: int, offset: int, log_start_offset: int | None = None
+    ) -> None:
+        """PartitionLog.truncate_fully_and_start_at, then the log dir's recovery
+        point and log start offset checkpoints."""
+        partition_log = self.logs[(topic, partition)]
+        await partition_log.truncate_fully_and_start_at(offset, log_start_offset)
+        await self.checkpoint_recovery_points(partition_log.dir.parent)
+        await self.checkpoint_log_start_offsets(partition_log.dir.parent)
 
     async def expire_producer_ids(self) -> None:
         now = self._clock()

@@ -29,17 +29,25 @@ import trio
 
 from kafka_compat.protocol.errors import ErrorCode, KafkaError
 from kafka_compat.protocol.records import (
+    CURRENT_MAGIC,
     BatchView,
+    iter_batches,
     set_base_offset,
     set_log_append_time,
     set_partition_leader_epoch,
 )
-from kafka_compat.txn.producer_state import snapshot_path, write_snapshot_file
+from kafka_compat.txn.producer_state import ProducerStateManager, snapshot_offsets, snapshot_path, write_snapshot_file
 
 from .background import DirFailed, DiskWork
 from .config import LogConfig
 from .index import NO_TIMESTAMP
-from .loader import LoadedLog, load_log
+from .leader_epochs import (
+    LEADER_EPOCH_CHECKPOINT,
+    UNDEFINED_EPOCH_OFFSET,
+    EpochEndOffset,
+    write_leader_epoch_checkpoint,
+)
+from .loader import LoadedLog, load_log, load_producer_state
 from .segment import DELETED_SUFFIX, LogSegment
 
 log = logging.getLogger(__name__)
@@ -92,6 +100,25 @@ def _storage_errors(action: str):
     return decorate
 
 
+class UnexpectedAppendOffsetError(Exception):
+    """A follower append whose first batch starts below the log end (Kafka's
+    UnexpectedAppendOffsetException). Kafka's Partition recovers from one
+    case: an empty log (log start == log end) and a batch holding the log
+    end (the leader's log start was moved into the middle of a batch by
+    DeleteRecords): truncate fully, start at ``first_offset`` and append
+    again."""
+
+    def __init__(self, message: str, first_offset: int, last_offset: int):
+        super().__init__(message)
+        self.first_offset = first_offset
+        self.last_offset = last_offset
+
+
+class OffsetsOutOfOrderError(Exception):
+    """Batches of a follower append whose offsets don't increase (Kafka's
+    OffsetsOutOfOrderException)."""
+
+
 class TimestampOffset(NamedTuple):
     offset: int
     timestamp: int
@@ -106,6 +133,13 @@ class PartitionLog:
     Offsets: ``log_start_offset`` (first readable), ``log_end_offset`` (next to
     assign), ``high_watermark`` (what consumers may read), ``recovery_point``
     (everything below it is fsynced).
+
+    Replication: a follower writes the leader's batches with
+    ``append_as_follower`` and cuts divergent data with ``truncate_to`` /
+    ``truncate_fully_and_start_at``; ``leader_epochs`` (Kafka's leader epoch
+    cache) answers ``end_offset_for_epoch``. Its file is rewritten when the
+    cache changes and fsynced by the next flush, before the recovery point
+    passes the entry (recovery rebuilds entries above the recovery point).
     """
 
     def __init__(
@@ -131,6 +165,7 @@ class PartitionLog:
         self.log_start_offset = loaded.log_start_offset
         self.recovery_point = loaded.recovery_point
         self.producer_state = loaded.producer_state
+        self.leader_epochs = loaded.leader_epochs
         # On a single broker the high watermark follows the log end; replication
         # turns this off and sets it as followers catch up.
         self.high_watermark_follows_leo = True
@@ -286,6 +321,8 @@ class PartitionLog:
         self.log_end_offset = last_offset + 1
         producer_append.commit()
         self.producer_state.end_offset = self.log_end_offset
+        if leader_epoch >= 0:
+            self.assign_epoch_start_offset(leader_epoch, first_offset)
         if self.high_watermark_follows_leo:
             self._high_watermark = self.log_end_offset
         if self.log_end_offset - self.recovery_point >= self.config.flush_messages:
@@ -297,24 +334,236 @@ class PartitionLog:
             self.log_start_offset,
         )
 
-    def _roll(self) -> LogSegment:
-        """Start a new active segment at the log end; the old one's indexes and a
-        producer state snapshot are made durable by a background flush."""
+    def _roll(self, base_offset: int | None = None) -> LogSegment:
+        """Start a new active segment at ``base_offset`` (default: the log end;
+        a follower's next batch may start later, after compaction on the
+        leader); the old one's indexes and a producer state snapshot are made
+        durable by a background flush."""
+        base_offset = self.log_end_offset if base_offset is None else max(base_offset, self.log_end_offset)
         old = self.segments[-1]
         old.on_become_inactive()
-        segment = LogSegment(self.dir, self.log_end_offset, self.config, self._clock(), create=True)
+        segment = LogSegment(self.dir, base_offset, self.config, self._clock(), create=True)
         self.segments.append(segment)
         self._bases.append(segment.base_offset)
+        self.producer_state.end_offset = base_offset  # no batches in between
         self._write_snapshot(sync=False)
         self._dir_dirty = True
         self._work.request_flush(self)
         return segment
 
     def _write_snapshot(self, sync: bool) -> None:
-        path = snapshot_path(self.dir, self.log_end_offset)
+        path = snapshot_path(self.dir, self.producer_state.end_offset)
         write_snapshot_file(path, self.producer_state.snapshot_bytes(), sync)
         if not sync:
             self._unsynced_files.append(path)
+
+    # -- replication ---------------------------------------------------------
+    def append_as_follower(self, records) -> AppendResult | None:
+        """Append a leader's batches (a Fetch response's records) as they are:
+        offsets, leader epochs and bytes unchanged (Kafka's appendAsFollower).
+
+        Whole batches only (a partial batch at the end is left for the next
+        fetch); each must be magic v2 with a good CRC, the offsets must
+        increase and the first batch must not start below the log end. The
+        leader epoch cache learns each epoch's first batch and the producer
+        state takes the batches without idempotence checks (the leader made
+        them). Segments roll batch by batch as on the leader, so the segment
+        files come out the same. Returns None when there was no whole batch.
+        Raises KafkaError(CORRUPT_MESSAGE), OffsetsOutOfOrderError,
+        UnexpectedAppendOffsetError.
+        """
+        self._check_open()
+        batches = list(iter_batches(records))
+        if not batches:
+            return None
+        last = -1
+        for batch in batches:
+            if batch.size > self.config.segment_bytes:
+                raise KafkaError(
+                    ErrorCode.RECORD_LIST_TOO_LARGE,
+                    f"Message batch size is {batch.size} bytes in append to partition {self.topic}-{self.partition} "
+                    f"which exceeds the maximum configured segment size of {self.config.segment_bytes}.")
+            if batch.magic != CURRENT_MAGIC:
+                raise KafkaError(ErrorCode.CORRUPT_MESSAGE, f"Unsupported message format v{batch.magic} "
+                                                            f"in append to {self.topic}-{self.partition}")
+            if not batch.crc_ok():
+                raise KafkaError(ErrorCode.CORRUPT_MESSAGE, f"Record is corrupt (stored crc = {batch.crc}) "
+                                                            f"in topic partition {self.topic}-{self.partition}.")
+            if batch.last_offset <= last:
+                raise OffsetsOutOfOrderError(
+                    f"Out of order offsets found in append to {self.topic}-{self.partition}: "
+                    f"{[b.base_offset for b in batches]}")
+            last = batch.last_offset
+        first = batches[0]
+        if first.base_offset < self.log_end_offset:
+            raise UnexpectedAppendOffsetError(
+                f"Unexpected offset in append to {self.topic}-{self.partition}. First offset {first.base_offset} "
+                f"is less than the next offset {self.log_end_offset}. Log start offset = {self.log_start_offset}",
+                first.base_offset, last)
+        view = memoryview(records)
+        try:
+            for batch in batches:
+                self._append_follower_batch(view, batch)
+        except OSError as e:
+            raise self._io_failed("appending records to", e) from e
+        return AppendResult(first.base_offset, last, -1, self.log_start_offset)
+
+    def _append_follower_batch(self, view: memoryview, batch: BatchView) -> None:
+        """One batch, one write: rolls and index entries then fall where the
+        leader's did for its appends of one batch each."""
+        segment = self.segments[-1]
+        if segment.should_roll(self.config, self._clock(), batch.size, batch.max_timestamp, batch.last_offset):
+            segment = self._roll(batch.base_offset)
+        segment.append(view[batch.pos:batch.end], batch.last_offset, batch.max_timestamp, batch.last_offset)
+        if batch.producer_id >= 0:
+            self.producer_state.replay(batch, batch.base_offset)
+        if batch.partition_leader_epoch >= 0:
+            self.assign_epoch_start_offset(batch.partition_leader_epoch, batch.base_offset)
+        self.log_end_offset = batch.next_offset
+        self.producer_state.end_offset = self.log_end_offset
+        if self.high_watermark_follows_leo:
+            self._high_watermark = self.log_end_offset
+        if self.log_end_offset - self.recovery_point >= self.config.flush_messages:
+            self._work.request_flush(self)
+
+    @property
+    def latest_epoch(self) -> int | None:
+        return self.leader_epochs.latest_epoch
+
+    def assign_epoch_start_offset(self, epoch: int, start_offset: int) -> None:
+        """Record that leader epoch ``epoch`` starts at ``start_offset``: done by
+        appends, and by a new leader at its log end before it appends
+        anything (Kafka's maybeAssignEpochStartOffset), so that followers
+        holding a newer epoch's data than it has can find where to truncate."""
+        if self.leader_epochs.assign(epoch, start_offset):
+            self._save_leader_epochs()
+
+    def end_offset_for_epoch(self, epoch: int) -> EpochEndOffset | None:
+        """(the largest epoch <= ``epoch``, its end offset), as Kafka's
+        endOffsetForEpoch answers OffsetForLeaderEpoch; None when undefined."""
+        self._check_open()
+        found = self.leader_epochs.end_offset_for(epoch, self.log_end_offset)
+        return None if found.end_offset == UNDEFINED_EPOCH_OFFSET else found
+
+    async def truncate_to(self, target: int) -> bool:
+        """Remove everything from offset ``target`` on (Kafka's truncateTo): the
+        batch holding it and all after, across segments, indexes, producer
+        state (rebuilt from the latest snapshot below) and leader epochs.
+        Cutting inside a batch removes the whole batch: the log then ends at
+        its base offset. Durable on return (the cut file, the epoch file and
+        the directory are fsynced). Returns whether anything was removed.
+
+        The caller must not append meanwhile (a replica fetcher truncates
+        and appends in turn), and must lower the log dir's recovery point
+        checkpoint afterwards (LogManager.truncate_to does both)."""
+        if target < 0:
+            raise ValueError(f"cannot truncate {self.topic}-{self.partition} to a negative offset ({target})")
+        async with self._io_lock:
+            self._check_open()
+            if target >= self.log_end_offset:
+                # A leader may have recorded an epoch at its log end and been
+                # replaced before appending anything: that entry goes.
+                if self.leader_epochs.truncate_from_end(self.log_end_offset):
+                    self._save_leader_epochs()
+                return False
+            if target < self.segments[0].base_offset:
+                await self._truncate_fully(target, target)
+                return True
+            log.info("%s: truncating to offset %d", self, target)
+            keep = bisect_right(self._bases, target)
+            doomed = self.segments[keep:]
+            del self.segments[keep:], self._bases[keep:]
+            try:
+                self._retire(doomed)
+                segment = self.segments[-1]
+                cut = segment.truncate_to(target, self._clock())
+                end = target if cut is None else min(target, cut)
+                self.log_end_offset = end
+                self.recovery_point = min(self.recovery_point, end)
+                self.log_start_offset = min(self.log_start_offset, end)
+                self._high_watermark = min(self._high_watermark, end)
+                if self.leader_epochs.truncate_from_end(end):
+                    self._save_leader_epochs()
+                self.producer_state = await trio.to_thread.run_sync(self._rebuild_producer_state, end)
+                await trio.to_thread.run_sync(self._sync_blocking, [segment])
+            except OSError as e:
+                raise self._io_failed("truncating", e) from e
+            return True
+
+    async def truncate_fully_and_start_at(self, new_offset: int, log_start_offset: int | None = None) -> None:
+        """Delete all data and start the log empty at ``new_offset`` (Kafka's
+        truncateFullyAndStartAt: a follower far behind the leader's log
+        start, or whose first fetched batch starts below its empty log's
+        end). Durable on return; the caller lowers the log dir's
+        checkpoints afterwards (LogManager.truncate_fully_and_start_at)."""
+        async with self._io_lock:
+            self._check_open()
+            await self._truncate_fully(new_offset, new_offset if log_start_offset is None else log_start_offset)
+
+    async def _truncate_fully(self, new_offset: int, log_start_offset: int) -> None:
+        log.info("%s: truncating fully, starting at offset %d", self, new_offset)
+        doomed = self.segments
+        try:
+            # Renamed first: the new segment may have an old one's name.
+            self._retire(doomed)
+            segment = LogSegment(self.dir, new_offset, self.config, self._clock(), create=True)
+            self.segments, self._bases = [segment], [new_offset]
+            self.log_end_offset = self.recovery_point = self._high_watermark = new_offset
+            self.log_start_offset = log_start_offset
+            self.producer_state.clear(new_offset)
+            if self.leader_epochs.clear():
+                self._save_leader_epochs()
+            await trio.to_thread.run_sync(self._delete_snapshots_and_sync, segment)
+        except OSError as e:
+            raise self._io_failed("truncating", e) from e
+
+    def _retire(self, segments: list[LogSegment]) -> None:
+        """Rename the segments' files (and the producer snapshots at their base
+        offsets) to *.deleted now and delete them after file.delete.delay.ms,
+        when readers still sending them are done."""
+        renamed: list[Path] = []
+        for segment in segments:
+            renamed += segment.rename_to_deleted()
+            snapshot = snapshot_path(self.dir, segment.base_offset)
+            if snapshot.exists():
+                target = snapshot.with_name(snapshot.name + DELETED_SUFFIX)
+                os.rename(snapshot, target)
+                renamed.append(target)
+        self._dir_dirty = True
+        self._work.delete_later(
+            self.config.file_delete_delay_ms, lambda: _delete_files(segments, renamed), self.dir.parent
+        )
+
+    def _rebuild_producer_state(self, end: int) -> ProducerStateManager:
+        """The producer state as of ``end``: the latest snapshot at or below it
+        and the batches after (snapshots above it are deleted). Blocking."""
+        return load_producer_state(self.dir, os.listdir(self.dir), self.segments, end, end)
+
+    def _delete_snapshots_and_sync(self, segment: LogSegment) -> None:
+        for offset in snapshot_offsets(self.dir):
+            snapshot_path(self.dir, offset).unlink(missing_ok=True)
+        self._sync_blocking([segment])
+
+    def _sync_blocking(self, segments: list[LogSegment]) -> None:
+        """fsync ``segments``' data, the files waiting for a flush and the directory."""
+        for segment in segments:
+            os.fsync(segment.fd)
+        files, self._unsynced_files = self._unsynced_files, []
+        for path in files:
+            _fsync_path(path)
+        self._dir_dirty = False
+        _fsync_path(self.dir)
+
+    def _save_leader_epochs(self) -> None:
+        """Rewrite ``leader-epoch-checkpoint``; fsynced by the next flush."""
+        path = self.dir / LEADER_EPOCH_CHECKPOINT
+        try:
+            write_leader_epoch_checkpoint(path, self.leader_epochs.entries, sync=False)
+        except OSError as e:
+            raise self._io_failed("writing the leader epoch checkpoint of", e) from e
+        if path not in self._unsynced_files:
+            self._unsynced_files.append(path)
+        self._dir_dirty = True
 
     # -- read --------------------------------------------------------------
     @_storage_errors("reading")
@@ -409,7 +658,8 @@ class PartitionLog:
                 f"Cannot increment the log start offset to {offset} of partition {self.topic}-{self.partition} "
                 f"since it is larger than the high watermark {self._high_watermark}",
             )
-        self.log_start_offset = max(self.log_start_offset, offset)
+        if offset > self.log_start_offset:
+            self._set_log_start_offset(offset)
 
     async def delete_old_segments(self) -> int:
         """Kafka's retention pass: segments wholly below the log start offset,
@@ -473,21 +723,15 @@ class PartitionLog:
             self._roll()
         del self.segments[: len(deletable)]
         del self._bases[: len(deletable)]
-        renamed: list[Path] = []
-        for segment in deletable:
-            renamed += segment.rename_to_deleted()
-            snapshot = snapshot_path(self.dir, segment.base_offset)
-            if snapshot.exists():
-                target = snapshot.with_name(snapshot.name + DELETED_SUFFIX)
-                os.rename(snapshot, target)
-                renamed.append(target)
-        self._dir_dirty = True
-        self.log_start_offset = max(self.log_start_offset, self.segments[0].base_offset)
+        self._retire(deletable)
+        self._set_log_start_offset(max(self.log_start_offset, self.segments[0].base_offset))
         log.info("%s: deleted %d old segment(s), log start now %d", self, len(deletable), self.log_start_offset)
-        self._work.delete_later(
-            self.config.file_delete_delay_ms, lambda: _delete_files(deletable, renamed), self.dir.parent
-        )
         return len(deletable)
+
+    def _set_log_start_offset(self, offset: int) -> None:
+        self.log_start_offset = offset
+        if self.leader_epochs.truncate_from_start(offset):
+            self._save_leader_epochs()
 
     # -- durability ----------------------------------------------------------
     @property

@@ -150,6 +150,29 @@ class LogSegment:
             self._bytes_since_index_entry = 0
         self._bytes_since_index_entry += len(data)
 
+    def truncate_to(self, offset: int, now_ms: int) -> int | None:
+        """Cut the file before the batch holding ``offset`` (Kafka's
+        truncateTo) and drop the index entries from ``offset`` on; no fsync.
+        Returns the cut batch's base offset, None if no batch reaches ``offset``."""
+        found = self.find_batch(offset)
+        self.offset_index.truncate_to(offset)
+        self.time_index.truncate_to(offset)
+        self._bytes_since_index_entry = 0
+        if found is None:
+            return None
+        position, batch = found
+        os.ftruncate(self.fd, position)
+        self.size = position
+        if position == 0:
+            self.created_ms = now_ms
+            self._rolling_ts = NO_TIMESTAMP
+        best = self.time_index.last_entry()
+        for _, view in self.headers(self.offset_index.lookup(best[1])[1]):
+            if view.max_timestamp > best[0]:
+                best = (view.max_timestamp, view.last_offset)
+        self._max_ts = best
+        return batch.base_offset
+
     def on_become_inactive(self) -> None:
         """Kafka records the segment's max timestamp as the last time index entry on roll."""
         self.time_index.maybe_append(*self.max_timestamp_and_offset, skip_full_check=True)
