@@ -68,6 +68,7 @@ def load_handlers() -> dict[int, ApiEntry]:
         list_offsets,
         log_dirs,
         metadata,
+        offset_for_leader_epoch,
         produce,
         producer_id,
     )
