@@ -130,6 +130,10 @@ class ReplicaManager:
             if log is None or log.offline:
                 errors[(topic, partition)] = ErrorCode.KAFKA_STORAGE_ERROR
                 continue
+            if state.leader == self.broker_id:
+                # Kafka's makeLeader: the new epoch starts at our log end, so
+                # followers with newer data than ours can find where to truncate.
+                log.assign_epoch_start_offset(state.leader_epoch, log.log_end_offset)
             self.states[(topic, partition)] = state
             errors[(topic, partition)] = ErrorCode.NONE
         return errors

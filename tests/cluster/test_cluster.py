@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import trio
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from kafka import KafkaAdminClient, KafkaConsumer
@@ -13,6 +14,7 @@ from kafka import TopicPartition as KpTopicPartition
 from kafka.errors import KafkaError
 
 from interop.cluster import wait_for
+from tests.integration.wire import WireClient
 
 SESSION_TIMEOUT_MS = 6000
 OVERRIDES = {"zookeeper.session.timeout.ms": str(SESSION_TIMEOUT_MS), "group.initial.rebalance.delay.ms": "0",
@@ -139,3 +141,21 @@ def test_delete_and_recreate_a_topic(cluster):
         finally:
             consumer.close()
         assert sum(ends.values()) == 5
+
+
+def test_a_new_leader_starts_its_epoch_at_its_log_end(cluster):
+    """OffsetForLeaderEpoch on a fresh partition answers (0, 0) as Kafka's does:
+    the leader records its epoch's start when it takes leadership."""
+    create(cluster.bootstrap, "epochs", 1)
+    leader = cluster.brokers[leaders(cluster.bootstrap, "epochs")[0]]
+
+    async def ask():
+        client = await WireClient.connect(leader.port)
+        try:
+            return await client.request("OffsetForLeaderEpoch", 4, {"replica_id": -1, "topics": [
+                {"topic": "epochs", "partitions": [{"partition": 0, "current_leader_epoch": -1, "leader_epoch": 0}]}]})
+        finally:
+            await client.aclose()
+
+    answer = trio.run(ask).topics[0].partitions[0]
+    assert (answer.error_code, answer.leader_epoch, answer.end_offset) == (0, 0, 0)
