@@ -16,6 +16,7 @@ from .api.registry import load_handlers
 from .cluster.controlled_shutdown import controlled_shutdown
 from .cluster.metadata import BrokerInfo, LocalMetadataStore
 from .cluster.topics import TopicManager
+from .replica.fetcher import ReplicaFetcherManager
 from .replica.manager import ReplicaManager
 from .config import BrokerConfig
 from .group.coordinator import GroupCoordinator
@@ -110,8 +111,11 @@ class Broker:
                 raise StartupError(f"cannot use log dir {self.data_dirs[0]}: {e.strerror}") from None
             topics = {name: (meta.topic_id, meta.partitions) for name, meta in self.metadata.topics().items()}
         self.topics = TopicManager(self.config, self.metadata, self.logs)
+        fetchers = None
+        if self.cluster is not None:
+            fetchers = ReplicaFetcherManager(self.config.broker_id, self.config, self.logs, self._inter_broker_endpoint)
         self.replicas = ReplicaManager(self.config.broker_id, self.logs, self.metadata,
-                                       single_broker=self.cluster is None)
+                                       single_broker=self.cluster is None, fetchers=fetchers)
         if self.cluster is None:
             topic_configs = {name: self.topics.effective_config(name) for name in topics}
         else:  # this broker's cache fills only once the controller sends UpdateMetadata
@@ -134,6 +138,7 @@ class Broker:
                             tasks.start_soon(self.groups.run)
                             if self.cluster is not None:
                                 tasks.start_soon(self.cluster.run)
+                                tasks.start_soon(self.replicas.fetchers.run)
 
                 nursery.start_soon(log_background)
                 await nursery.start(self.server.serve, listeners)
@@ -168,6 +173,11 @@ class Broker:
                 if self.cluster is not None:
                     await self.cluster.close()
             log.info("broker shut down cleanly")
+
+    def _inter_broker_endpoint(self, broker_id: int):
+        """Where another broker takes inter-broker requests, as the metadata cache knows it."""
+        info = self.cluster.cache.brokers.get(broker_id)
+        return None if info is None else info.endpoint(self.config.inter_broker_listener_name)
 
     def _leadership_changed(self, topic: str, partition: int, leads: bool) -> None:
         """The coordinators follow the leadership of their topics' partitions."""

@@ -571,6 +571,12 @@ BROKER_CONFIGS: dict[str, ConfigDef] = config_table(
 )
 # fmt: on
 
+# What the replica fetchers honour (kafka_compat/replica/fetcher.py).
+REPLICA_FETCHER_CONFIGS = (
+    "num.replica.fetchers", "replica.fetch.max.bytes", "replica.fetch.wait.max.ms", "replica.fetch.min.bytes",
+    "replica.fetch.response.max.bytes", "replica.fetch.backoff.ms", "replica.socket.timeout.ms",
+)
+
 # Broker configs accepted (parsed, validated, reported by DescribeConfigs) that
 # change nothing here yet; a user who sets one is warned at start-up
 # (docs/compatibility.md explains each group). Checked against the code: none
@@ -587,10 +593,11 @@ IGNORED_CONFIGS: frozenset[str] = frozenset(
         "max.connection.creation.rate",
         # no log cleaner (compaction) yet
         *(name for name in BROKER_CONFIGS if name.startswith("log.cleaner.")),
-        # one broker: no replication, controller or ZooKeeper yet
+        # replication: followers fetch, but the ISR does not change yet; no ZooKeeper tuning
         *(name for name in BROKER_CONFIGS if name.startswith(("replica.", "zookeeper."))
-          and name not in ("zookeeper.connect", "zookeeper.session.timeout.ms", "zookeeper.connection.timeout.ms")),
-        "num.replica.fetchers", "controller.socket.timeout.ms",
+          and name not in ("zookeeper.connect", "zookeeper.session.timeout.ms", "zookeeper.connection.timeout.ms")
+          and name not in REPLICA_FETCHER_CONFIGS),
+        "controller.socket.timeout.ms",
         "offsets.commit.timeout.ms",
         # no transaction coordinator yet
         "transaction.state.log.load.buffer.size", "transaction.partition.verification.enable",

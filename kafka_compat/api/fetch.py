@@ -1,6 +1,12 @@
 """Fetch: long poll (max_wait_ms/min_bytes, woken by appends), response and
 partition byte limits with at least one whole batch (KIP-74), fetch sessions
-(KIP-227), records sent from the segment files as file regions."""
+(KIP-227), records sent from the segment files as file regions.
+
+A fetch with a replica id is a follower's (Kafka's Partition.fetchRecords
+for a follower): it reads up to the log end rather than the high watermark,
+must come from one of the partition's replicas, is told where its log
+diverges from ours (diverging_epoch, KIP-320) and, when it is not, has its
+fetch offset recorded as its log end offset."""
 from __future__ import annotations
 
 import trio
@@ -8,7 +14,7 @@ import trio
 from ..protocol.errors import ErrorCode, KafkaError
 from ..protocol.primitives import DeferredRecords
 from ..server.sender import FileRegion
-from .fetch_sessions import SessionPartition
+from .fetch_sessions import SessionPartition, replica_id
 from .leader_hints import add_leader_hints
 from .registry import handles
 
@@ -28,13 +34,30 @@ def _partition_error(broker, sp: SessionPartition, by_id: bool):
         return e.code, None
 
 
-def _read(broker, wanted: list[SessionPartition], request, max_bytes: int, by_id: bool) -> tuple[list[tuple], int, bool]:
+def _read_for_follower(broker, sp: SessionPartition, replica: int, log, max_bytes: int, min_one_batch: bool):
+    """(read result, None), or (None, the diverging epoch's EpochEndOffset)
+    when the follower's last fetched epoch ends below its fetch offset here
+    (or is newer than any we have). Raises KafkaError."""
+    state = broker.replicas.follower_state(sp.topic, sp.partition, replica, sp.current_leader_epoch)
+    if sp.last_fetched_epoch >= 0:
+        found = log.end_offset_for_epoch(sp.last_fetched_epoch)
+        if found is None:
+            raise KafkaError(ErrorCode.OFFSET_OUT_OF_RANGE)
+        if found.epoch < sp.last_fetched_epoch or found.end_offset < sp.fetch_offset:
+            return None, found
+    result = log.read(sp.fetch_offset, max_bytes, min_one_batch=min_one_batch)
+    state.follower_end_offsets[replica] = sp.fetch_offset
+    return result, None
+
+
+def _read(broker, wanted: list[SessionPartition], request, max_bytes: int, by_id: bool,
+          replica: int) -> tuple[list[tuple], int, bool]:
     """Read every wanted partition, ``max_bytes`` in all: [(session partition,
-    response entry)], the record bytes gathered, and whether any partition had
-    an error."""
+    response entry)], the record bytes gathered, and whether to answer at
+    once (a partition had an error or a diverging epoch)."""
     results = []
     total = 0
-    any_error = False
+    answer_now = False
     aborted = [] if request.isolation_level == READ_COMMITTED else None
     for sp in wanted:
         error, log = _partition_error(broker, sp, by_id)
@@ -46,19 +69,26 @@ def _read(broker, wanted: list[SessionPartition], request, max_bytes: int, by_id
                "aborted_transactions": None}
         if error == ErrorCode.NONE:
             limit = max(min(sp.partition_max_bytes, max_bytes - total), 0)
+            diverging = None
             try:
-                result = log.read(sp.fetch_offset, limit, min_one_batch=(total == 0), max_offset=log.high_watermark)
+                if replica < 0:
+                    result = log.read(sp.fetch_offset, limit, min_one_batch=(total == 0), max_offset=log.high_watermark)
+                else:
+                    result, diverging = _read_for_follower(broker, sp, replica, log, limit, total == 0)
             except KafkaError as e:
                 out["error_code"] = e.code
             else:
                 out.update(high_watermark=log.high_watermark, last_stable_offset=log.high_watermark,
                            log_start_offset=log.log_start_offset, aborted_transactions=aborted)
-                if result.size:
+                if diverging is not None:
+                    out["diverging_epoch"] = {"epoch": diverging.epoch, "end_offset": diverging.end_offset}
+                    answer_now = True
+                elif result.size:
                     out["records"] = DeferredRecords([FileRegion(*r) for r in result.regions], result.size)
                     total += result.size
-        any_error = any_error or out["error_code"] != ErrorCode.NONE
+        answer_now = answer_now or out["error_code"] != ErrorCode.NONE
         results.append((sp, out))
-    return results, total, any_error
+    return results, total, answer_now
 
 
 def _response_topics(results: list[tuple], incremental: bool) -> list[dict]:
@@ -67,7 +97,7 @@ def _response_topics(results: list[tuple], incremental: bool) -> list[dict]:
     topics: dict = {}
     for sp, out in results:
         hw, lso, lss = out["high_watermark"], out["last_stable_offset"], out["log_start_offset"]
-        news = out["records"] or out["error_code"] or sp.changed(hw, lso, lss)
+        news = out["records"] or out["error_code"] or sp.changed(hw, lso, lss) or "diverging_epoch" in out
         sp.high_watermark, sp.last_stable_offset, sp.log_start_offset = hw, lso, lss
         if incremental and not news:
             continue
@@ -92,10 +122,11 @@ async def fetch(ctx, request) -> dict:
     max_bytes = min(request.max_bytes, broker.config.fetch_max_bytes)
     min_bytes = min(request.min_bytes, max_bytes)
     deadline = trio.current_time() + request.max_wait_ms / 1000
+    replica = replica_id(request)
     while True:
-        results, total, any_error = _read(broker, wanted, request, max_bytes, by_id)
+        results, total, answer_now = _read(broker, wanted, request, max_bytes, by_id, replica)
         remaining = deadline - trio.current_time()
-        if total >= min_bytes or any_error or remaining <= 0 or broker.shutting_down.is_set():
+        if total >= min_bytes or answer_now or remaining <= 0 or broker.shutting_down.is_set():
             break
         watched = [(sp.topic, sp.partition) for sp in wanted]
         await broker.waiters.wait_any(watched, remaining)

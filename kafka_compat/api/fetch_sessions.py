@@ -41,6 +41,7 @@ class SessionPartition:
     fetch_offset: int
     partition_max_bytes: int
     current_leader_epoch: int
+    last_fetched_epoch: int = -1  # a follower's (KIP-320), -1 if not given
     # What the client was last told; -2 = never told.
     high_watermark: int = -2
     last_stable_offset: int = -2
@@ -72,7 +73,7 @@ class FetchSession:
 
 def partition_from_request(topic, p) -> SessionPartition:
     return SessionPartition(topic.topic or None, topic.topic_id, p.partition, p.fetch_offset,
-                            p.partition_max_bytes, p.current_leader_epoch)
+                            p.partition_max_bytes, p.current_leader_epoch, p.last_fetched_epoch)
 
 
 def replica_id(request) -> int:
@@ -154,6 +155,7 @@ class FetchSessionCache:
                 known.fetch_offset = fresh.fetch_offset
                 known.partition_max_bytes = fresh.partition_max_bytes
                 known.current_leader_epoch = fresh.current_leader_epoch
+                known.last_fetched_epoch = fresh.last_fetched_epoch
         for t in request.forgotten_topics_data:
             for p in t.partitions:
                 session.partitions.pop((topic_key(t.topic, t.topic_id, by_id), p), None)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..protocol.errors import ErrorCode, KafkaError
 
@@ -30,14 +30,17 @@ class PartitionState:
     isr: list[int]
     replicas: list[int]
     partition_epoch: int = 0
+    # As leader: each follower's log end offset, as its last fetch said.
+    follower_end_offsets: dict[int, int] = field(default_factory=dict)
 
 
 class ReplicaManager:
-    def __init__(self, broker_id: int, logs, metadata, *, single_broker: bool):
+    def __init__(self, broker_id: int, logs, metadata, *, single_broker: bool, fetchers=None):
         self.broker_id = broker_id
         self.logs = logs
         self.metadata = metadata
         self.single_broker = single_broker
+        self.fetchers = fetchers  # the ReplicaFetcherManager of a cluster's broker
         self.states: dict[tuple[str, int], PartitionState] = {}
         # The newest controller epoch seen: requests of older controllers are
         # refused (STALE_CONTROLLER_EPOCH).
@@ -86,6 +89,18 @@ class ReplicaManager:
             raise KafkaError(ErrorCode.NOT_LEADER_OR_FOLLOWER)
         return log
 
+    def follower_state(self, topic: str, partition: int, replica: int, current_leader_epoch: int) -> PartitionState:
+        """The state of a partition this broker leads (``leader_log`` passed)
+        for a fetch by follower ``replica``, which must be one of its replicas
+        (Kafka's followerReplicaOrThrow): else UNKNOWN_LEADER_EPOCH (the
+        follower may know of a reassignment we don't yet), or
+        NOT_LEADER_OR_FOLLOWER when the fetch carries no leader epoch."""
+        state = self.state(topic, partition)
+        if replica not in state.replicas:
+            raise KafkaError(ErrorCode.UNKNOWN_LEADER_EPOCH if current_leader_epoch != NO_EPOCH
+                             else ErrorCode.NOT_LEADER_OR_FOLLOWER)
+        return state
+
     # -- what the controller says (cluster mode) ----------------------------------------
     def check_controller_epoch(self, epoch: int) -> None:
         if epoch < self.controller_epoch:
@@ -101,7 +116,10 @@ class ReplicaManager:
         epoch check): each (topic, topic id, partition, state) this broker is
         a replica of, at a leader epoch not older than ours, is taken on, its
         log created if missing (with the topic's config from
-        ``topic_config``). Returns each partition's error."""
+        ``topic_config``). A partition led elsewhere is fetched from its
+        leader (its high watermark then comes from the leader); one led here
+        is fetched no more (any fetch in progress applied first). Returns each
+        partition's error."""
         errors: dict[tuple[str, int], ErrorCode] = {}
         accepted: list[tuple[str, bytes, int, PartitionState]] = []
         for topic, topic_id, partition, state in changes:
@@ -125,7 +143,9 @@ class ReplicaManager:
                 await self.logs.create(topic, topic_id, partitions, await topic_config(topic))
             except KafkaError:
                 pass  # no log dir online: those partitions get no log, answered below
-        for topic, _, partition, state in accepted:
+        await self.fetchers.remove((topic, partition) for topic, _, partition, _ in accepted)
+        follow = {}
+        for topic, topic_id, partition, state in accepted:
             log = self.logs.get(topic, partition)
             if log is None or log.offline:
                 errors[(topic, partition)] = ErrorCode.KAFKA_STORAGE_ERROR
@@ -134,23 +154,36 @@ class ReplicaManager:
                 # Kafka's makeLeader: the new epoch starts at our log end, so
                 # followers with newer data than ours can find where to truncate.
                 log.assign_epoch_start_offset(state.leader_epoch, log.log_end_offset)
+                # The ISR is the leader alone until followers join it (AlterPartition).
+                log.high_watermark_follows_leo = True
+                log.high_watermark = log.log_end_offset
+            else:
+                log.high_watermark_follows_leo = False
+                if state.leader >= 0:
+                    follow[(topic, partition)] = (state.leader, topic_id, state.leader_epoch)
             self.states[(topic, partition)] = state
             errors[(topic, partition)] = ErrorCode.NONE
+        await self.fetchers.add(follow)
         return errors
 
     async def stop_replicas(self, partitions: list[tuple[str, int, int, bool]]) -> dict[tuple[str, int], ErrorCode]:
         """StopReplica (after the controller epoch check): each (topic,
         partition, leader epoch, delete) stops being hosted here unless the
         request's leader epoch is older than ours; with delete, its log is
-        removed (renamed *-delete, then deleted in the background)."""
+        removed (renamed *-delete, then deleted in the background). Fetching
+        stops first."""
         errors: dict[tuple[str, int], ErrorCode] = {}
-        doomed = []
+        stopped = []
         for topic, partition, leader_epoch, delete in partitions:
             current = self.states.get((topic, partition))
             if (current is not None and leader_epoch not in (NO_EPOCH, EPOCH_DURING_DELETE)
                     and leader_epoch < current.leader_epoch):
                 errors[(topic, partition)] = ErrorCode.FENCED_LEADER_EPOCH
                 continue
+            stopped.append((topic, partition, delete))
+        await self.fetchers.remove((topic, partition) for topic, partition, _ in stopped)
+        doomed = []
+        for topic, partition, delete in stopped:
             self.states.pop((topic, partition), None)
             if delete:
                 doomed += self.logs.detach(topic, [partition])

@@ -10,8 +10,9 @@ is out of sync: ControlledShutdown lists the partitions with other replicas
 that the broker still leads (it retries, then shuts down; they are offline
 until it returns, as the ISR's only member) and a preferred election of an
 out-of-sync preferred replica is PREFERRED_LEADER_NOT_AVAILABLE. An unclean
-election does move leadership (to a live replica outside the ISR, with the
-data loss that means)."""
+election does move leadership (to a live replica outside the ISR: followers
+copy their leaders' logs but don't join the ISR yet, so it has whatever it
+had copied)."""
 from __future__ import annotations
 
 import re
@@ -230,6 +231,7 @@ def test_elect_leaders_preferred_and_unclean_with_both_admin_clients(cluster):
     # those not needing an election are left out of the answer.
     assert ck_elect(cluster.bootstrap, ElectionType.PREFERRED, None) == {}
 
+    wait_for(lambda: followers_copied(cluster, "elect", by_partition), 20, "the followers to copy their leaders")
     cluster.brokers[victim].stop()
     survivors = ",".join(b.bootstrap for i, b in cluster.brokers.items() if i != victim)
     wait_for(lambda: sorted(p for p, (leader, _) in metadata(survivors, "elect").items() if leader < 0) == moved,
@@ -253,8 +255,8 @@ def test_elect_leaders_preferred_and_unclean_with_both_admin_clients(cluster):
     cluster.brokers[victim].start()
     wait_for(lambda: victim in {b.id for b in AdminClient({"bootstrap.servers": survivors})
                                 .list_topics(timeout=10).brokers.values()}, 20, f"broker {victim} back")
-    # Back, but not in the ISR of the partitions it lost (nothing replicates to
-    # it): preferred elections, and the auto rebalance, leave them where they are.
+    # Back, but not in the ISR of the partitions it lost (followers don't join
+    # it yet): preferred elections, and the auto rebalance, leave them where they are.
     for elect in (lambda: {tp: code for tp, (code, _) in kp_elect(cluster.bootstrap, 0, {"elect": moved}).items()},
                   lambda: ck_elect(cluster.bootstrap, ElectionType.PREFERRED,
                                    [CkTopicPartition("elect", p) for p in moved])):
@@ -262,8 +264,8 @@ def test_elect_leaders_preferred_and_unclean_with_both_admin_clients(cluster):
     assert {p: leader for p, (leader, _) in metadata(cluster.bootstrap, "elect").items() if p in moved} == {
         p: by_partition[p][1][1] for p in moved}
 
-    # What the unclean election lost: the moved partitions hold only what came
-    # after it; the others every acknowledged message.
+    # The unclean election lost nothing: the new leaders had copied everything
+    # (waited for above), though outside the ISR.
     after_values = {p: [f"after-{p}-{i}".encode() for i in range(5)] for p in range(partitions)}
     producer = Producer({"bootstrap.servers": cluster.bootstrap, "enable.idempotence": True, "acks": "all"})
     failed = []
@@ -272,7 +274,16 @@ def test_elect_leaders_preferred_and_unclean_with_both_admin_clients(cluster):
             producer.produce("elect", value, partition=p, on_delivery=lambda err, msg: err and failed.append(err))
     assert producer.flush(30) == 0 and not failed
     read = read_partitions(cluster.bootstrap, "elect", partitions)
-    assert read == {p: (after_values[p] if p in moved else before[p] + after_values[p]) for p in range(partitions)}
+    assert read == {p: before[p] + after_values[p] for p in range(partitions)}
+
+
+def followers_copied(cluster, topic: str, by_partition: dict[int, tuple[int, list[int]]]) -> bool:
+    """Whether every replica's segment files equal its leader's."""
+    def files(broker: int, partition: int) -> dict[str, bytes]:
+        directory = cluster.brokers[broker].data_dir / f"{topic}-{partition}"
+        return {path.name: path.read_bytes() for path in directory.glob("*.log")}
+    return all(files(replica, p) == files(leader, p) for p, (leader, replicas) in by_partition.items()
+               for replica in replicas)
 
 
 def _request(bootstrap: str, request, response_class):

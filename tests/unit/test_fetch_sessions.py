@@ -20,7 +20,8 @@ class Clock:
 
 def fetch(session_id=0, epoch=0, partitions=1, follower=False):
     topic = SimpleNamespace(topic="t", topic_id=bytes(16), partitions=[
-        SimpleNamespace(partition=p, fetch_offset=0, partition_max_bytes=1024, current_leader_epoch=-1)
+        SimpleNamespace(partition=p, fetch_offset=0, partition_max_bytes=1024, current_leader_epoch=-1,
+                        last_fetched_epoch=-1)
         for p in range(partitions)])
     return SimpleNamespace(session_id=session_id, session_epoch=epoch, replica_id=1 if follower else -1,
                            replica_state=SimpleNamespace(replica_id=-1), topics=[topic],

@@ -1,0 +1,90 @@
+"""Followers copy their leaders' logs (replica fetchers, Fetch with a replica
+id) in a three-broker cluster: every replica's segment files come out equal
+to the leader's byte for byte, and a follower killed with kill -9 catches up
+once it is back.
+
+The ISR is asserted to stay the leader alone: followers do not join it until
+leaders can change the ISR (AlterPartition, the next step of replication).
+Until then the controller never elects a follower (Kafka elects only from the
+ISR), so what a leader acknowledged can't be lost to a follower that lacks
+it; here leadership must not move at all."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+from kafka import KafkaProducer
+
+from interop.cluster import restart_after_crash, wait_for
+
+TOPIC = "replicated"
+SESSION_TIMEOUT_S = 6
+OVERRIDES = {"zookeeper.session.timeout.ms": str(SESSION_TIMEOUT_S * 1000), "replica.fetch.backoff.ms": "200"}
+
+
+@pytest.fixture
+def cluster_overrides():
+    return OVERRIDES
+
+
+def partition_state(zk) -> dict:
+    data, _ = zk.get(f"/brokers/topics/{TOPIC}/partitions/0/state")
+    return json.loads(data)
+
+
+def produce_confluent(bootstrap: str, count: int, prefix: str) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "1", "linger.ms": 5})
+    failed = []
+    for i in range(count):
+        producer.produce(TOPIC, f"{prefix}-ck-{i}".encode() * 8, on_delivery=lambda err, _: err and failed.append(err))
+        producer.poll(0)
+    assert producer.flush(30) == 0 and not failed, failed
+
+
+def produce_kafka_python(bootstrap: str, count: int, prefix: str) -> None:
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=5)
+    try:
+        futures = [producer.send(TOPIC, f"{prefix}-kp-{i}".encode() * 8) for i in range(count)]
+        for future in futures:
+            future.get(timeout=30)
+    finally:
+        producer.close()
+
+
+def segments(cluster, broker_id: int) -> dict[str, bytes]:
+    """The partition's segment files (name -> bytes) on a broker."""
+    directory = cluster.brokers[broker_id].data_dir / f"{TOPIC}-0"
+    return {path.name: path.read_bytes() for path in sorted(directory.glob("*.log"))}
+
+
+def replicas_equal(cluster, leader: int) -> bool:
+    theirs = segments(cluster, leader)
+    return all(segments(cluster, b) == theirs for b in cluster.brokers if b != leader)
+
+
+def test_followers_copy_the_leader_byte_for_byte_and_catch_up_after_a_kill(cluster, zk):
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    admin.create_topics([NewTopic(TOPIC, 1, 3)], operation_timeout=30)[TOPIC].result(30)
+    state = wait_for(lambda: zk.exists(f"/brokers/topics/{TOPIC}/partitions/0/state") and partition_state(zk),
+                     20, "the partition's state")
+    leader = state["leader"]
+    assert state["isr"] == [leader]
+
+    produce_confluent(cluster.bootstrap, 2500, "first")
+    produce_kafka_python(cluster.bootstrap, 2500, "first")
+    wait_for(lambda: replicas_equal(cluster, leader), 30, "every follower's segments to equal the leader's")
+    assert sum(len(data) for data in segments(cluster, leader).values()) > 5000 * 40
+
+    follower = next(b for b in cluster.brokers if b != leader)
+    cluster.brokers[follower].kill9()
+    produce_confluent(cluster.bootstrap, 1000, "while-down")
+    produce_kafka_python(cluster.bootstrap, 1000, "while-down")
+    assert segments(cluster, follower) != segments(cluster, leader)
+    restart_after_crash(cluster.brokers[follower], SESSION_TIMEOUT_S + 20)
+    wait_for(lambda: replicas_equal(cluster, leader), 30, "the restarted follower to catch up")
+
+    after = partition_state(zk)
+    assert after["leader"] == leader and after["leader_epoch"] == state["leader_epoch"]
+    assert after["isr"] == [leader]
