@@ -597,7 +597,6 @@ IGNORED_CONFIGS: frozenset[str] = frozenset(
         *(name for name in BROKER_CONFIGS if name.startswith(("replica.", "zookeeper."))
           and name not in ("zookeeper.connect", "zookeeper.session.timeout.ms", "zookeeper.connection.timeout.ms")
           and name not in REPLICA_FETCHER_CONFIGS),
-        "controller.socket.timeout.ms",
         "offsets.commit.timeout.ms",
         # no transaction coordinator yet
         "transaction.state.log.load.buffer.size", "transaction.partition.verification.enable",

@@ -88,7 +88,8 @@ class _Call:
 class Controller:
     def __init__(self, zk: ZkClient, broker_id: int, epoch: int, epoch_zk_version: int, *,
                  inter_broker_listener: str, unclean_leader_election: bool, auto_leader_rebalance: bool,
-                 imbalance_check_interval_s: float, imbalance_per_broker_percentage: int):
+                 imbalance_check_interval_s: float, imbalance_per_broker_percentage: int,
+                 request_timeout_s: float):
         self.zk = zk
         self.broker_id = broker_id
         self.epoch = epoch
@@ -98,6 +99,7 @@ class Controller:
         self.auto_leader_rebalance = auto_leader_rebalance
         self.imbalance_check_interval_s = imbalance_check_interval_s
         self.imbalance_per_broker_percentage = imbalance_per_broker_percentage
+        self.request_timeout_s = request_timeout_s  # controller.socket.timeout.ms
         self.brokers: dict[int, LiveBroker] = {}
         # Brokers in controlled shutdown: alive, but no election picks them.
         self.shutting_down: set[int] = set()
@@ -546,7 +548,7 @@ class Controller:
             if endpoint is None:
                 return None
             channel = BrokerChannel(endpoint.host, endpoint.port, self._nursery,
-                                    client_id=f"controller-{self.broker_id}")
+                                    client_id=f"controller-{self.broker_id}", request_timeout=self.request_timeout_s)
             self._channels[broker_id] = channel
         return channel
 

@@ -255,7 +255,8 @@ class ZkBroker(MetadataStore):
                                 unclean_leader_election=config.unclean_leader_election_enable,
                                 auto_leader_rebalance=config.auto_leader_rebalance_enable,
                                 imbalance_check_interval_s=config.leader_imbalance_check_interval_seconds,
-                                imbalance_per_broker_percentage=config.leader_imbalance_per_broker_percentage)
+                                imbalance_per_broker_percentage=config.leader_imbalance_per_broker_percentage,
+                                request_timeout_s=config.controller_socket_timeout_ms / 1000)
         self.controller = controller
         session = self.zk.session_id
         stopped = trio.Event()
