@@ -17,7 +17,7 @@ request honouring a long one (Fetch's max_wait_ms) is correct, not a hang.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 
 from crc32c import crc32c

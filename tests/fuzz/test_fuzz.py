@@ -7,7 +7,6 @@ scripts/fuzz runs the same thing for a million frames."""
 from __future__ import annotations
 
 import struct
-import time
 
 import pytest
 from crc32c import crc32c

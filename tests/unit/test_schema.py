@@ -11,7 +11,7 @@ import time
 import tracemalloc
 
 import pytest
-from construct import Container, ConstructError, ListContainer
+from construct import Container, ConstructError
 
 from kafka_compat.protocol import primitives as p
 from kafka_compat.protocol import schema
