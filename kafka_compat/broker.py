@@ -15,7 +15,7 @@ from .api.metadata import PartitionArrays
 from .api.registry import load_handlers
 from .cluster.controlled_shutdown import controlled_shutdown
 from .cluster.metadata import BrokerInfo, LocalMetadataStore
-from .cluster.topics import TopicManager
+from .cluster.topics import TopicManager, start_leader_epoch
 from .replica.fetcher import ReplicaFetcherManager
 from .replica.manager import ReplicaManager
 from .config import BrokerConfig
@@ -125,6 +125,9 @@ class Broker:
             await trio.to_thread.run_sync(self.logs.load, topics, topic_configs, self.metadata.local_logs)
         except LogDirError as e:
             raise StartupError(str(e)) from None
+        if self.cluster is None:
+            for partition_log in self.logs.logs.values():
+                start_leader_epoch(partition_log, self.metadata.leader_epoch(partition_log.topic, partition_log.partition))
         self.producer_ids = ProducerIdManager(self.metadata)
         self.groups = GroupCoordinator(self)
         try:

@@ -13,21 +13,28 @@ EARLIEST_LOCAL = -4
 LATEST_TIERED = -5
 
 
-def _lookup(log, timestamp: int) -> tuple[int, int]:
-    """(offset, timestamp) as Kafka answers them; (-1, -1) when nothing matches."""
+def _lookup(log, timestamp: int) -> tuple[int, int, int]:
+    """(offset, timestamp, leader epoch) as Kafka's fetchOffsetByTimestamp
+    answers them: the epoch is the log's latest for LATEST, the one holding
+    the offset for EARLIEST, the found batch's otherwise; -1 where unknown.
+    (-1, -1, -1) when nothing matches."""
     if timestamp == LATEST:
-        return log.high_watermark, -1
+        return log.high_watermark, -1, _or_unknown(log.latest_epoch)
     if timestamp in (EARLIEST, EARLIEST_LOCAL):
-        return log.log_start_offset, -1
+        return log.log_start_offset, -1, _or_unknown(log.epoch_for_offset(log.log_start_offset))
     if timestamp == LATEST_TIERED:
-        return -1, -1  # no tiered storage: nothing was ever uploaded
+        return -1, -1, -1  # no tiered storage: nothing was ever uploaded
     if timestamp == MAX_TIMESTAMP:
         found = log.max_timestamp_offset()
     else:
         found = log.offset_for_timestamp(timestamp)
     if found is None or found.offset >= log.high_watermark:
-        return -1, -1
-    return found.offset, found.timestamp
+        return -1, -1, -1
+    return found.offset, found.timestamp, found.leader_epoch
+
+
+def _or_unknown(epoch: int | None) -> int:
+    return -1 if epoch is None else epoch
 
 
 @handles("ListOffsets")
@@ -51,9 +58,8 @@ async def list_offsets(ctx, request) -> dict:
             except KafkaError as e:
                 out["error_code"] = e.code
                 continue
-            epoch = broker.replicas.state(t.name, p.partition_index).leader_epoch
             try:
-                offset, timestamp = _lookup(log, p.timestamp)
+                offset, timestamp, epoch = _lookup(log, p.timestamp)
             except KafkaError as e:  # a stored batch that does not decode: that partition's error, as Kafka
                 out["error_code"] = e.code
                 continue

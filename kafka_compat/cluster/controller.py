@@ -254,9 +254,17 @@ class Controller:
             channel = self._channels.pop(broker_id, None)
             if channel is not None:
                 await channel.aclose()
-        if dead - new:
-            log.info("controller: brokers %s went away", sorted(dead - new))
-            await self._on_brokers_failed(dead - new)
+        if dead:
+            # A bounced broker (re-registered under a new epoch, e.g. restarted
+            # after a crash) first fails, then starts, as in Kafka's
+            # processBrokerChange: its partitions get new leader epochs.
+            log.info("controller: brokers %s went away", sorted(dead))
+            live = self.brokers
+            self.brokers = {b: v for b, v in live.items() if b not in dead}
+            try:
+                await self._on_brokers_failed(dead)
+            finally:
+                self.brokers = live
         if new:
             log.info("controller: brokers %s joined", sorted(new))
             elected = await self._elect_leaders(self._partitions())

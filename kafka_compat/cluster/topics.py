@@ -39,6 +39,14 @@ def crash_point(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+def start_leader_epoch(log, epoch: int) -> None:
+    """A single broker leads its logs from the start: like Kafka's makeLeader,
+    its epoch starts at the log end of a log that has no epoch yet, so
+    OffsetForLeaderEpoch and ListOffsets answer it for an empty log too."""
+    if log.latest_epoch is None:
+        log.assign_epoch_start_offset(epoch, log.log_end_offset)
+
+
 def _collision_key(name: str) -> str:
     return name.replace(".", "_")
 
@@ -149,7 +157,8 @@ class TopicManager:
             if not self._still_exists(meta):
                 return
             chunk = range(start, min(start + _LOGS_PER_TURN, partitions.stop))
-            await self.logs.create(meta.name, meta.topic_id, chunk, self.effective_config(meta.name))
+            for created in await self.logs.create(meta.name, meta.topic_id, chunk, self.effective_config(meta.name)):
+                start_leader_epoch(created, self.metadata.leader_epoch(meta.name, created.partition))
 
     async def auto_create(self, name: str) -> TopicMeta:
         replicas, _ = self.plan_create(name, -1, -1, {}, {})

@@ -56,6 +56,12 @@ class LeaderEpochCache:
     def latest_epoch(self) -> int | None:
         return self._epochs[-1] if self._epochs else None
 
+    def epoch_for_offset(self, offset: int) -> int | None:
+        """The epoch whose range holds ``offset`` (Kafka's epochForOffset);
+        None before the first epoch's start or with no epochs."""
+        i = bisect_right(self._starts, offset)
+        return self._epochs[i - 1] if i else None
+
     def assign(self, epoch: int, start_offset: int) -> bool:
         """Record that ``epoch`` starts at ``start_offset``; returns whether the
         cache changed. Nothing changes when ``epoch`` is already the latest

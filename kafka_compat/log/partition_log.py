@@ -430,6 +430,9 @@ class PartitionLog:
     def latest_epoch(self) -> int | None:
         return self.leader_epochs.latest_epoch
 
+    def epoch_for_offset(self, offset: int) -> int | None:
+        return self.leader_epochs.epoch_for_offset(offset)
+
     def assign_epoch_start_offset(self, epoch: int, start_offset: int) -> None:
         """Record that leader epoch ``epoch`` starts at ``start_offset``: done by
         appends, and by a new leader at its log end before it appends

@@ -13,7 +13,7 @@ from kafka import KafkaAdminClient, KafkaConsumer
 from kafka import TopicPartition as KpTopicPartition
 from kafka.errors import KafkaError
 
-from interop.cluster import wait_for
+from interop.cluster import restart_after_crash, wait_for
 from tests.integration.wire import WireClient
 
 SESSION_TIMEOUT_MS = 6000
@@ -159,3 +159,33 @@ def test_a_new_leader_starts_its_epoch_at_its_log_end(cluster):
 
     answer = trio.run(ask).topics[0].partitions[0]
     assert (answer.error_code, answer.leader_epoch, answer.end_offset) == (0, 0, 0)
+
+
+def test_list_offsets_answers_each_offsets_own_leader_epoch(cluster):
+    """A partition whose only replica's broker crashed and came back has gone
+    offline (leader epoch 1) and been led again (epoch 2), as Kafka's
+    controller handles a bounced broker; ListOffsets still answers epoch 0 for
+    a record written before (the found batch's epoch, as Kafka does) and 2
+    for the log end."""
+    create(cluster.bootstrap, "epoch-offsets", 1)
+    produce(cluster.bootstrap, "epoch-offsets", [b"before"] * 3)
+    leader_id = leaders(cluster.bootstrap, "epoch-offsets")[0]
+    victim = cluster.brokers[leader_id]
+    victim.kill9()
+    restart_after_crash(victim, SESSION_TIMEOUT_MS / 1000 + 20)
+    wait_for(lambda: leaders(cluster.bootstrap, "epoch-offsets")[0] == leader_id, 20, "the partition led again")
+    produce(cluster.bootstrap, "epoch-offsets", [b"after"] * 2)
+
+    async def ask(timestamp: int):
+        client = await WireClient.connect(victim.port)
+        try:
+            resp = await client.request("ListOffsets", 7, {"replica_id": -1, "isolation_level": 0, "topics": [
+                {"name": "epoch-offsets", "partitions": [
+                    {"partition_index": 0, "current_leader_epoch": -1, "timestamp": timestamp}]}]})
+        finally:
+            await client.aclose()
+        p = resp.topics[0].partitions[0]
+        return p.error_code, p.offset, p.leader_epoch
+
+    assert trio.run(ask, 0) == (0, 0, 0)  # the first record with a timestamp >= 0: written at epoch 0
+    assert trio.run(ask, -1) == (0, 5, 2)
