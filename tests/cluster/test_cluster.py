@@ -14,6 +14,7 @@ from kafka import TopicPartition as KpTopicPartition
 from kafka.errors import KafkaError
 
 from interop.cluster import restart_after_crash, wait_for
+from tests.cluster.readers import consume_all
 from tests.integration.wire import WireClient
 
 SESSION_TIMEOUT_MS = 6000
@@ -44,20 +45,6 @@ def produce(bootstrap: str, topic: str, values: list[bytes]) -> None:
     for value in values:
         producer.produce(topic, value, key=value, on_delivery=lambda err, msg: err and failed.append(err))
     assert producer.flush(30) == 0 and not failed, failed
-
-
-def consume_all(bootstrap: str, topic: str, count: int) -> list[bytes]:
-    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                             group_id=None, consumer_timeout_ms=20_000)
-    try:
-        values = []
-        for message in consumer:
-            values.append(message.value)
-            if len(values) == count:
-                break
-        return values
-    finally:
-        consumer.close()
 
 
 def test_zookeeper_holds_kafkas_layout(cluster, zk):

@@ -27,6 +27,7 @@ from kafka.errors import InvalidReplicationFactorError, MessageSizeTooLargeError
 from kazoo.client import KazooClient
 
 from interop.cluster import Cluster, wait_for
+from tests.cluster.readers import consume_all
 
 TOPIC_RESOURCE = 2
 # Without replication (not built yet) a controlled shutdown can't move the
@@ -98,20 +99,6 @@ def produce_kafka_python(bootstrap: str, topic: str, values: list[bytes], partit
         return [value for value, future in futures if future.get(timeout=30)]
     finally:
         producer.close()
-
-
-def consume_all(bootstrap: str, topic: str, count: int) -> list[bytes]:
-    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None,
-                             consumer_timeout_ms=20_000)
-    try:
-        values = []
-        for message in consumer:
-            values.append(message.value)
-            if len(values) == count:
-                break
-        return values
-    finally:
-        consumer.close()
 
 
 def test_a_topic_config_change_reaches_every_broker_and_its_logs(cluster):

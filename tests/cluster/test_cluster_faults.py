@@ -15,13 +15,14 @@ import time
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic as KpNewTopic
 from kazoo.client import KazooClient
 
 from interop.broker_process import BrokerProcess, free_port, venv_executable
 from interop.cluster import Cluster, cluster_view, wait_for
 from interop.zookeeper import ZooKeeperProcess
+from tests.cluster.readers import consume_all
 
 SESSION_TIMEOUT_MS = 6000
 SESSION_TIMEOUT_S = SESSION_TIMEOUT_MS / 1000
@@ -82,20 +83,6 @@ def produce_kafka_python(bootstrap: str, topic: str, values: list[bytes]) -> lis
         return [value for value, future in futures if future.get(timeout=30)]
     finally:
         producer.close()
-
-
-def consume_kafka_python(bootstrap: str, topic: str, count: int) -> list[bytes]:
-    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                             group_id=None, consumer_timeout_ms=20_000)
-    try:
-        values = []
-        for message in consumer:
-            values.append(message.value)
-            if len(values) == count:
-                break
-        return values
-    finally:
-        consumer.close()
 
 
 def consume_confluent(bootstrap: str, topic: str, count: int) -> list[bytes]:
@@ -188,7 +175,7 @@ def test_session_expiry_is_survived(cluster, zk, victim_role):
     assert sorted(consume_confluent(others, "after-expiry", 20)) == sorted(acked_new)
 
     acked += produce_kafka_python(victim.bootstrap, "expiry", [f"after-{i}".encode() for i in range(60)])
-    assert sorted(consume_kafka_python(victim.bootstrap, "expiry", len(acked))) == sorted(acked)
+    assert sorted(consume_all(victim.bootstrap, "expiry", len(acked))) == sorted(acked)
     assert sorted(consume_confluent(others, "expiry", len(acked))) == sorted(acked)
 
 
@@ -219,7 +206,7 @@ def test_a_zookeeper_restart_within_the_session_timeout_is_ridden_out(tmp_path):
         acked_new = produce_kafka_python(cluster.bootstrap, "after-restart", [f"{i}".encode() for i in range(30)])
         assert sorted(consume_confluent(cluster.bootstrap, "after-restart", 30)) == sorted(acked_new)
         acked += produce_kafka_python(cluster.bootstrap, "ridden", [f"after-{i}".encode() for i in range(30)])
-        assert sorted(consume_kafka_python(cluster.bootstrap, "ridden", len(acked))) == sorted(acked)
+        assert sorted(consume_all(cluster.bootstrap, "ridden", len(acked))) == sorted(acked)
         zk.stop()
         zk.close()
     except Exception:
@@ -267,7 +254,7 @@ def test_zookeeper_coming_up_within_the_connection_timeout_is_waited_for(tmp_pat
         wait_for(lambda: cluster_view(broker.host, broker.port) == ({1}, 1), 20, "the broker to be its controller")
         create(broker.bootstrap, "late", 2)
         acked = produce_confluent(broker.bootstrap, "late", [f"{i}".encode() for i in range(30)])
-        assert sorted(consume_kafka_python(broker.bootstrap, "late", 30)) == sorted(acked)
+        assert sorted(consume_all(broker.bootstrap, "late", 30)) == sorted(acked)
     finally:
         broker.stop()
         zookeeper.stop()
@@ -320,4 +307,4 @@ def test_a_restarted_broker_rejoins_and_gets_its_partitions_back(cluster, zk, ho
         assert wait_for(lambda: all_led(bootstrap, "rejoin", 9), 20, f"every partition led, via {bootstrap}") == before
     acked += produce_kafka_python(victim.bootstrap, "rejoin", [f"after-{i}".encode() for i in range(45)])
     assert sorted(consume_confluent(others, "rejoin", len(acked))) == sorted(acked)
-    assert sorted(consume_kafka_python(victim.bootstrap, "rejoin", len(acked))) == sorted(acked)
+    assert sorted(consume_all(victim.bootstrap, "rejoin", len(acked))) == sorted(acked)
