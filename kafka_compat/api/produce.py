@@ -84,7 +84,7 @@ async def _append(broker, topic: str, index: int, records, acks: int, api_versio
                 f"The size of the current ISR {isr_size} is insufficient "
                 f"to satisfy the min.isr requirement of {config['min.insync.replicas']} for partition {topic}-{index}",
             )
-        result = log.append(records, batches, leader_epoch=broker.metadata.leader_epoch(topic, index),
+        result = log.append(records, batches, leader_epoch=broker.replicas.state(topic, index).leader_epoch,
                             log_append_time_ms=log_append_time)
     except RecordErrors as e:
         out.update(error_code=e.code, error_message=e.message, record_errors=[

@@ -75,7 +75,7 @@ class OffsetsLog:
                              f"configured value of {max_bytes}.")
         try:
             result = partition_log.append(data, list(iter_batches(data)),
-                                          leader_epoch=self.broker.metadata.leader_epoch(OFFSETS_TOPIC, partition))
+                                          leader_epoch=self.broker.replicas.state(OFFSETS_TOPIC, partition).leader_epoch)
         except KafkaError as e:
             log.error("cannot append to %s-%d: %s", OFFSETS_TOPIC, partition, e)
             raise
