@@ -1,7 +1,7 @@
 """Kafka's offset checkpoint files (recovery-point-offset-checkpoint,
-log-start-offset-checkpoint): a version line (0), a count line, then one
-"topic partition offset" line per partition. Written to a .tmp file, fsynced
-and renamed over the old one, as Kafka does.
+log-start-offset-checkpoint, replication-offset-checkpoint): a version line
+(0), a count line, then one "topic partition offset" line per partition.
+Written to a .tmp file, fsynced and renamed over the old one, as Kafka does.
 """
 from __future__ import annotations
 

@@ -4,8 +4,9 @@ start-up loading and recovery, creation and deletion, the background loops
 shutdown.
 
 Per log dir, as Kafka keeps them: ``recovery-point-offset-checkpoint``,
-``log-start-offset-checkpoint`` and, between a clean shutdown and the next
-start, the ``.kafka_cleanshutdown`` marker. Each partition directory holds a
+``log-start-offset-checkpoint``, ``replication-offset-checkpoint`` (the high
+watermarks) and, between a clean shutdown and the next start, the
+``.kafka_cleanshutdown`` marker. Each partition directory holds a
 ``partition.metadata`` file with its topic's id: at start-up a directory whose
 topic the metadata store doesn't have, or has under another id, is an old
 deleted topic's and is deleted, never served.
@@ -50,6 +51,7 @@ log = logging.getLogger(__name__)
 CLEAN_SHUTDOWN_FILE = ".kafka_cleanshutdown"
 RECOVERY_POINT_CHECKPOINT = "recovery-point-offset-checkpoint"
 LOG_START_OFFSET_CHECKPOINT = "log-start-offset-checkpoint"
+HIGH_WATERMARK_CHECKPOINT = "replication-offset-checkpoint"
 DELETE_DIR_SUFFIX = "-delete"
 _PARTITION_DIR = re.compile(r"(.+)-(\d+)")
 # How many partitions close (flush) at once: fsyncs overlap on the device.
@@ -68,6 +70,13 @@ class LogManager:
     come with ``load``, ``create`` and ``update_config``. The interval arguments
     are Kafka's broker settings of the same names, in ms. ``on_dir_failure`` is
     called with a log dir that has just gone offline.
+
+    ``high_watermarks_from_checkpoint`` (a cluster member): a log's high
+    watermark no longer follows its log end; a loaded log starts at its
+    checkpointed high watermark (its log start when it has none), as Kafka's
+    Partition does, rather than at its log end: records past it may never
+    have reached the ISR. A single broker leaves it False: there the high
+    watermark is the log end.
     """
 
     def __init__(
@@ -81,6 +90,8 @@ class LogManager:
         log_flush_start_offset_checkpoint_interval_ms: int = 60_000,
         producer_id_expiration_ms: int = 86_400_000,
         producer_id_expiration_check_interval_ms: int = 600_000,
+        replica_high_watermark_checkpoint_interval_ms: int = 5000,
+        high_watermarks_from_checkpoint: bool = False,
         clock: Callable[[], int] = wall_clock_ms,
         on_dir_failure: Callable[[Path], None] | None = None,
     ):
@@ -94,6 +105,8 @@ class LogManager:
         self.log_start_checkpoint_interval_ms = log_flush_start_offset_checkpoint_interval_ms
         self.producer_id_expiration_ms = producer_id_expiration_ms
         self.producer_id_expiration_check_interval_ms = producer_id_expiration_check_interval_ms
+        self.high_watermark_checkpoint_interval_ms = replica_high_watermark_checkpoint_interval_ms
+        self.high_watermarks_from_checkpoint = high_watermarks_from_checkpoint
         self._clock = clock
         self._work = DiskWork(self.fail_dir)
         self._topic_configs: dict[str, dict[str, Any]] = {}
@@ -152,6 +165,8 @@ class LogManager:
         clean = marker.exists()
         recovery_points = read_checkpoint(log_dir / RECOVERY_POINT_CHECKPOINT)
         log_starts = read_checkpoint(log_dir / LOG_START_OFFSET_CHECKPOINT)
+        high_watermarks = (read_checkpoint(log_dir / HIGH_WATERMARK_CHECKPOINT)
+                           if self.high_watermarks_from_checkpoint else {})
         with os.scandir(log_dir) as entries:
             names = [e.name for e in entries if e.is_dir()]
         for name in names:
@@ -188,6 +203,11 @@ class LogManager:
                 topic_id=known[0],
                 dir_failed=self.fail_dir,
             )
+            if self.high_watermarks_from_checkpoint:
+                partition_log = self.logs[key]
+                partition_log.high_watermark_follows_leo = False
+                # (The setter clamps it to [log start, log end].)
+                partition_log.high_watermark = high_watermarks.get(key, partition_log.log_start_offset)
             self._partitions_per_dir[log_dir] += 1
         if clean:
             # From now on a crash must not pass for a clean shutdown.
@@ -289,6 +309,8 @@ class LogManager:
         except OSError:
             partition_log._close_files()
             raise
+        if self.high_watermarks_from_checkpoint:
+            partition_log.high_watermark_follows_leo = False  # (at its log end until replication moves it)
         return partition_log
 
     def detach(self, topic: str, partitions: Iterable[int] | None = None) -> list[PartitionLog]:
@@ -369,12 +391,18 @@ class LogManager:
             )
             nursery.start_soon(self._every, self.log_start_checkpoint_interval_ms, self.checkpoint_log_start_offsets)
             nursery.start_soon(
+                self._every, self.high_watermark_checkpoint_interval_ms, self.checkpoint_high_watermarks
+            )
+            nursery.start_soon(
                 self._every, self.producer_id_expiration_check_interval_ms, self.expire_producer_ids
             )
 
     @staticmethod
     async def _every(interval_ms: int, job: Callable[[], Any]) -> None:
         if interval_ms >= LONG_MAX:
+            await trio.sleep(math.inf)
+        if interval_ms <= 0:  # once, as Kafka's scheduler runs a task whose period isn't positive
+            await job()
             await trio.sleep(math.inf)
         while True:
             await trio.sleep(interval_ms / 1000)
@@ -405,6 +433,10 @@ class LogManager:
 
     async def checkpoint_log_start_offsets(self, log_dir: Path | None = None) -> None:
         await self._checkpoint(LOG_START_OFFSET_CHECKPOINT, lambda pl: pl.log_start_offset, log_dir)
+
+    async def checkpoint_high_watermarks(self, log_dir: Path | None = None) -> None:
+        """Write the high watermarks (Kafka's replication-offset-checkpoint)."""
+        await self._checkpoint(HIGH_WATERMARK_CHECKPOINT, lambda pl: pl.high_watermark, log_dir)
 
     async def _checkpoint(self, name: str, value: Callable[[PartitionLog], int], log_dir: Path | None) -> None:
         snapshot = self._per_dir(value)
@@ -463,7 +495,7 @@ class LogManager:
     # -- shutdown ------------------------------------------------------------
     async def close(self) -> None:
         """Clean shutdown (cancel ``run`` first): flush and close every log, run
-        the pending file deletions, write both checkpoints and the
+        the pending file deletions, write the three checkpoints and the
         clean-shutdown marker in every online log dir."""
         limiter = trio.CapacityLimiter(_CLOSE_CONCURRENCY)
 
@@ -478,6 +510,7 @@ class LogManager:
         deletes += [(functools.partial(_remove_dir, d), d.parent) for d in self._dirs_to_remove]
         recovery_points = self._per_dir(lambda pl: pl.recovery_point)
         log_starts = self._per_dir(lambda pl: pl.log_start_offset)
+        high_watermarks = self._per_dir(lambda pl: pl.high_watermark)
 
         def finish() -> list[tuple[Path, OSError]]:
             failures = []
@@ -493,6 +526,7 @@ class LogManager:
                 try:
                     write_checkpoint(log_dir / RECOVERY_POINT_CHECKPOINT, recovery_points[log_dir])
                     write_checkpoint(log_dir / LOG_START_OFFSET_CHECKPOINT, log_starts[log_dir])
+                    write_checkpoint(log_dir / HIGH_WATERMARK_CHECKPOINT, high_watermarks[log_dir])
                     (log_dir / CLEAN_SHUTDOWN_FILE).touch()
                     _fsync_dir(log_dir)
                 except OSError as e:

@@ -8,7 +8,13 @@ import trio.testing
 
 from kafka_compat.log import LogManager
 from kafka_compat.log.config import LogConfig
-from kafka_compat.log.manager import CLEAN_SHUTDOWN_FILE, LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT
+from kafka_compat.log.checkpoint import write_checkpoint
+from kafka_compat.log.manager import (
+    CLEAN_SHUTDOWN_FILE,
+    HIGH_WATERMARK_CHECKPOINT,
+    LOG_START_OFFSET_CHECKPOINT,
+    RECOVERY_POINT_CHECKPOINT,
+)
 from kafka_compat.protocol.records import BatchView, build_batch, iter_batches
 
 DAY = 24 * 3600 * 1000
@@ -212,6 +218,114 @@ async def test_concurrent_flushes_share_the_work(tmp_path):
             append(log)
             nursery.start_soon(log.flush, log.log_end_offset)
     assert log.recovery_point == 20
+    await manager.close()
+
+
+async def test_high_watermarks_are_checkpointed_periodically_and_at_close(tmp_path):
+    data = tmp_path / "data"
+    manager = LogManager([data], replica_high_watermark_checkpoint_interval_ms=5,
+                         high_watermarks_from_checkpoint=True)
+    manager.load({})
+    t0, t1 = await create(manager, "t", 0), await create(manager, "t", 1)
+    for _ in range(5):
+        append(t0)
+    append(t1)
+    t0.high_watermark = 3
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(manager.run)
+        await wait_for(lambda: "t 0 3" in _read(data / HIGH_WATERMARK_CHECKPOINT))
+        lines = _read(data / HIGH_WATERMARK_CHECKPOINT).splitlines()
+        assert lines[:2] == ["0", "2"] and sorted(lines[2:]) == ["t 0 3", "t 1 0"]
+        t0.high_watermark = 4
+        await wait_for(lambda: "t 0 4" in _read(data / HIGH_WATERMARK_CHECKPOINT))
+        nursery.cancel_scope.cancel()
+    t1.high_watermark = 1
+    await manager.close()
+    lines = (data / HIGH_WATERMARK_CHECKPOINT).read_text().splitlines()
+    assert lines[:2] == ["0", "2"] and sorted(lines[2:]) == ["t 0 4", "t 1 1"]
+    assert not (data / (HIGH_WATERMARK_CHECKPOINT + ".tmp")).exists()
+
+
+async def test_a_single_broker_checkpoints_its_high_watermarks_at_the_log_end(tmp_path):
+    manager = LogManager([tmp_path / "data"])
+    manager.load({})
+    for _ in range(3):
+        append(await create(manager, "t", 0))
+    await manager.close()
+    assert (tmp_path / "data" / HIGH_WATERMARK_CHECKPOINT).read_text() == "0\n1\nt 0 3\n"
+
+
+async def test_a_failed_high_watermark_checkpoint_takes_its_log_dir_offline(tmp_path):
+    failed = []
+    manager = LogManager([tmp_path / "a", tmp_path / "b"], on_dir_failure=failed.append)
+    manager.load({})
+    await create(manager, "t", 0)
+    await create(manager, "t", 1)
+    (tmp_path / "a" / (HIGH_WATERMARK_CHECKPOINT + ".tmp")).mkdir()  # the write fails: EISDIR
+    await manager.checkpoint_high_watermarks()
+    assert failed == [tmp_path / "a"] and manager.offline_dirs == {tmp_path / "a"}
+    assert _read(tmp_path / "b" / HIGH_WATERMARK_CHECKPOINT).splitlines()[:2] == ["0", "1"]
+    await manager.close()
+
+
+async def _three_logs(data):
+    """a-0 (10 records, log start 2), a-1 (4 records), b-0 (6 records, log start
+    5), closed cleanly; the topics as ``load`` takes them."""
+    manager = LogManager([data], {"segment.bytes": 300})
+    manager.load({})
+    a0, a1, b0 = await create(manager, "a", 0), await create(manager, "a", 1), await create(manager, "b", 0)
+    for log, count in ((a0, 10), (a1, 4), (b0, 6)):
+        for _ in range(count):
+            append(log)
+    a0.increment_log_start_offset(2)
+    b0.increment_log_start_offset(5)
+    await manager.close()
+    return {"a": (tid("a"), 2), "b": (tid("b"), 1)}
+
+
+async def test_a_cluster_member_restores_its_high_watermarks_from_the_checkpoint(tmp_path):
+    data = tmp_path / "data"
+    topics = await _three_logs(data)
+    # a-0 at 7; a-1 past its log end (clamped to 4); b-0 absent (its log start).
+    write_checkpoint(data / HIGH_WATERMARK_CHECKPOINT, {("a", 0): 7, ("a", 1): 99})
+    manager = LogManager([data], high_watermarks_from_checkpoint=True)
+    manager.load(topics)
+    a0, a1, b0 = manager.get("a", 0), manager.get("a", 1), manager.get("b", 0)
+    assert (a0.high_watermark, a1.high_watermark, b0.high_watermark) == (7, 4, 5)
+    assert not any(log.high_watermark_follows_leo for log in (a0, a1, b0))
+    append(a0)
+    assert a0.high_watermark == 7 and a0.log_end_offset == 11  # replication moves it, not appends
+    # A log created later starts at its log end, not following it either.
+    c0 = await create(manager, "c", 0)
+    assert c0.high_watermark == 0 and not c0.high_watermark_follows_leo
+    append(c0)
+    assert c0.high_watermark == 0
+    await manager.close()
+    lines = (data / HIGH_WATERMARK_CHECKPOINT).read_text().splitlines()
+    assert lines[:2] == ["0", "4"] and sorted(lines[2:]) == ["a 0 7", "a 1 4", "b 0 5", "c 0 0"]
+
+
+async def test_without_a_checkpoint_a_cluster_member_starts_at_the_log_start(tmp_path):
+    data = tmp_path / "data"
+    topics = await _three_logs(data)
+    (data / HIGH_WATERMARK_CHECKPOINT).unlink()
+    manager = LogManager([data], high_watermarks_from_checkpoint=True)
+    manager.load(topics)
+    assert [manager.get(*key).high_watermark for key in (("a", 0), ("a", 1), ("b", 0))] == [2, 0, 5]
+    await manager.close()
+
+
+async def test_a_single_broker_ignores_the_high_watermark_checkpoint(tmp_path):
+    data = tmp_path / "data"
+    topics = await _three_logs(data)
+    write_checkpoint(data / HIGH_WATERMARK_CHECKPOINT, {("a", 0): 7, ("a", 1): 1, ("b", 0): 5})
+    manager = LogManager([data])
+    manager.load(topics)
+    a0 = manager.get("a", 0)
+    assert [manager.get(*key).high_watermark for key in (("a", 0), ("a", 1), ("b", 0))] == [10, 4, 6]
+    assert a0.high_watermark_follows_leo
+    append(a0)
+    assert a0.high_watermark == 11
     await manager.close()
 
 
