@@ -16,6 +16,7 @@ from .api.registry import load_handlers
 from .cluster.controlled_shutdown import controlled_shutdown
 from .cluster.metadata import BrokerInfo, LocalMetadataStore
 from .cluster.topics import TopicManager, start_leader_epoch
+from .replica.alter_partition import AlterPartitionManager
 from .replica.fetcher import ReplicaFetcherManager
 from .replica.manager import ReplicaManager
 from .config import BrokerConfig
@@ -114,11 +115,16 @@ class Broker:
                 raise StartupError(f"cannot use log dir {self.data_dirs[0]}: {e.strerror}") from None
             topics = {name: (meta.topic_id, meta.partitions) for name, meta in self.metadata.topics().items()}
         self.topics = TopicManager(self.config, self.metadata, self.logs)
-        fetchers = None
+        fetchers = alter_partition = None
         if self.cluster is not None:
             fetchers = ReplicaFetcherManager(self.config.broker_id, self.config, self.logs, self._inter_broker_endpoint)
+            alter_partition = AlterPartitionManager(self.config.broker_id, lambda: self.cluster.broker_epoch,
+                                                    self._controller_endpoint)
         self.replicas = ReplicaManager(self.config.broker_id, self.logs, self.metadata,
-                                       single_broker=self.cluster is None, fetchers=fetchers)
+                                       single_broker=self.cluster is None, fetchers=fetchers,
+                                       alter_partition=alter_partition, broker_alive=self._broker_alive,
+                                       on_change=self.waiters.notify,
+                                       replica_lag_time_max_ms=self.config.replica_lag_time_max_ms)
         if self.cluster is None:
             topic_configs = {name: self.topics.effective_config(name) for name in topics}
         else:  # this broker's cache fills only once the controller sends UpdateMetadata
@@ -145,6 +151,8 @@ class Broker:
                             if self.cluster is not None:
                                 tasks.start_soon(self.cluster.run)
                                 tasks.start_soon(self.replicas.fetchers.run)
+                                tasks.start_soon(self.replicas.alter_partition.run)
+                                tasks.start_soon(self.replicas.run)
 
                 nursery.start_soon(log_background)
                 await nursery.start(self.server.serve, listeners)
@@ -184,6 +192,15 @@ class Broker:
         """Where another broker takes inter-broker requests, as the metadata cache knows it."""
         info = self.cluster.cache.brokers.get(broker_id)
         return None if info is None else info.endpoint(self.config.inter_broker_listener_name)
+
+    def _controller_endpoint(self):
+        """(id, inter-broker endpoint) of the controller the metadata cache names, or None."""
+        controller_id = self.cluster.cache.controller_id
+        endpoint = self._inter_broker_endpoint(controller_id)
+        return None if endpoint is None else (controller_id, endpoint)
+
+    def _broker_alive(self, broker_id: int) -> bool:
+        return broker_id in self.cluster.cache.brokers
 
     def _leadership_changed(self, topic: str, partition: int, leads: bool) -> None:
         """The coordinators follow the leadership of their topics' partitions."""

@@ -571,10 +571,12 @@ BROKER_CONFIGS: dict[str, ConfigDef] = config_table(
 )
 # fmt: on
 
-# What the replica fetchers honour (kafka_compat/replica/fetcher.py).
-REPLICA_FETCHER_CONFIGS = (
+# What replication honours (kafka_compat/replica/: the fetchers, the ISR, the
+# high watermark checkpoint).
+REPLICATION_CONFIGS = (
     "num.replica.fetchers", "replica.fetch.max.bytes", "replica.fetch.wait.max.ms", "replica.fetch.min.bytes",
     "replica.fetch.response.max.bytes", "replica.fetch.backoff.ms", "replica.socket.timeout.ms",
+    "replica.lag.time.max.ms", "replica.high.watermark.checkpoint.interval.ms",
 )
 
 # Broker configs accepted (parsed, validated, reported by DescribeConfigs) that
@@ -593,10 +595,10 @@ IGNORED_CONFIGS: frozenset[str] = frozenset(
         "max.connection.creation.rate",
         # no log cleaner (compaction) yet
         *(name for name in BROKER_CONFIGS if name.startswith("log.cleaner.")),
-        # replication: followers fetch, but the ISR does not change yet; no ZooKeeper tuning
+        # replication: no socket buffer sizes nor replica selector; no ZooKeeper tuning
         *(name for name in BROKER_CONFIGS if name.startswith(("replica.", "zookeeper."))
           and name not in ("zookeeper.connect", "zookeeper.session.timeout.ms", "zookeeper.connection.timeout.ms")
-          and name not in REPLICA_FETCHER_CONFIGS),
+          and name not in REPLICATION_CONFIGS),
         "offsets.commit.timeout.ms",
         # no transaction coordinator yet
         "transaction.state.log.load.buffer.size", "transaction.partition.verification.enable",

@@ -1,6 +1,7 @@
-"""ControlledShutdown and ElectLeaders: requests the controller answers.
+"""ControlledShutdown, ElectLeaders and AlterPartition: requests the
+controller answers.
 
-In ZooKeeper mode Kafka 3.9's KafkaApis hands both to the broker's own
+In ZooKeeper mode Kafka 3.9's KafkaApis hands them to the broker's own
 KafkaController, whose event queue answers NOT_CONTROLLER unless it is the
 active controller (brokers send ControlledShutdown to the controller they
 know of; admin clients send ElectLeaders to the controller Metadata names, and
@@ -73,3 +74,42 @@ async def elect_leaders(ctx, request) -> dict:
             {"partition_id": partition, "error_code": error, "error_message": message})
     return {"throttle_time_ms": 0, "error_code": ErrorCode.NONE, "replica_election_results": [
         {"topic": topic, "partition_result": results} for topic, results in by_topic.items()]}
+
+
+@handles("AlterPartition")
+async def alter_partition(ctx, request) -> dict:
+    """A leader's ISR change (Kafka's KafkaApis.handleAlterPartitionRequest in
+    ZooKeeper mode: the controller's, NOT_CONTROLLER elsewhere). Topics come
+    by name before v2, by id from v2; an unknown id is UNKNOWN_TOPIC_ID."""
+    controller = _controller(ctx.broker)
+    by_id = ctx.api_version >= 2
+    changes, unknown_ids = [], []
+    for t in request.topics:
+        name = t.topic_name if not by_id else (None if controller is None else controller.topic_name(t.topic_id))
+        if name is None:
+            unknown_ids.append(t)
+            continue
+        for p in t.partitions:
+            isr = [b.broker_id for b in p.new_isr_with_epochs] if ctx.api_version >= 3 else list(p.new_isr)
+            changes.append((name, p.partition_index, p.leader_epoch, isr, p.partition_epoch))
+    try:
+        if controller is None:
+            raise KafkaError(ErrorCode.NOT_CONTROLLER)
+        results = await controller.alter_partition(request.broker_id, request.broker_epoch, changes)
+    except KafkaError as e:
+        return {"throttle_time_ms": 0, "error_code": e.code, "topics": []}
+    by_topic: dict[str, list] = {}
+    for (topic, partition), (error, state) in results.items():
+        entry = {"partition_index": partition, "error_code": error, "leader_id": -1, "leader_epoch": -1, "isr": [],
+                 "leader_recovery_state": 0, "partition_epoch": -1}
+        if state is not None:
+            entry.update(leader_id=state.leader, leader_epoch=state.leader_epoch, isr=state.isr,
+                         partition_epoch=state.zk_version)
+        by_topic.setdefault(topic, []).append(entry)
+    topics = [{"topic_name": topic, "topic_id": controller.topic_ids.get(topic, bytes(16)), "partitions": partitions}
+              for topic, partitions in by_topic.items()]
+    topics += [{"topic_name": "", "topic_id": t.topic_id, "partitions": [
+        {"partition_index": p.partition_index, "error_code": ErrorCode.UNKNOWN_TOPIC_ID, "leader_id": -1,
+         "leader_epoch": -1, "isr": [], "leader_recovery_state": 0, "partition_epoch": -1} for p in t.partitions]}
+        for t in unknown_ids]
+    return {"throttle_time_ms": 0, "error_code": ErrorCode.NONE, "topics": topics}

@@ -6,7 +6,9 @@ A fetch with a replica id is a follower's (Kafka's Partition.fetchRecords
 for a follower): it reads up to the log end rather than the high watermark,
 must come from one of the partition's replicas, is told where its log
 diverges from ours (diverging_epoch, KIP-320) and, when it is not, has its
-fetch offset recorded as its log end offset."""
+fetch offset recorded as its log end offset (which moves the ISR and the
+high watermark: see replica/manager.py). Consumers read up to the high
+watermark and are woken when it moves."""
 from __future__ import annotations
 
 import trio
@@ -46,7 +48,7 @@ def _read_for_follower(broker, sp: SessionPartition, replica: int, log, max_byte
         if found.epoch < sp.last_fetched_epoch or found.end_offset < sp.fetch_offset:
             return None, found
     result = log.read(sp.fetch_offset, max_bytes, min_one_batch=min_one_batch)
-    state.follower_end_offsets[replica] = sp.fetch_offset
+    broker.replicas.follower_fetched(sp.topic, sp.partition, state, replica, sp.fetch_offset, log)
     return result, None
 
 

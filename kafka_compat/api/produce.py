@@ -2,8 +2,12 @@
 Kafka's order of checks, and append it as bytes (offsets patched in place).
 
 acks=0 gets no response, but any partition error closes the connection so the
-producer refreshes its metadata; acks=-1 on a single broker is acks=1 plus the
-min.insync.replicas check.
+producer refreshes its metadata. acks=-1 is refused (NOT_ENOUGH_REPLICAS)
+while the ISR is smaller than min.insync.replicas, and answered once the high
+watermark covers the append (every ISR member has it), checking the ISR's
+size again then (NOT_ENOUGH_REPLICAS_AFTER_APPEND), or REQUEST_TIMED_OUT
+after the request's timeout. On a single broker, and for a leader alone in
+its ISR, the high watermark is the log end: no wait.
 
 As in Kafka, a partition's error_message is set only for record errors
 (KIP-467); every other error goes out as its code alone.
@@ -12,6 +16,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 
 import trio
 
@@ -51,7 +56,21 @@ def _partition_response(index: int, error: ErrorCode = ErrorCode.NONE) -> dict:
             "log_start_offset": -1, "record_errors": [], "error_message": None}
 
 
-async def _append(broker, topic: str, index: int, records, acks: int, api_version: int) -> dict:
+@dataclass
+class _AwaitingReplication:
+    """An acks=all append waiting for the high watermark (Kafka's DelayedProduce)."""
+
+    topic: str
+    partition: int
+    log: object
+    epoch: int
+    required_offset: int
+    min_insync_replicas: int
+    out: dict
+
+
+async def _append(broker, topic: str, index: int, records, acks: int, api_version: int,
+                  awaiting: list[_AwaitingReplication]) -> dict:
     out = _partition_response(index)
     if not broker.metadata.has_partition(topic, index):
         out["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
@@ -77,15 +96,17 @@ async def _append(broker, topic: str, index: int, records, acks: int, api_versio
                 raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
         else:
             records, batches, log_append_time = check_batches(*checks)
-        isr_size = len(broker.metadata.isr(topic, index))
+        state = broker.replicas.state(topic, index)
+        if state is None or broker.logs.get(topic, index) is not log:  # lost leadership (or deleted) meanwhile
+            raise KafkaError(ErrorCode.NOT_LEADER_OR_FOLLOWER)
+        isr_size = len(state.isr)
         if acks == -1 and isr_size < config["min.insync.replicas"]:
             raise KafkaError(
                 ErrorCode.NOT_ENOUGH_REPLICAS,
                 f"The size of the current ISR {isr_size} is insufficient "
                 f"to satisfy the min.isr requirement of {config['min.insync.replicas']} for partition {topic}-{index}",
             )
-        result = log.append(records, batches, leader_epoch=broker.replicas.state(topic, index).leader_epoch,
-                            log_append_time_ms=log_append_time)
+        result = log.append(records, batches, leader_epoch=state.leader_epoch, log_append_time_ms=log_append_time)
     except RecordErrors as e:
         out.update(error_code=e.code, error_message=e.message, record_errors=[
             {"batch_index": i, "batch_index_error_message": m} for i, m in e.records])
@@ -96,7 +117,36 @@ async def _append(broker, topic: str, index: int, records, acks: int, api_versio
     broker.waiters.notify(topic, index)
     out.update(base_offset=result.base_offset, log_append_time_ms=result.log_append_time,
                log_start_offset=result.log_start_offset)
+    if acks == -1:
+        awaiting.append(_AwaitingReplication(topic, index, log, state.leader_epoch, log.log_end_offset,
+                                             config["min.insync.replicas"], out))
     return out
+
+
+async def _await_replication(broker, awaiting: list[_AwaitingReplication], timeout_ms: int) -> None:
+    """Until every acks=all append is replicated to the whole ISR (the high
+    watermark reached its end) or failed; those still waiting after the
+    request's timeout get REQUEST_TIMED_OUT. Woken whenever one of the
+    partitions' high watermark, ISR or leadership changes."""
+    deadline = trio.current_time() + timeout_ms / 1000
+    while True:
+        waiting = []
+        for a in awaiting:
+            status = broker.replicas.replication_status(a.topic, a.partition, a.log, a.epoch, a.required_offset,
+                                                        a.min_insync_replicas)
+            if status is None:
+                waiting.append(a)
+            elif status != ErrorCode.NONE:
+                a.out.update(_partition_response(a.out["index"], status))
+        awaiting = waiting
+        remaining = deadline - trio.current_time()
+        if not awaiting:
+            return
+        if remaining <= 0 or broker.shutting_down.is_set():
+            for a in awaiting:
+                a.out.update(_partition_response(a.out["index"], ErrorCode.REQUEST_TIMED_OUT))
+            return
+        await broker.waiters.wait_any([(a.topic, a.partition) for a in awaiting], remaining)
 
 
 @handles("Produce", min_version=3)
@@ -105,6 +155,7 @@ async def produce(ctx, request) -> dict | CloseConnection | None:
     broker = ctx.broker
     acks = request.acks
     responses = []
+    awaiting: list[_AwaitingReplication] = []
     for topic in request.topic_data:
         partitions = []
         responses.append({"name": topic.name, "partition_responses": partitions})
@@ -112,7 +163,10 @@ async def produce(ctx, request) -> dict | CloseConnection | None:
             if acks not in (-1, 0, 1):
                 partitions.append(_partition_response(pd.index, ErrorCode.INVALID_REQUIRED_ACKS))
             else:
-                partitions.append(await _append(broker, topic.name, pd.index, pd.records, acks, ctx.api_version))
+                partitions.append(await _append(broker, topic.name, pd.index, pd.records, acks, ctx.api_version,
+                                                awaiting))
+    if awaiting:
+        await _await_replication(broker, awaiting, request.timeout_ms)
     if acks == 0:
         failed = [f"{t['name']}-{p['index']} -> {ErrorCode(p['error_code']).name}"
                   for t in responses for p in t["partition_responses"] if p["error_code"]]

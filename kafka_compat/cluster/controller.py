@@ -12,9 +12,9 @@ changes through LeaderAndIsr, UpdateMetadata and StopReplica, sent over one
 BrokerChannel per live broker on the inter-broker listener.
 
 Leaders are elected as Kafka's PartitionLeaderElectionAlgorithms do: a new
-partition's first live replica (alone in the ISR until followers replicate);
-for an offline partition the first replica
-in assignment order that is alive and in the ISR (or, with
+partition's first live replica (its live replicas all in the ISR); for an
+offline partition the first replica in assignment order that is alive and
+in the ISR (or, with
 unclean.leader.election.enable, any live replica, the ISR becoming just it).
 A partition with no such replica keeps its state and has no live leader:
 brokers answer LEADER_NOT_AVAILABLE for it until one of its replicas returns.
@@ -25,9 +25,14 @@ live ISR member, the broker leaves the ISRs it follows, and it counts as
 shutting down: no election picks it any more) and ElectLeaders (preferred:
 the first assigned replica, if live and in the ISR; unclean: a partition
 without a live leader takes any live replica). With auto.leader.rebalance.enable
-a timer queues Kafka's leader imbalance check. Until replication exists the
-ISR is the leader alone, so none of these finds another eligible replica:
-they answer as Kafka does when every follower is out of sync.
+a timer queues Kafka's leader imbalance check. A dead broker's replicas
+leave the ISRs (new leader epochs), also when a new controller finds them
+gone.
+
+Leaders change their ISRs themselves with AlterPartition (followers joining
+once caught up, leaving once lagging): the controller checks the leader and
+partition epochs, writes the new ISR under the same leader epoch, and tells
+every broker (UpdateMetadata).
 """
 from __future__ import annotations
 
@@ -170,6 +175,11 @@ class Controller:
         await self._read_topics()
         await self._read_partition_states(list(self.assignments))
         await self._elect_leaders(self._partitions())
+        # Replicas on brokers that are gone leave the ISRs (Kafka's replica
+        # state machine starting up moves them to OfflineReplica).
+        dead = {b for t in self.assignments for replicas in self.assignments[t] for b in replicas
+                if b not in self.brokers}
+        await self._take_offline(dead, elected=[])
         await self._send_update_metadata(self.brokers, self._partitions())
         await self._send_leader_and_isr(self._partitions())
         await self._delete_topics()
@@ -281,17 +291,25 @@ class Controller:
         that nobody could replace becomes none (Kafka's onReplicasBecomeOffline:
         OfflinePartition, then OfflineReplica)."""
         elected = await self._elect_leaders(self._partitions())
+        changed = elected + await self._take_offline(dead, elected)
+        await self._send_update_metadata(self.brokers, self._partitions())
+        await self._send_leader_and_isr(changed)
+
+    async def _take_offline(self, dead: set[int], elected: list[tuple[str, int]]) -> list[tuple[str, int]]:
+        """Writes that ``dead`` brokers' replicas leave the ISRs (the last
+        member stays) and that a dead leader nobody could replace is none;
+        the partitions changed (but for those just ``elected``)."""
         offline = {}
         for tp in self._partitions():
             state = self.states.get(tp)
             if state is None or tp in elected or (state.leader not in dead and not dead & set(state.isr)):
                 continue
             leader = NO_LEADER if state.leader in dead else state.leader
-            offline[tp] = (leader, [b for b in state.isr if b not in dead] or state.isr[-1:])
+            isr = [b for b in state.isr if b not in dead] or state.isr[-1:]
+            if (leader, isr) != (state.leader, state.isr):
+                offline[tp] = (leader, isr)
         await self._write_states(offline)
-        changed = elected + list(offline)
-        await self._send_update_metadata(self.brokers, self._partitions())
-        await self._send_leader_and_isr(changed)
+        return list(offline)
 
     async def _on_topic_change(self) -> None:
         new = await self._read_topics()
@@ -327,10 +345,8 @@ class Controller:
                 live = [b for b in self.assignments[tp[0]][tp[1]] if self._live(b)]
                 if not live:
                     continue  # stays new until one of its replicas is alive
-                # The ISR starts as the leader alone: followers join it once they
-                # have caught up, which needs replication (not built yet), so a
-                # follower never becomes leader with data it doesn't have.
-                changes[tp] = (live[0], [live[0]])
+                # Kafka's initial election: every live replica is in sync (all empty).
+                changes[tp] = (live[0], live)
             elif state.leader not in self.brokers:
                 choice = self._offline_leader(tp, state, self.unclean_leader_election)
                 if choice is not None:  # (else offline until an ISR member returns)
@@ -461,6 +477,59 @@ class Controller:
             return leader != self.assignments[tp[0]][tp[1]][0]
         return leader == NO_LEADER or not self._live(leader)
 
+    def topic_name(self, topic_id: bytes) -> str | None:
+        for name, known in self.topic_ids.items():
+            if known == topic_id:
+                return name
+        return None
+
+    async def alter_partition(self, broker_id: int, broker_epoch: int, changes):
+        """A leader's AlterPartition, as an event: ``changes`` is [(topic,
+        partition, leader epoch, new ISR, partition epoch)]; returns each
+        partition's (error, LeaderIsr or None)."""
+        return await self._call(self._alter_partition, broker_id, broker_epoch, changes)
+
+    async def _alter_partition(self, broker_id: int, broker_epoch: int, changes):
+        """Kafka's tryProcessAlterPartition, in its order of checks: the
+        leader's broker epoch (STALE_BROKER_EPOCH for the whole request), then
+        per partition: unknown (UNKNOWN_TOPIC_OR_PARTITION); epochs newer than
+        ours (NOT_CONTROLLER: we may be a zombie); an older leader epoch
+        (FENCED_LEADER_EPOCH); the state asked for already written (answered
+        as it is); an older partition epoch (INVALID_UPDATE_VERSION); an ISR
+        member not live (INELIGIBLE_REPLICA). The rest are written (same
+        leader epoch, partition epoch + 1) and every broker told
+        (UpdateMetadata)."""
+        live = self.brokers.get(broker_id)
+        if live is None or live.epoch != broker_epoch:
+            raise KafkaError(ErrorCode.STALE_BROKER_EPOCH)
+        results: dict[tuple[str, int], tuple[ErrorCode, LeaderIsr | None]] = {}
+        writes = {}
+        for topic, partition, leader_epoch, isr, partition_epoch in changes:
+            tp = (topic, partition)
+            state = self.states.get(tp)
+            if state is None or topic in self.deleting:
+                results[tp] = (ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, None)
+            elif partition_epoch > state.zk_version or leader_epoch > state.leader_epoch:
+                results[tp] = (ErrorCode.NOT_CONTROLLER, None)
+            elif leader_epoch < state.leader_epoch:
+                results[tp] = (ErrorCode.FENCED_LEADER_EPOCH, None)
+            elif broker_id == state.leader and isr == state.isr:
+                results[tp] = (ErrorCode.NONE, state)
+            elif partition_epoch < state.zk_version:
+                results[tp] = (ErrorCode.INVALID_UPDATE_VERSION, None)
+            elif any(not self._live(b) for b in isr):
+                log.info("controller: refusing AlterPartition from broker %d for %s-%d: ISR %s has brokers that "
+                         "are not live", broker_id, topic, partition, isr)
+                results[tp] = (ErrorCode.INELIGIBLE_REPLICA, None)
+            else:
+                writes[tp] = (broker_id, isr)
+        await self._write_states(writes, new_leader_epoch=False)
+        for tp in writes:
+            results[tp] = (ErrorCode.NONE, self.states[tp])
+        if writes:
+            await self._send_update_metadata(self.brokers, list(writes))
+        return results
+
     async def _schedule_imbalance_check(self, delay: float) -> None:
         await trio.sleep(delay)
         self._events_in.send_nowait(self._check_leader_imbalance)
@@ -487,7 +556,8 @@ class Controller:
         finally:
             self._nursery.start_soon(self._schedule_imbalance_check, self.imbalance_check_interval_s)
 
-    async def _write_states(self, changes: dict[tuple[str, int], tuple[int, list[int]]]) -> None:
+    async def _write_states(self, changes: dict[tuple[str, int], tuple[int, list[int]]],
+                            new_leader_epoch: bool = True) -> None:
         """Write each partition's new (leader, ISR), all the ZooKeeper requests
         in flight at once, as Kafka's controller sends its batched requests: a
         new topic's 1,000 partitions cost one round of pipelined writes, not
@@ -496,14 +566,14 @@ class Controller:
             await self.zk.ensure_path(zk_data.partitions_path(topic))
         async with trio.open_nursery() as nursery:
             for tp, (leader, isr) in changes.items():
-                nursery.start_soon(self._write_state, tp, leader, isr)
+                nursery.start_soon(self._write_state, tp, leader, isr, new_leader_epoch)
 
-    async def _write_state(self, tp: tuple[str, int], leader: int, isr: list[int]) -> None:
-        """Write a partition's new leader and ISR (leader epoch + 1), conditional
-        on its znode's version and on /controller_epoch's (so a deposed
-        controller cannot write)."""
+    async def _write_state(self, tp: tuple[str, int], leader: int, isr: list[int], new_leader_epoch: bool) -> None:
+        """Write a partition's new leader and ISR (leader epoch + 1, unless a
+        leader's ISR change keeps it), conditional on its znode's version and
+        on /controller_epoch's (so a deposed controller cannot write)."""
         state = self.states.get(tp)
-        epoch = 0 if state is None else state.leader_epoch + 1
+        epoch = 0 if state is None else state.leader_epoch + int(new_leader_epoch)
         data = zk_data.encode_partition_state(zk_data.PartitionState(leader, epoch, list(isr), self.epoch))
         path = zk_data.partition_state_path(*tp)
         check = CheckOp(zk_data.CONTROLLER_EPOCH, self.epoch_zk_version)
