@@ -615,22 +615,38 @@ def read_topic(bootstrap: str, topic: str, ends: dict[int, int], timeout: float
 
 
 class GroupReader(threading.Thread):
-    """A member of a consumer group reading the topic; keeps (partition, offset, value)."""
+    """A member of a consumer group reading the topic; keeps (partition, offset,
+    value). Until ``go`` is set it holds its assigned partitions paused, so
+    that every member is in the group before any reads (one member alone
+    could otherwise read everything before the others join)."""
 
-    def __init__(self, family: str, bootstrap: str, topic: str, group: str, index: int):
+    def __init__(self, family: str, bootstrap: str, topic: str, group: str, index: int, go: threading.Event):
         super().__init__(name=f"chaos-group-{family}-{index}", daemon=True)
         self.family, self.bootstrap, self.topic, self.group = family, bootstrap, topic, group
         self.member = f"{family}-{index}"
+        self.go = go
+        self.assignment: set[int] = set()
         self.consumed: list[tuple[int, int, bytes]] = []
         self.errors: list[str] = []
         self.stopping = threading.Event()
         self.crash: str | None = None
+        self._paused = None
 
     def run(self) -> None:
         try:
             self._confluent() if self.family == "confluent" else self._kafka_python()
         except BaseException:
             self.crash = traceback.format_exc()
+
+    def _assigned(self, consumer, partitions, pause) -> None:
+        self.assignment = {p.partition for p in partitions}
+        if not self.go.is_set() and partitions:
+            pause(partitions)
+            self._paused = (consumer, partitions)
+
+    def _revoked(self) -> None:
+        self.assignment = set()
+        self._paused = None
 
     def _confluent(self) -> None:
         from confluent_kafka import Consumer
@@ -639,9 +655,15 @@ class GroupReader(threading.Thread):
                              "client.id": self.member, "auto.offset.reset": "earliest",
                              "enable.auto.commit": True, "auto.commit.interval.ms": 500,
                              "session.timeout.ms": 10_000, "fetch.wait.max.ms": 100})
-        consumer.subscribe([self.topic])
+
+        def on_assign(c, partitions):
+            c.assign(partitions)  # now, so that they can be paused
+            self._assigned(c, partitions, c.pause)
+
+        consumer.subscribe([self.topic], on_assign=on_assign, on_revoke=lambda c, partitions: self._revoked())
         try:
             while not self.stopping.is_set():
+                self._resume_on_go(consumer.resume)
                 for msg in consumer.consume(num_messages=5000, timeout=0.2):
                     if msg.error():
                         self.errors.append(str(msg.error()))
@@ -651,17 +673,34 @@ class GroupReader(threading.Thread):
             consumer.close()
 
     def _kafka_python(self) -> None:
-        from kafka import KafkaConsumer
+        from kafka import ConsumerRebalanceListener, KafkaConsumer
 
-        consumer = KafkaConsumer(self.topic, bootstrap_servers=self.bootstrap, group_id=self.group,
+        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=self.group,
                                  client_id=self.member, auto_offset_reset="earliest", enable_auto_commit=True,
                                  auto_commit_interval_ms=500, session_timeout_ms=10_000, fetch_max_wait_ms=100)
+        reader = self
+
+        class Listener(ConsumerRebalanceListener):
+            def on_partitions_revoked(self, revoked):
+                reader._revoked()
+
+            def on_partitions_assigned(self, assigned):
+                reader._assigned(consumer, list(assigned), lambda partitions: consumer.pause(*partitions))
+
+        consumer.subscribe([self.topic], listener=Listener())
         try:
             while not self.stopping.is_set():
+                self._resume_on_go(lambda partitions: consumer.resume(*partitions))
                 for batch in consumer.poll(timeout_ms=200).values():
                     self.consumed.extend((r.partition, r.offset, r.value) for r in batch)
         finally:
             consumer.close()
+
+    def _resume_on_go(self, resume) -> None:
+        if self.go.is_set() and self._paused is not None:
+            _, partitions = self._paused
+            self._paused = None
+            resume(partitions)
 
 
 # -- segment files -------------------------------------------------------------------
@@ -1013,10 +1052,19 @@ class ChaosRun:
         """A consumer group with a member of each client family reads every
         record (a record read twice after a rebalance is allowed)."""
         group = f"chaos-group-{self.config.topic}"
-        members = [GroupReader(family, self.cluster.bootstrap, self.config.topic, group, i)
+        go = threading.Event()
+        members = [GroupReader(family, self.cluster.bootstrap, self.config.topic, group, i, go)
                    for i, family in enumerate(self.config.families)]
         for member in members:
             member.start()
+        # Every member assigned a share of the partitions, then all read.
+        formed = poll_until(lambda: sum(1 for m in members if m.assignment) == min(len(members), self.config.partitions)
+                            and sum(len(m.assignment) for m in members) == self.config.partitions, 60)
+        go.set()
+        if not formed:
+            self.verdict.warnings.append(
+                "the consumer group did not give every member partitions within 60 s: "
+                + ", ".join(f"{m.member} {sorted(m.assignment)}" for m in members))
         wanted = {(p, o): v for p, entries in records.items() for o, v in entries}
         unseen = set(wanted)
         seen_upto = [0] * len(members)
@@ -1053,6 +1101,9 @@ class ChaosRun:
         if beyond:
             self.verdict.warnings.append(f"the group read {len(beyond)} records past the high watermarks read "
                                          f"before it started: {beyond[:5]}")
+        idle = [m.member for m in members if not m.consumed]
+        if idle:
+            self.verdict.warnings.append(f"group members that read nothing (assigned no partition?): {idle}")
         twice = sum(1 for got in consumed.values() if len(got) > 1)
         self.verdict.stats.append(
             "consumer group: " + ", ".join(f"{m.member} read {len(m.consumed)}" for m in members)
