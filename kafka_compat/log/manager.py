@@ -102,6 +102,7 @@ class LogManager:
         self.retention_check_interval_ms = log_retention_check_interval_ms
         self.flush_scheduler_interval_ms = log_flush_scheduler_interval_ms
         self.recovery_point_checkpoint_interval_ms = log_flush_offset_checkpoint_interval_ms
+        self._checkpoint_lock = trio.Lock()
         self.log_start_checkpoint_interval_ms = log_flush_start_offset_checkpoint_interval_ms
         self.producer_id_expiration_ms = producer_id_expiration_ms
         self.producer_id_expiration_check_interval_ms = producer_id_expiration_check_interval_ms
@@ -439,21 +440,26 @@ class LogManager:
         await self._checkpoint(HIGH_WATERMARK_CHECKPOINT, lambda pl: pl.high_watermark, log_dir)
 
     async def _checkpoint(self, name: str, value: Callable[[PartitionLog], int], log_dir: Path | None) -> None:
-        snapshot = self._per_dir(value)
-        if log_dir is not None:
-            snapshot = {d: offsets for d, offsets in snapshot.items() if d == log_dir}
+        """Write checkpoint ``name`` with each log's ``value``. One writer at a
+        time (a truncation's rewrite can meet the periodic one: both use the
+        same .tmp file), and the values are read once the turn comes, so an
+        older snapshot never lands after a newer one."""
+        async with self._checkpoint_lock:
+            snapshot = self._per_dir(value)
+            if log_dir is not None:
+                snapshot = {d: offsets for d, offsets in snapshot.items() if d == log_dir}
 
-        def write() -> list[tuple[Path, OSError]]:
-            failures = []
-            for log_dir, offsets in snapshot.items():
-                try:
-                    write_checkpoint(log_dir / name, offsets)
-                except OSError as e:
-                    failures.append((log_dir, e))
-            return failures
+            def write() -> list[tuple[Path, OSError]]:
+                failures = []
+                for log_dir, offsets in snapshot.items():
+                    try:
+                        write_checkpoint(log_dir / name, offsets)
+                    except OSError as e:
+                        failures.append((log_dir, e))
+                return failures
 
-        for log_dir, error in await trio.to_thread.run_sync(write):
-            self.fail_dir(log_dir, f"Error while writing {name} in dir {log_dir}", error)
+            for log_dir, error in await trio.to_thread.run_sync(write):
+                self.fail_dir(log_dir, f"Error while writing {name} in dir {log_dir}", error)
 
     def _per_dir(self, value: Callable[[PartitionLog], int]) -> dict[Path, dict[tuple[str, int], int]]:
         """Per online log dir, ``value`` of each of its logs."""
@@ -508,6 +514,7 @@ class LogManager:
                 nursery.start_soon(close_one, partition_log)
         deletes = self._work.drain()
         deletes += [(functools.partial(_remove_dir, d), d.parent) for d in self._dirs_to_remove]
+        await self._checkpoint_lock.acquire()  # (kept: nothing is written after this)
         recovery_points = self._per_dir(lambda pl: pl.recovery_point)
         log_starts = self._per_dir(lambda pl: pl.log_start_offset)
         high_watermarks = self._per_dir(lambda pl: pl.high_watermark)
