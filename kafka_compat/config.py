@@ -599,7 +599,6 @@ IGNORED_CONFIGS: frozenset[str] = frozenset(
         *(name for name in BROKER_CONFIGS if name.startswith(("replica.", "zookeeper."))
           and name not in ("zookeeper.connect", "zookeeper.session.timeout.ms", "zookeeper.connection.timeout.ms")
           and name not in REPLICATION_CONFIGS),
-        "offsets.commit.timeout.ms",
         # no transaction coordinator yet
         "transaction.state.log.load.buffer.size", "transaction.partition.verification.enable",
         "transactional.id.expiration.ms", "transaction.max.timeout.ms",

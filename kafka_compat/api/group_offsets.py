@@ -57,6 +57,10 @@ async def offset_commit(ctx, request) -> dict:
     if offsets:
         errors = broker.groups.commit_offsets(request.group_id, request.member_id, request.group_instance_id,
                                               request.generation_id_or_member_epoch, offsets)
+        if ErrorCode.NONE in errors.values():
+            error = await broker.groups.offsets_replicated(request.group_id)
+            if error != ErrorCode.NONE:
+                errors = {tp: error if e == ErrorCode.NONE else e for tp, e in errors.items()}
     return {"topics": _by_topic(
         (tp, {"error_code": errors.get(tp, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)}) for tp in requested
     )}

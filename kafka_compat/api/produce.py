@@ -118,8 +118,11 @@ async def _append(broker, topic: str, index: int, records, acks: int, api_versio
     out.update(base_offset=result.base_offset, log_append_time_ms=result.log_append_time,
                log_start_offset=result.log_start_offset)
     if acks == -1:
-        awaiting.append(_AwaitingReplication(topic, index, log, state.leader_epoch, log.log_end_offset,
-                                             config["min.insync.replicas"], out))
+        # Up to the appended batch's end, at the epoch it holds (a retried
+        # duplicate is answered with the original batch, maybe of an older
+        # epoch, as Kafka's DelayedProduce waits for its lastOffset + 1).
+        awaiting.append(_AwaitingReplication(topic, index, log, log.epoch_for_offset(result.last_offset),
+                                             result.last_offset + 1, config["min.insync.replicas"], out))
     return out
 
 

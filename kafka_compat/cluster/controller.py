@@ -90,6 +90,54 @@ class _Call:
         self.error: KafkaError | None = None
 
 
+class _BrokerQueue:
+    """The controller's requests to one broker, sent one at a time in the
+    order queued (Kafka's RequestSendThread). A request that fails is logged
+    and dropped: the broker is dying, and its registration's watch will say so."""
+
+    def __init__(self, broker_id: int, channel: BrokerChannel):
+        self.broker_id = broker_id
+        self.channel = channel
+        self._in, self._out = trio.open_memory_channel(math.inf)
+        self._scope = trio.CancelScope()
+
+    def put(self, api: str, version: int, body: dict) -> trio.Event:
+        """Queue a request; the event is set once it is answered or failed."""
+        done = trio.Event()
+        self._in.send_nowait((api, version, body, done))
+        return done
+
+    async def run(self) -> None:
+        with self._scope:
+            async for api, version, body, done in self._out:
+                try:
+                    response = await self.channel.request(api, version, body)
+                except BrokerChannelError as e:
+                    log.warning("controller: %s to broker %d failed: %s", api, self.broker_id, e)
+                else:
+                    if response.error_code != ErrorCode.NONE:
+                        log.warning("controller: broker %d answered %s with %s", self.broker_id, api,
+                                    ErrorCode(response.error_code).name)
+                finally:
+                    done.set()
+
+    async def aclose(self) -> None:
+        """Stop sending; whoever waits on a queued request is released."""
+        self._scope.cancel()
+        self._in.close()
+        for _, _, _, done in _drain(self._out):
+            done.set()
+        await self.channel.aclose()
+
+
+def _drain(receive_channel):
+    while True:
+        try:
+            yield receive_channel.receive_nowait()
+        except (trio.WouldBlock, trio.EndOfChannel):
+            return
+
+
 class Controller:
     def __init__(self, zk: ZkClient, broker_id: int, epoch: int, epoch_zk_version: int, *,
                  inter_broker_listener: str, unclean_leader_election: bool, auto_leader_rebalance: bool,
@@ -112,7 +160,7 @@ class Controller:
         self.topic_ids: dict[str, bytes] = {}
         self.states: dict[tuple[str, int], LeaderIsr] = {}
         self.deleting: set[str] = set()
-        self._channels: dict[int, BrokerChannel] = {}
+        self._queues: dict[int, _BrokerQueue] = {}
         self._events_in, self._events = trio.open_memory_channel(math.inf)
         self._nursery: trio.Nursery | None = None
         self._calls: set[_Call] = set()
@@ -135,9 +183,9 @@ class Controller:
                 for call in self._calls:
                     call.error = KafkaError(ErrorCode.NOT_CONTROLLER, "Controller moved to another broker.")
                     call.done.set()
-                for channel in self._channels.values():
+                for queue in self._queues.values():
                     with trio.CancelScope(shield=True):
-                        await channel.aclose()
+                        await queue.aclose()
                 nursery.cancel_scope.cancel()
 
     async def _call(self, handler, *args):
@@ -261,9 +309,7 @@ class Controller:
     async def _on_broker_change(self) -> None:
         new, dead = await self._read_brokers()
         for broker_id in dead:
-            channel = self._channels.pop(broker_id, None)
-            if channel is not None:
-                await channel.aclose()
+            await self._drop_queue(broker_id)
         if dead:
             # A bounced broker (re-registered under a new epoch, e.g. restarted
             # after a crash) first fails, then starts, as in Kafka's
@@ -376,7 +422,7 @@ class Controller:
             return preferred, state.isr
         return None
 
-    async def _elect(self, partitions, choose) -> list[tuple[str, int]]:
+    async def _elect(self, partitions, choose, wait: bool = False) -> list[tuple[str, int]]:
         """Write the (leader, ISR) that ``choose(tp, state)`` gives each
         partition (None: no eligible replica), then tell the brokers; the
         partitions elected."""
@@ -389,8 +435,8 @@ class Controller:
         await self._write_states(changes)
         elected = list(changes)
         if elected:
-            await self._send_update_metadata(self.brokers, elected)
-            await self._send_leader_and_isr(elected)
+            await self._send_update_metadata(self.brokers, elected, wait=wait)
+            await self._send_leader_and_isr(elected, wait=wait)
         return elected
 
     # -- controlled shutdown, ElectLeaders, leader rebalancing ----------------------------
@@ -464,7 +510,7 @@ class Controller:
             choose, error, strategy = (lambda tp, state: self._offline_leader(tp, state, allow_unclean=True),
                                        ErrorCode.ELIGIBLE_LEADERS_NOT_AVAILABLE,
                                        "OfflinePartitionLeaderElectionStrategy(true)")
-        elected = set(await self._elect(electable, choose))
+        elected = set(await self._elect(electable, choose, wait=True))
         for tp in electable:
             results[tp] = (ErrorCode.NONE, None) if tp in elected else (
                 error, f"Failed to elect leader for partition {tp[0]}-{tp[1]} under strategy {strategy}")
@@ -606,9 +652,9 @@ class Controller:
                 continue
             self.deleting.add(topic)
             partitions = [(topic, p) for p in range(len(self.assignments[topic]))]
-            await self._send_stop_replica(partitions, delete=True)
+            await self._send_stop_replica(partitions, delete=True, wait=True)
             await self._delete_znodes(topic)
-            await self._send_update_metadata(self.brokers, partitions, deleting=True)
+            await self._send_update_metadata(self.brokers, partitions, deleting=True, wait=True)
             self._forget_topic(topic)
             log.info("controller: deleted topic %s", topic)
 
@@ -618,37 +664,37 @@ class Controller:
         await self.zk.delete_recursive(zk_data.delete_topic_path(topic))
 
     # -- requests to brokers -------------------------------------------------------------
-    def _channel(self, broker_id: int) -> BrokerChannel | None:
-        channel = self._channels.get(broker_id)
-        if channel is None:
+    def _queue_for(self, broker_id: int) -> _BrokerQueue | None:
+        queue = self._queues.get(broker_id)
+        if queue is None:
             live = self.brokers.get(broker_id)
             endpoint = None if live is None else live.info.endpoint(self.inter_broker_listener)
             if endpoint is None:
                 return None
             channel = BrokerChannel(endpoint.host, endpoint.port, self._nursery,
                                     client_id=f"controller-{self.broker_id}", request_timeout=self.request_timeout_s)
-            self._channels[broker_id] = channel
-        return channel
+            queue = self._queues[broker_id] = _BrokerQueue(broker_id, channel)
+            self._nursery.start_soon(queue.run)
+        return queue
 
-    async def _send_all(self, requests: dict[int, tuple[str, int, dict]]) -> None:
-        """Send each broker its request, concurrently; a broker that doesn't
-        answer is left to its registration's watch (it is dying)."""
-        async def send(broker_id: int, api: str, version: int, body: dict) -> None:
-            channel = self._channel(broker_id)
-            if channel is None:
-                return
-            try:
-                response = await channel.request(api, version, body)
-            except BrokerChannelError as e:
-                log.warning("controller: %s to broker %d failed: %s", api, broker_id, e)
-                return
-            if response.error_code != ErrorCode.NONE:
-                log.warning("controller: broker %d answered %s with %s", broker_id, api,
-                            ErrorCode(response.error_code).name)
+    async def _drop_queue(self, broker_id: int) -> None:
+        queue = self._queues.pop(broker_id, None)
+        if queue is not None:
+            await queue.aclose()
 
-        async with trio.open_nursery() as nursery:
-            for broker_id, (api, version, body) in requests.items():
-                nursery.start_soon(send, broker_id, api, version, body)
+    async def _send_all(self, requests: dict[int, tuple[str, int, dict]], wait: bool = False) -> None:
+        """Queue each broker its request; with ``wait``, return once every one
+        is answered (or failed). Each broker's requests go out one at a time
+        in the order queued, so a broker that doesn't answer (stopped, or
+        dying: its registration's watch will tell) holds up only its own."""
+        sent = []
+        for broker_id, (api, version, body) in requests.items():
+            queue = self._queue_for(broker_id)
+            if queue is not None:
+                sent.append(queue.put(api, version, body))
+        if wait:
+            for done in sent:
+                await done.wait()
 
     def _common(self, broker_id: int) -> dict:
         return {"controller_id": self.broker_id, "is_kraft_controller": False, "controller_epoch": self.epoch,
@@ -662,7 +708,7 @@ class Controller:
                 "adding_replicas": [], "removing_replicas": [], "is_new": False, "leader_recovery_state": 0,
                 "offline_replicas": [b for b in self.assignments[tp[0]][tp[1]] if b not in self.brokers]}
 
-    async def _send_leader_and_isr(self, partitions, only: set[int] | None = None) -> None:
+    async def _send_leader_and_isr(self, partitions, only: set[int] | None = None, wait: bool = False) -> None:
         by_broker: dict[int, dict[str, list]] = {}
         for tp in partitions:
             if tp not in self.states:
@@ -677,14 +723,15 @@ class Controller:
                 "topic_states": [{"topic_name": t, "topic_id": self.topic_ids[t], "partition_states": states}
                                  for t, states in topics.items()],
                 "live_leaders": [self._live_leader(b) for b in leaders if b in self.brokers]})
-            for broker_id, topics in by_broker.items()})
+            for broker_id, topics in by_broker.items()}, wait)
 
     def _live_leader(self, broker_id: int) -> dict:
         endpoint = self.brokers[broker_id].info.endpoint(self.inter_broker_listener)
         return {"broker_id": broker_id, "host_name": endpoint.host if endpoint else "",
                 "port": endpoint.port if endpoint else -1}
 
-    async def _send_update_metadata(self, brokers, partitions, deleting: bool = False) -> None:
+    async def _send_update_metadata(self, brokers, partitions, deleting: bool = False,
+                                    wait: bool = False) -> None:
         topics: dict[str, list] = {}
         for tp in partitions:
             if tp not in self.states and not deleting:
@@ -707,9 +754,10 @@ class Controller:
                 "topic_states": [{"topic_name": t, "topic_id": self.topic_ids[t], "partition_states": states}
                                  for t, states in topics.items()],
                 "live_brokers": live})
-            for broker_id in brokers})
+            for broker_id in brokers}, wait)
 
-    async def _send_stop_replica(self, partitions, delete: bool, only: set[int] | None = None) -> None:
+    async def _send_stop_replica(self, partitions, delete: bool, only: set[int] | None = None,
+                                 wait: bool = False) -> None:
         by_broker: dict[int, dict[str, list]] = {}
         for topic, partition in partitions:
             epoch = EPOCH_DURING_DELETE if delete else self.states[(topic, partition)].leader_epoch
@@ -721,4 +769,4 @@ class Controller:
             broker_id: ("StopReplica", STOP_REPLICA_VERSION, {
                 **self._common(broker_id),
                 "topic_states": [{"topic_name": t, "partition_states": states} for t, states in topics.items()]})
-            for broker_id, topics in by_broker.items()})
+            for broker_id, topics in by_broker.items()}, wait)

@@ -24,6 +24,7 @@ from ..protocol.errors import ErrorCode
 from .group import GroupMetadata, GroupState, TopicPartition, superseded
 from .log_format import OffsetAndMetadata
 from .manager import FetchedOffset, GroupManager, wall_clock_ms
+from .offsets_log import commit_error
 from .member import JoinResult, MemberMetadata, Reply, SyncResult
 from .timers import Timers
 
@@ -106,6 +107,7 @@ class GroupCoordinator:
         self.max_size = config.group_max_size
         self.initial_rebalance_delay_ms = config.group_initial_rebalance_delay_ms
         self.retention_check_interval_ms = config.offsets_retention_check_interval_ms
+        self.commit_timeout_s = config.offsets_commit_timeout_ms / 1000
         self.manager = GroupManager(broker, clock_ms)
         self.timers = Timers()
         self.active = True
@@ -739,6 +741,15 @@ class GroupCoordinator:
             # response tells the member to rejoin.
             self._complete_and_schedule_heartbeat(group, group.get(member_id))
         return self.manager.store_offsets(group, offsets)
+
+    async def offsets_replicated(self, group_id: str) -> ErrorCode:
+        """Once a commit's records are appended: whether they are replicated
+        as acks=all asks, within offsets.commit.timeout.ms; the error an
+        OffsetCommit then answers (Kafka answers a commit once its append
+        completes). Committed offsets are in the cache already: the
+        coordinator that loses its partition drops the cache anyway."""
+        error = await self.manager.storage.replicated(self.manager.partition_for(group_id), self.commit_timeout_s)
+        return commit_error(error) if error != ErrorCode.NONE else error
 
     def _offset_commit_error(self, group: GroupMetadata, generation_id: int, member_id: str,
                              instance_id: str | None) -> ErrorCode | None:

@@ -49,6 +49,8 @@ class OffsetsLog:
     def __init__(self, broker, load_buffer_size: int):
         self.broker = broker
         self.load_buffer_size = load_buffer_size
+        # Per partition, the last append's (log, leader epoch, end offset).
+        self._last_append: dict[int, tuple[object, int, int]] = {}
 
     def _log(self, partition: int):
         return self.broker.logs.get(OFFSETS_TOPIC, partition)
@@ -73,14 +75,34 @@ class OffsetsLog:
             raise KafkaError(ErrorCode.MESSAGE_TOO_LARGE, f"The record batch size in the append to "
                              f"{OFFSETS_TOPIC}-{partition} is {len(data)} bytes which exceeds the maximum "
                              f"configured value of {max_bytes}.")
+        leader_epoch = self.broker.replicas.state(OFFSETS_TOPIC, partition).leader_epoch
         try:
-            result = partition_log.append(data, list(iter_batches(data)),
-                                          leader_epoch=self.broker.replicas.state(OFFSETS_TOPIC, partition).leader_epoch)
+            result = partition_log.append(data, list(iter_batches(data)), leader_epoch=leader_epoch)
         except KafkaError as e:
             log.error("cannot append to %s-%d: %s", OFFSETS_TOPIC, partition, e)
             raise
+        self._last_append[partition] = (partition_log, leader_epoch, partition_log.log_end_offset)
         self.broker.waiters.notify(OFFSETS_TOPIC, partition)
         return result.base_offset
+
+    async def replicated(self, partition: int, timeout_s: float) -> ErrorCode:
+        """Waits until the partition's last append is replicated as acks=all
+        asks (Kafka's coordinator appends with offsets.commit.required.acks,
+        -1): NONE, or what the append then fails with (REQUEST_TIMED_OUT after
+        ``timeout_s``, NOT_LEADER_OR_FOLLOWER, NOT_ENOUGH_REPLICAS_AFTER_APPEND)."""
+        appended = self._last_append.get(partition)
+        if appended is None:
+            return ErrorCode.NONE
+        partition_log, epoch, end = appended
+        min_isr = self.broker.topics.effective_config(OFFSETS_TOPIC)["min.insync.replicas"]
+        with trio.move_on_after(timeout_s):
+            while True:
+                status = self.broker.replicas.replication_status(OFFSETS_TOPIC, partition, partition_log, epoch,
+                                                                 end, min_isr)
+                if status is not None:
+                    return status
+                await self.broker.waiters.wait_any([(OFFSETS_TOPIC, partition)], timeout_s)
+        return ErrorCode.REQUEST_TIMED_OUT
 
     async def load(self, partition: int) -> LoadedPartition:
         """The groups and offsets the partition's records (up to its high

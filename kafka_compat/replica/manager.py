@@ -37,6 +37,9 @@ from .alter_partition import AlterPartitionItem
 log = logging.getLogger(__name__)
 
 NO_EPOCH = -1
+# A refused ISR change (e.g. a follower the controller doesn't see live yet) is
+# not tried again for this long: followers fetch many times a second.
+ISR_RETRY_BACKOFF_S = 0.2
 # StopReplica's leader epoch for a partition whose topic is being deleted.
 EPOCH_DURING_DELETE = -2
 
@@ -82,6 +85,8 @@ class PartitionState:
     followers: dict[int, FollowerState] = field(default_factory=dict)
     epoch_start_offset: int = 0
     pending_isr: list[int] | None = None
+    # After a refused ISR change, none is tried again until then (trio clock).
+    isr_retry_at: float = -math.inf
 
     def maximal_isr(self) -> list[int]:
         if self.pending_isr is None:
@@ -196,8 +201,9 @@ class ReplicaManager:
         follower = state.followers.get(replica)
         if follower is None:
             follower = state.followers[replica] = FollowerState()
-        follower.fetched(fetch_offset, partition_log.log_end_offset, trio.current_time())
-        if (state.pending_isr is None and replica not in state.isr
+        now = trio.current_time()
+        follower.fetched(fetch_offset, partition_log.log_end_offset, now)
+        if (state.pending_isr is None and now >= state.isr_retry_at and replica not in state.isr
                 and fetch_offset >= partition_log.high_watermark and fetch_offset >= state.epoch_start_offset
                 and self.broker_alive(replica)):
             log_isr_change("Expanding", topic, partition, state, state.isr + [replica], partition_log, [replica])
@@ -251,6 +257,7 @@ class ReplicaManager:
         if error != ErrorCode.NONE:
             log.info("broker %d: AlterPartition of %s-%d to ISR %s failed: %s", self.broker_id, *key, wanted,
                      error.name)
+            state.isr_retry_at = trio.current_time() + ISR_RETRY_BACKOFF_S
         elif leader_epoch == state.leader_epoch and partition_epoch >= state.partition_epoch:
             state.isr, state.partition_epoch = isr, partition_epoch
             log.info("broker %d: ISR of %s-%d updated to %s and partition epoch to %d", self.broker_id, *key,
@@ -272,7 +279,8 @@ class ReplicaManager:
     def shrink_isrs(self) -> None:
         now = trio.current_time()
         for key, state in self.states.items():
-            if state.leader != self.broker_id or state.pending_isr is not None or len(state.isr) <= 1:
+            if (state.leader != self.broker_id or state.pending_isr is not None or len(state.isr) <= 1
+                    or now < state.isr_retry_at):
                 continue
             partition_log = self.logs.get(*key)
             if partition_log is None or partition_log.offline:

@@ -1,0 +1,157 @@
+"""The ISR, the high watermark and acks=all in a three-broker cluster, as
+Kafka's replication keeps them: a follower that stops fetching holds the
+high watermark (consumers see nothing past it, acks=all waits) until it has
+lagged replica.lag.time.max.ms and its leader drops it from the ISR; once it
+fetches again it catches up and rejoins. With fewer in-sync replicas than
+min.insync.replicas, acks=all is refused and acks=1 still works."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+import pytest
+import trio
+from confluent_kafka import KafkaError as CkKafkaError
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+from kafka import KafkaConsumer, KafkaProducer
+from kafka.errors import NotEnoughReplicasError
+
+from interop.cluster import restart_after_crash, wait_for
+from kafka_compat.protocol.errors import ErrorCode
+from kafka_compat.protocol.records import build_batch
+from tests.integration.wire import WireClient
+
+LAG_MAX_MS = 5000
+SESSION_TIMEOUT_S = 6
+OVERRIDES = {"zookeeper.session.timeout.ms": str(SESSION_TIMEOUT_S * 1000), "replica.lag.time.max.ms": str(LAG_MAX_MS),
+             "replica.fetch.backoff.ms": "200", "offsets.topic.replication.factor": "1"}
+
+
+@pytest.fixture
+def cluster_overrides():
+    return OVERRIDES
+
+
+def create(bootstrap: str, topic: str) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, 1, 3, config={"min.insync.replicas": "2"})])[topic].result(30)
+
+
+def state(zk, topic: str) -> dict:
+    return json.loads(zk.get(f"/brokers/topics/{topic}/partitions/0/state")[0])
+
+
+def end_offset(port: int, topic: str) -> int:
+    """The partition's high watermark, as the leader answers a consumer's
+    ListOffsets(latest) (on the wire: a client would also talk to the stopped
+    broker)."""
+    async def go():
+        client = await WireClient.connect(port)
+        try:
+            resp = await client.request("ListOffsets", 7, {"replica_id": -1, "isolation_level": 0, "topics": [
+                {"name": topic, "partitions": [{"partition_index": 0, "current_leader_epoch": -1, "timestamp": -1}]}]})
+        finally:
+            await client.aclose()
+        p = resp.topics[0].partitions[0]
+        assert p.error_code == ErrorCode.NONE
+        return p.offset
+    return trio.run(go)
+
+
+def raw_produce(port: int, topic: str, acks: int, timeout_ms: int, value: bytes) -> tuple[int, int]:
+    """(error code, base offset) of one Produce v9 on the wire."""
+    async def go():
+        client = await WireClient.connect(port)
+        try:
+            resp = await client.request("Produce", 9, {"acks": acks, "timeout_ms": timeout_ms, "topic_data": [
+                {"name": topic, "partition_data": [
+                    {"index": 0, "records": bytearray(build_batch([(None, value, [], 1_700_000_000_000)]))}]}]})
+        finally:
+            await client.aclose()
+        p = resp.responses[0].partition_responses[0]
+        return p.error_code, p.base_offset
+    return trio.run(go)
+
+
+def confluent_send(bootstrap: str, topic: str, values: list[bytes], acks: str) -> list:
+    """Each value's delivery error (None when acknowledged), no retries."""
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": acks, "retries": 0, "linger.ms": 0})
+    errors = {}
+    for v in values:
+        producer.produce(topic, v, partition=0, on_delivery=lambda err, msg, v=v: errors.__setitem__(v, err))
+    assert producer.flush(30) == 0
+    return [errors[v] for v in values]
+
+
+def test_a_stopped_follower_holds_the_high_watermark_until_the_leader_drops_it(cluster, zk):
+    create(cluster.bootstrap, "hw")
+    assert confluent_send(cluster.bootstrap, "hw", [b"m%d" % i for i in range(10)], "all") == [None] * 10
+    leader_id = state(zk, "hw")["leader"]
+    leader = cluster.brokers[leader_id]
+    follower_id = next(b for b in state(zk, "hw")["isr"] if b != leader_id)
+    follower = cluster.brokers[follower_id]
+    wait_for(lambda: end_offset(leader.port, "hw") == 10, 10, "the high watermark at 10")
+
+    os.kill(follower.pid, signal.SIGSTOP)
+    try:
+        # Still in the ISR (it has not lagged replica.lag.time.max.ms yet): an
+        # acks=all write waits for it and times out; an acks=1 write is
+        # answered, but consumers don't see either past the high watermark.
+        assert raw_produce(leader.port, "hw", -1, 1000, b"all") == (ErrorCode.REQUEST_TIMED_OUT, -1)
+        assert raw_produce(leader.port, "hw", 1, 1000, b"one") == (ErrorCode.NONE, 11)
+        assert end_offset(leader.port, "hw") == 10
+        assert follower_id in state(zk, "hw")["isr"]
+        # Out of the ISR after the lag: the high watermark moves past both.
+        shrunk = wait_for(lambda: follower_id not in (s := state(zk, "hw"))["isr"] and s, LAG_MAX_MS / 1000 + 10,
+                          "the leader to drop the stopped follower from the ISR")
+        assert shrunk["leader"] == leader_id and len(shrunk["isr"]) == 2
+        wait_for(lambda: end_offset(leader.port, "hw") == 12, 10, "the high watermark past both writes")
+        assert raw_produce(leader.port, "hw", -1, 5000, b"after") == (ErrorCode.NONE, 12)
+    finally:
+        os.kill(follower.pid, signal.SIGCONT)
+    wait_for(lambda: len(state(zk, "hw")["isr"]) == 3, 30, "the follower back in the ISR")
+    consumer = KafkaConsumer("hw", bootstrap_servers=cluster.bootstrap, auto_offset_reset="earliest", group_id=None,
+                             consumer_timeout_ms=10_000)
+    try:
+        values = [m.value for _, m in zip(range(13), consumer)]
+    finally:
+        consumer.close()
+    assert values == [b"m%d" % i for i in range(10)] + [b"all", b"one", b"after"]
+
+
+def test_acks_all_is_refused_below_min_insync_replicas(cluster, zk):
+    create(cluster.bootstrap, "minisr")
+    leader_id = state(zk, "minisr")["leader"]
+    followers = [b for b in (1, 2, 3) if b != leader_id]
+    for b in followers:
+        cluster.brokers[b].kill9()
+    wait_for(lambda: state(zk, "minisr")["isr"] == [leader_id], SESSION_TIMEOUT_S + 20,
+             "the ISR down to the leader")
+    bootstrap = cluster.brokers[leader_id].bootstrap
+    # librdkafka and kafka-python, without retries, get NOT_ENOUGH_REPLICAS.
+    errors = confluent_send(bootstrap, "minisr", [b"ck-all"], "all")
+    assert errors[0] is not None and errors[0].code() == CkKafkaError.NOT_ENOUGH_REPLICAS
+    for acks in ("all", 1):
+        producer = KafkaProducer(bootstrap_servers=bootstrap, acks=acks, retries=0)
+        try:
+            if acks == "all":
+                with pytest.raises(NotEnoughReplicasError):
+                    producer.send("minisr", b"kp-all", partition=0).get(timeout=30)
+            else:  # acks=1 doesn't ask for replicas
+                assert producer.send("minisr", b"kp-one", partition=0).get(timeout=30).offset == 0
+        finally:
+            producer.close()
+    assert confluent_send(bootstrap, "minisr", [b"ck-one"], "1") == [None]
+
+    for b in followers:
+        restart_after_crash(cluster.brokers[b], SESSION_TIMEOUT_S + 20)
+    wait_for(lambda: len(state(zk, "minisr")["isr"]) == 3, 30, "the followers back in the ISR")
+    assert confluent_send(cluster.bootstrap, "minisr", [b"ck-all-again"], "all") == [None]
+    consumer = KafkaConsumer("minisr", bootstrap_servers=cluster.bootstrap, auto_offset_reset="earliest",
+                             group_id=None, consumer_timeout_ms=10_000)
+    try:
+        assert [m.value for _, m in zip(range(3), consumer)] == [b"kp-one", b"ck-one", b"ck-all-again"]
+    finally:
+        consumer.close()
