@@ -26,31 +26,12 @@ def cluster_overrides():
     return chaos_overrides(session_timeout_ms=3000)
 
 
-# A known broker bug, reported to the lead (not fixed here): two checkpoint
-# writers of one log dir (e.g. two replica fetchers truncating at once after a
-# restart) share the file's .tmp name, so one's os.replace finds it gone,
-# the log dir is failed and the broker shuts down. A run whose only failures
-# are brokers stopping that way is an expected failure; anything else fails.
-KNOWN_BUG = "No such file or directory: '{dir}/recovery-point-offset-checkpoint.tmp'"
-
-
-def only_the_known_checkpoint_race(verdict, cluster) -> bool:
-    exits = [f for f in verdict.failures if " exited on its own " in f]
-    if not exits or len(exits) != len(verdict.failures):
-        return False
-    return all(KNOWN_BUG.format(dir=b.data_dir) in b.log_path.read_text(errors="replace")
-               for i, b in cluster.brokers.items() if any(f.startswith(f"broker {i} exited") for f in exits))
-
-
 def test_durability_acknowledged_messages_survive_kill_9(cluster):
     config = ChaosConfig(topic="durable", partitions=3, replication_factor=3, min_insync_replicas=2,
                          kills=KILLS, seed=None, max_chaos_s=300)
     verdict = ChaosRun(cluster, config).run()
     print(verdict.report())
     assert len(verdict.kills) >= KILLS, verdict.report()
-    if not verdict.ok and only_the_known_checkpoint_race(verdict, cluster):
-        pytest.xfail("a broker shut itself down on the checkpoint .tmp race (known bug); no message was lost, "
-                     "duplicated or reordered and the replicas are identical")
     assert verdict.ok, verdict.report()
 
 
