@@ -15,7 +15,8 @@ For each partition in a response, in Kafka's order:
   where they agree (the smaller end offset of that epoch, ours or the
   leader's) and fetch again from there;
 - records: appended as they are (offsets, epochs and bytes), then the high
-  watermark becomes min(leader's, our log end);
+  watermark becomes min(leader's, our log end), and the log start the
+  leader's if it is further on (up to our high watermark);
 - OFFSET_OUT_OF_RANGE: ask the leader its log end (ListOffsets): above ours,
   truncate to it; else start over at the leader's log start if ours ends
   before it;
@@ -240,6 +241,10 @@ class ReplicaFetcher:
                     await self._append(key, partition_log, p.records)
                     state.fetch_offset = partition_log.log_end_offset
                 partition_log.high_watermark = p.high_watermark  # (clamped to our log end)
+                # The leader's log start (DeleteRecords, retention) moves ours,
+                # up to our high watermark (Kafka's follower does the same).
+                if p.log_start_offset > partition_log.log_start_offset:
+                    partition_log.increment_log_start_offset(min(p.log_start_offset, partition_log.high_watermark))
         except KafkaError as e:
             if e.code != ErrorCode.CORRUPT_MESSAGE:
                 self._fail(key, e)

@@ -8,9 +8,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer
+from confluent_kafka import TopicPartition as CkTopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
-from kafka import KafkaProducer
+from kafka import KafkaAdminClient, KafkaProducer
+from kafka import TopicPartition as KpTopicPartition
 
 from interop.cluster import restart_after_crash, wait_for
 
@@ -87,3 +89,44 @@ def test_followers_copy_the_leader_byte_for_byte_and_catch_up_after_a_kill(clust
     # controller does); the leader added it back (the same epoch, a new version).
     assert after["leader"] == leader == shrunk["leader"]
     assert after["leader_epoch"] == shrunk["leader_epoch"] > state["leader_epoch"]
+
+
+def test_deleted_records_stay_deleted_after_a_leader_change(cluster, zk):
+    """DeleteRecords moves the leader's log start; followers take it from
+    their fetches, so the next leader starts its log there too (kafka-python's
+    delete_records, librdkafka reads back)."""
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    admin.create_topics([NewTopic("trimmed", 1, 3)], operation_timeout=30)["trimmed"].result(30)
+    producer = KafkaProducer(bootstrap_servers=cluster.bootstrap, acks="all")
+    try:
+        for i in range(100):
+            producer.send("trimmed", b"m%d" % i)
+        producer.flush(30)
+        kp_admin = KafkaAdminClient(bootstrap_servers=cluster.bootstrap)
+        try:
+            kp_admin.delete_records({KpTopicPartition("trimmed", 0): 40})
+        finally:
+            kp_admin.close()
+        # Replicated with acks=all: every follower has fetched since the
+        # deletion, and each fetch answer carries the leader's log start.
+        producer.send("trimmed", b"after").get(timeout=30)
+    finally:
+        producer.close()
+    data, _ = zk.get("/brokers/topics/trimmed/partitions/0/state")
+    leader = json.loads(data)["leader"]
+    assert cluster.brokers[leader].stop() == 0  # controlled shutdown: leadership moves to a follower
+    survivors = ",".join(b.bootstrap for i, b in cluster.brokers.items() if i != leader)
+    consumer = Consumer({"bootstrap.servers": survivors, "group.id": "trimmed-reader", "auto.offset.reset": "earliest"})
+    try:
+        low, high = consumer.get_watermark_offsets(CkTopicPartition("trimmed", 0), timeout=10)
+        assert (low, high) == (40, 101)
+        consumer.assign([CkTopicPartition("trimmed", 0, 0)])  # before the log start: reset to earliest
+        values = []
+        while len(values) < 61:
+            message = consumer.poll(10)
+            assert message is not None, values
+            assert message.error() is None, message.error()
+            values.append(message.value())
+    finally:
+        consumer.close()
+    assert values == [b"m%d" % i for i in range(40, 100)] + [b"after"]
