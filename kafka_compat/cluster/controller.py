@@ -394,11 +394,37 @@ class Controller:
                 # Kafka's initial election: every live replica is in sync (all empty).
                 changes[tp] = (live[0], live)
             elif state.leader not in self.brokers:
-                choice = self._offline_leader(tp, state, self.unclean_leader_election)
+                choice = self._offline_leader(tp, state, allow_unclean=False)
+                if choice is None and await self._unclean_allowed(tp[0]):
+                    choice = self._offline_leader(tp, state, allow_unclean=True)
                 if choice is not None:  # (else offline until an ISR member returns)
                     changes[tp] = choice
         await self._write_states(changes)
         return list(changes)
+
+    async def _unclean_allowed(self, topic: str) -> bool:
+        """unclean.leader.election.enable for ``topic``: its override in
+        /config/topics, read afresh at each election as Kafka's controller
+        does, else the broker's."""
+        try:
+            data, _ = await self.zk.get(zk_data.topic_config_path(topic))
+        except NoNodeError:
+            data = None
+        value = zk_data.decode_config(data).get("unclean.leader.election.enable")
+        return self.unclean_leader_election if value is None else value.strip().lower() == "true"
+
+    async def enable_unclean_election(self, topic: str) -> None:
+        """The topic's config now allows unclean elections: its partitions
+        without a live leader get one if a replica is live (Kafka's
+        TopicUncleanLeaderElectionEnable event)."""
+        await self._call(self._unclean_election_for, topic)
+
+    async def _unclean_election_for(self, topic: str) -> None:
+        if topic in self.assignments and topic not in self.deleting:
+            elected = await self._elect_leaders(self._partitions([topic]))
+            if elected:
+                await self._send_update_metadata(self.brokers, elected)
+                await self._send_leader_and_isr(elected)
 
     def _offline_leader(self, tp, state: LeaderIsr, allow_unclean: bool) -> tuple[int, list[int]] | None:
         """Kafka's offline partition election: (leader, ISR) with the first

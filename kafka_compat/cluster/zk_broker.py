@@ -334,6 +334,13 @@ class ZkBroker(MetadataStore):
             if kind == "topics":
                 await self._read_config(topic)
                 self._on_topic_config(topic)
+                unclean = self._configs.get(topic, {}).get("unclean.leader.election.enable", "")
+                if self.controller is not None and unclean.strip().lower() == "true":
+                    # Kafka's TopicConfigHandler tells the active controller.
+                    try:
+                        await self.controller.enable_unclean_election(topic)
+                    except KafkaError:
+                        pass  # no longer the controller: the next one elects at its failover
             self._last_change = seq
 
     def overrides(self, topic: str) -> dict[str, str]:
