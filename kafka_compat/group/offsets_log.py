@@ -105,8 +105,10 @@ class OffsetsLog:
         return ErrorCode.REQUEST_TIMED_OUT
 
     async def load(self, partition: int) -> LoadedPartition:
-        """The groups and offsets the partition's records (up to its high
-        watermark) leave, skipping control and transactional batches. Records
+        """The groups and offsets the partition's records (up to its log end,
+        as Kafka loads them: a new leader's last records may be above the high
+        watermark it had as a follower) leave, skipping control and
+        transactional batches. Records
         are read, decoded and applied one chunk (offsets.load.buffer.size) at a
         time, so memory holds one chunk besides the groups themselves; a large
         partition's chunks are handled in worker threads, a small one's at
@@ -116,7 +118,7 @@ class OffsetsLog:
         if partition_log is None:
             return loaded
         inline = partition_log.size_in_bytes <= INLINE_LOAD_BYTES
-        offset, end = partition_log.log_start_offset, partition_log.high_watermark
+        offset, end = partition_log.log_start_offset, partition_log.log_end_offset
         while offset < end:
             chunk = partition_log.read(offset, self.load_buffer_size, True, max_offset=end)
             if not chunk.regions:

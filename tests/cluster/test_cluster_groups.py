@@ -1,10 +1,12 @@
 """Consumer groups in a three-broker cluster: the coordinator is the leader of
 the group's __consumer_offsets partition, found through any broker, and it
-loads the group's offsets when it (again) becomes that leader."""
+loads the group's offsets when it (again) becomes that leader; with
+__consumer_offsets replicated (offsets.topic.replication.factor 3, Kafka's
+default) a group's committed offsets survive its coordinator's death."""
 from __future__ import annotations
 
 import pytest
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, ConsumerGroupState, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from kafka import KafkaConsumer
 
@@ -17,13 +19,14 @@ OVERRIDES = {"zookeeper.session.timeout.ms": "6000", "group.initial.rebalance.de
 
 
 @pytest.fixture
-def cluster_overrides():
-    return OVERRIDES
+def cluster_overrides(request):
+    """OVERRIDES, plus what a test gives by indirect parametrization."""
+    return {**OVERRIDES, **getattr(request, "param", {})}
 
 
-def produce(bootstrap: str, topic: str, count: int) -> None:
+def produce(bootstrap: str, topic: str, count: int, replication_factor: int = 1) -> None:
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(topic, 3, 1)], operation_timeout=30)[topic].result(30)
+    admin.create_topics([NewTopic(topic, 3, replication_factor)], operation_timeout=30)[topic].result(30)
     producer = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
     for i in range(count):
         producer.produce(topic, f"{i}".encode())
@@ -71,6 +74,49 @@ def test_group_coordinator_reloads_offsets_when_it_leads_again(cluster):
     assert producer.flush(30) == 0
     consumer = KafkaConsumer("grouped", bootstrap_servers=cluster.bootstrap, group_id="g1",
                              auto_offset_reset="earliest", consumer_timeout_ms=15_000, enable_auto_commit=False)
+    try:
+        rest = []
+        for message in consumer:
+            rest.append(int(message.value))
+            if len(rest) == 10:
+                break
+    finally:
+        consumer.close()
+    assert sorted(rest) == list(range(90, 100))
+
+
+@pytest.mark.parametrize("cluster_overrides", [{"offsets.topic.replication.factor": "3"}], indirect=True)
+def test_committed_offsets_survive_the_coordinators_death(cluster):
+    """The coordinator is killed and stays dead: another replica of the
+    group's __consumer_offsets partition leads it, loads the group, and a
+    consumer of the other client family resumes at the committed offsets."""
+    produce(cluster.bootstrap, "survivor", 90, replication_factor=3)
+    first = consume_confluent(cluster.bootstrap, "g2", "survivor", 90)
+    assert sorted(first) == list(range(90))
+    coordinator = offsets_leader(cluster.bootstrap, "g2")
+    # The group's last records (the consumer's leaving emptied it) are
+    # appended without waiting for the followers, as in Kafka: wait until they
+    # have them, or the next coordinator would wait for the departed member's
+    # session to expire.
+    partition = f"__consumer_offsets-{partition_for('g2', OFFSETS_PARTITIONS)}"
+
+    def segments(broker_id: int) -> dict[str, bytes]:
+        directory = cluster.brokers[broker_id].data_dir / partition
+        return {f.name: f.read_bytes() for f in directory.glob("*.log")}
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    wait_for(lambda: admin.describe_consumer_groups(["g2"])["g2"].result(10).state == ConsumerGroupState.EMPTY, 10,
+             "the group empty")
+    wait_for(lambda: all(segments(b) == segments(coordinator) for b in cluster.brokers), 10,
+             "the coordinator's followers to copy the group's records")
+    cluster.brokers[coordinator].kill9()
+    survivors = ",".join(b.bootstrap for i, b in cluster.brokers.items() if i != coordinator)
+    wait_for(lambda: offsets_leader(survivors, "g2") not in (coordinator, -1), 30, "another coordinator")
+    producer = Producer({"bootstrap.servers": survivors, "acks": "all"})
+    for i in range(90, 100):
+        producer.produce("survivor", f"{i}".encode())
+    assert producer.flush(30) == 0
+    consumer = KafkaConsumer("survivor", bootstrap_servers=survivors, group_id="g2", auto_offset_reset="earliest",
+                             consumer_timeout_ms=15_000, enable_auto_commit=False)
     try:
         rest = []
         for message in consumer:
