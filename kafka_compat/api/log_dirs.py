@@ -1,7 +1,10 @@
-"""DescribeLogDirs: each log dir with its partitions' sizes and the space of
-its file system; an offline (failed) dir answers KAFKA_STORAGE_ERROR alone, as
-Kafka's ReplicaManager.describeLogDirs does. On a single broker every log is a
-current leader's, so the offset lag is 0 and there are no future logs."""
+"""DescribeLogDirs: each log dir with its replicas' sizes (leaders' and
+followers' alike) and the space of its file system; an offline (failed) dir
+answers KAFKA_STORAGE_ERROR alone, as Kafka's ReplicaManager.describeLogDirs
+does. The offset lag is Kafka's getLogEndOffsetLag for a current (not
+future) replica: how far its log end is below its own high watermark, which
+is never (a follower's high watermark is capped at its log end); there are
+no future logs (no moves between log dirs)."""
 from __future__ import annotations
 
 import os
@@ -19,7 +22,8 @@ def _log_dir_result(log_dir, logs, wanted: set | None, offline: bool) -> dict:
         if wanted is None or (partition_log.topic, partition_log.partition) in wanted:
             topics.setdefault(partition_log.topic, []).append({
                 "partition_index": partition_log.partition, "partition_size": partition_log.size_in_bytes,
-                "offset_lag": 0, "is_future_key": False})
+                "offset_lag": max(partition_log.high_watermark - partition_log.log_end_offset, 0),
+                "is_future_key": False})
     space = os.statvfs(log_dir)
     return {
         "error_code": ErrorCode.NONE,
