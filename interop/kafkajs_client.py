@@ -66,3 +66,16 @@ def consume(bootstrap: str, topic: str, count: int, *, partition: int = 0,
     out = _run(args, timeout=timeout + 30)
     return [r for r in map(record_from_json, filter(str.strip, out.splitlines()))
             if r.partition == partition]
+
+
+def reassign(bootstrap: str, topic: str, partition: int, replicas: list[int], timeout: float = 60.0) -> None:
+    """AlterPartitionReassignments of one partition (kafkajs raises on an error)."""
+    _run(["reassign", "--bootstrap", bootstrap, "--topic", topic, "--partition", str(partition),
+          "--replicas", ",".join(map(str, replicas))], timeout=timeout)
+
+
+def reassignments(bootstrap: str, timeout: float = 60.0) -> dict[tuple[str, int], tuple[list[int], list[int], list[int]]]:
+    """ListPartitionReassignments: (replicas, adding, removing) by partition."""
+    listed = json.loads(_run(["reassignments", "--bootstrap", bootstrap], timeout=timeout))
+    return {(t["name"], p["partition"]): (p["replicas"], p["addingReplicas"], p["removingReplicas"])
+            for t in listed["topics"] for p in t["partitions"]}

@@ -16,6 +16,14 @@
 //     a group member speaking interop/group_worker.py's protocol: events as
 //     JSON lines on stdout, commits after every batch, leaves the group and
 //     exits on a "stop" line or the end of stdin.
+//
+//   node client.js reassign --bootstrap H:P --topic T --partition N --replicas 3,2
+//     AlterPartitionReassignments through the controller; stdout: {"ok": true}.
+//
+//   node client.js reassignments --bootstrap H:P
+//     ListPartitionReassignments of every partition being reassigned;
+//     stdout: {"topics": [{"name", "partitions": [{"partition", "replicas",
+//     "addingReplicas", "removingReplicas"}]}]}.
 'use strict';
 
 const readline = require('readline');
@@ -40,7 +48,7 @@ function parseArgs(argv) {
 function client(opts) {
   return new Kafka({
     clientId: 'interop-kafkajs',
-    brokers: [opts.bootstrap],
+    brokers: opts.bootstrap.split(','),
     connectionTimeout: 5000,
     requestTimeout: 15000,
     retry: { retries: 5, initialRetryTime: 100 },
@@ -204,10 +212,34 @@ async function group(opts) {
   emit('closed', {});
 }
 
+async function reassign(opts) {
+  const admin = client(opts).admin();
+  await admin.connect();
+  try {
+    const replicas = opts.replicas.split(',').map(Number);
+    await admin.alterPartitionReassignments({
+      topics: [{ topic: opts.topic, partitionAssignment: [{ partition: opts.partition, replicas }] }],
+    });
+    process.stdout.write(JSON.stringify({ ok: true }) + '\n');
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+async function reassignments(opts) {
+  const admin = client(opts).admin();
+  await admin.connect();
+  try {
+    process.stdout.write(JSON.stringify(await admin.listPartitionReassignments({})) + '\n');
+  } finally {
+    await admin.disconnect();
+  }
+}
+
 const opts = parseArgs(process.argv.slice(2));
-const commands = { produce, consume, group };
+const commands = { produce, consume, group, reassign, reassignments };
 if (!commands[opts.command]) {
-  process.stderr.write('usage: client.js produce|consume|group --bootstrap H:P --topic T ...\n');
+  process.stderr.write('usage: client.js produce|consume|group|reassign|reassignments --bootstrap H:P ...\n');
   process.exit(2);
 }
 commands[opts.command](opts).catch((err) => {

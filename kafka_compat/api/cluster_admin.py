@@ -1,5 +1,5 @@
-"""ControlledShutdown, ElectLeaders and AlterPartition: requests the
-controller answers.
+"""ControlledShutdown, ElectLeaders, AlterPartition and the partition
+reassignment requests: what the controller answers.
 
 In ZooKeeper mode Kafka 3.9's KafkaApis hands them to the broker's own
 KafkaController, whose event queue answers NOT_CONTROLLER unless it is the
@@ -113,3 +113,73 @@ async def alter_partition(ctx, request) -> dict:
          "leader_epoch": -1, "isr": [], "leader_recovery_state": 0, "partition_epoch": -1} for p in t.partitions]}
         for t in unknown_ids]
     return {"throttle_time_ms": 0, "error_code": ErrorCode.NONE, "topics": topics}
+
+
+def _single_broker_reassignment(broker, tp, target: list[int] | None) -> tuple[ErrorCode, str | None]:
+    """A single broker is its partitions' only possible replica: moving one
+    to itself is done at once, anything else names brokers that don't exist."""
+    if target is None:
+        return ErrorCode.NO_REASSIGNMENT_IN_PROGRESS, None
+    if not target:
+        return ErrorCode.INVALID_REPLICA_ASSIGNMENT, "Empty replica list specified in partition reassignment."
+    if len(set(target)) != len(target):
+        return (ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                f"Duplicate replica ids in partition reassignment replica list: {target}")
+    if any(b < 0 for b in target):
+        return ErrorCode.INVALID_REPLICA_ASSIGNMENT, f"Invalid broker id in replica list: {target}"
+    if target != [broker.config.broker_id]:
+        return (ErrorCode.INVALID_REPLICA_ASSIGNMENT, f"Replica assignment has brokers that are not alive. "
+                f"Replica list: {[b for b in target if b != broker.config.broker_id]}, "
+                f"live broker list: [{broker.config.broker_id}]")
+    if not broker.metadata.has_partition(*tp):
+        return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, "The partition does not exist."
+    return ErrorCode.NONE, None
+
+
+@handles("AlterPartitionReassignments")
+async def alter_partition_reassignments(ctx, request) -> dict:
+    """KIP-455, answered by the controller (NOT_CONTROLLER elsewhere, as
+    Kafka's ZooKeeper-mode brokers answer): each partition's error once its
+    reassignment has started (not finished: ListPartitionReassignments
+    follows it)."""
+    broker = ctx.broker
+    changes = {(t.name, p.partition_index): None if p.replicas is None else list(p.replicas)
+               for t in request.topics for p in t.partitions}
+    if broker.cluster is None:
+        results = {tp: _single_broker_reassignment(broker, tp, target) for tp, target in changes.items()}
+    else:
+        controller = _controller(broker)
+        try:
+            if controller is None:
+                raise KafkaError(ErrorCode.NOT_CONTROLLER)
+            results = await controller.alter_reassignments(changes)
+        except KafkaError as e:
+            return {"throttle_time_ms": 0, "error_code": e.code, "error_message": e.message, "responses": []}
+    by_topic: dict[str, list] = {}
+    for (topic, partition), (error, message) in results.items():
+        by_topic.setdefault(topic, []).append(
+            {"partition_index": partition, "error_code": error, "error_message": message})
+    return {"throttle_time_ms": 0, "error_code": ErrorCode.NONE, "error_message": None, "responses": [
+        {"name": topic, "partitions": partitions} for topic, partitions in by_topic.items()]}
+
+
+@handles("ListPartitionReassignments")
+async def list_partition_reassignments(ctx, request) -> dict:
+    broker = ctx.broker
+    partitions = None if request.topics is None else [
+        (t.name, p) for t in request.topics for p in t.partition_indexes]
+    listed = {}
+    if broker.cluster is not None:
+        controller = _controller(broker)
+        try:
+            if controller is None:
+                raise KafkaError(ErrorCode.NOT_CONTROLLER)
+            listed = await controller.list_reassignments(partitions)
+        except KafkaError as e:
+            return {"throttle_time_ms": 0, "error_code": e.code, "error_message": e.message, "topics": []}
+    by_topic: dict[str, list] = {}
+    for (topic, partition), (replicas, adding, removing) in sorted(listed.items()):
+        by_topic.setdefault(topic, []).append({"partition_index": partition, "replicas": replicas,
+                                               "adding_replicas": adding, "removing_replicas": removing})
+    return {"throttle_time_ms": 0, "error_code": ErrorCode.NONE, "error_message": None, "topics": [
+        {"name": topic, "partitions": partitions} for topic, partitions in by_topic.items()]}

@@ -160,6 +160,8 @@ class Controller:
         self.topic_ids: dict[str, bytes] = {}
         self.states: dict[tuple[str, int], LeaderIsr] = {}
         self.deleting: set[str] = set()
+        # Partitions being reassigned: (adding replicas, removing replicas).
+        self.reassigning: dict[tuple[str, int], tuple[list[int], list[int]]] = {}
         self._queues: dict[int, _BrokerQueue] = {}
         self._events_in, self._events = trio.open_memory_channel(math.inf)
         self._nursery: trio.Nursery | None = None
@@ -230,6 +232,8 @@ class Controller:
         await self._take_offline(dead, elected=[])
         await self._send_update_metadata(self.brokers, self._partitions())
         await self._send_leader_and_isr(self._partitions())
+        for tp in list(self.reassigning):  # (Kafka's maybeResumeReassignments)
+            await self._maybe_complete_reassignment(tp)
         await self._delete_topics()
 
     # -- reading ZooKeeper (each read re-arms its watch) --------------------------
@@ -275,6 +279,12 @@ class Controller:
         old = self.assignments.get(name, [])
         self.assignments[name] = assignment
         self.topic_ids[name] = topic.topic_id
+        for p in range(len(assignment)):
+            adding, removing = topic.adding_replicas.get(p, []), topic.removing_replicas.get(p, [])
+            if adding or removing:
+                self.reassigning[(name, p)] = (adding, removing)
+            else:
+                self.reassigning.pop((name, p), None)
         return list(range(len(old), len(assignment)))
 
     async def _read_partition_states(self, topics) -> None:
@@ -298,6 +308,7 @@ class Controller:
     def _forget_topic(self, topic: str) -> None:
         for partition in range(len(self.assignments.pop(topic, []))):
             self.states.pop((topic, partition), None)
+            self.reassigning.pop((topic, partition), None)
         self.topic_ids.pop(topic, None)
         self.deleting.discard(topic)
 
@@ -600,6 +611,11 @@ class Controller:
             results[tp] = (ErrorCode.NONE, self.states[tp])
         if writes:
             await self._send_update_metadata(self.brokers, list(writes))
+        # Followers joining an ISR may complete a reassignment (after the
+        # answer in Kafka; the leader's own state is not affected by it).
+        for tp in writes:
+            if tp in self.reassigning:
+                self._events_in.send_nowait(lambda tp=tp: self._maybe_complete_reassignment(tp))
         return results
 
     async def _schedule_imbalance_check(self, delay: float) -> None:
@@ -662,6 +678,145 @@ class Controller:
             results = await self.zk.multi([check, SetDataOp(path, data, state.zk_version)])
             version = results[1].version
         self.states[tp] = LeaderIsr(leader, epoch, list(isr), self.epoch, version)
+
+    # -- partition reassignment (KIP-455) ------------------------------------------------
+    async def alter_reassignments(self, changes: dict[tuple[str, int], list[int] | None]):
+        """An admin client's AlterPartitionReassignments, as an event: each
+        partition's (error, message)."""
+        return await self._call(self._alter_reassignments, changes)
+
+    async def list_reassignments(self, partitions) -> dict[tuple[str, int], tuple[list[int], list[int], list[int]]]:
+        """ListPartitionReassignments, as an event: (replicas, adding, removing)
+        of each partition (of ``partitions``, None: all) being reassigned."""
+        async def listing():
+            wanted = self.reassigning if partitions is None else [tp for tp in partitions if tp in self.reassigning]
+            return {tp: (self.assignments[tp[0]][tp[1]], *self.reassigning[tp]) for tp in wanted}
+        return await self._call(listing)
+
+    def _origin(self, tp: tuple[str, int]) -> list[int]:
+        """The replicas before the reassignment (none for an unknown partition)."""
+        adding = self.reassigning.get(tp, ([], []))[0]
+        replicas = self.assignments.get(tp[0], [])
+        return [b for b in replicas[tp[1]] if b not in adding] if 0 <= tp[1] < len(replicas) else []
+
+    def _target(self, tp: tuple[str, int]) -> list[int]:
+        removing = self.reassigning.get(tp, ([], []))[1]
+        return [b for b in self.assignments[tp[0]][tp[1]] if b not in removing]
+
+    def _validate_reassignment(self, tp, target: list[int]) -> tuple[ErrorCode, str] | None:
+        """Kafka's validateReplicas."""
+        if not target:
+            return ErrorCode.INVALID_REPLICA_ASSIGNMENT, "Empty replica list specified in partition reassignment."
+        if len(set(target)) != len(target):
+            return (ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                    f"Duplicate replica ids in partition reassignment replica list: {target}")
+        if any(b < 0 for b in target):
+            return ErrorCode.INVALID_REPLICA_ASSIGNMENT, f"Invalid broker id in replica list: {target}"
+        adding = [b for b in target if b not in self._origin(tp)]
+        if not all(self._live(b) for b in adding):
+            return (ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                    f"Replica assignment has brokers that are not alive. Replica list: {adding}, "
+                    f"live broker list: {sorted(b for b in self.brokers if self._live(b))}")
+        return None
+
+    async def _alter_reassignments(self, changes):
+        """Kafka's processApiPartitionReassignment: a target replica list
+        starts (or replaces) a reassignment, None cancels one (back to the
+        original replicas). The list is checked first (validateReplicas),
+        then whether the partition exists."""
+        results = {}
+        for tp, target in changes.items():
+            topic, partition = tp
+            exists = topic not in self.deleting and 0 <= partition < len(self.assignments.get(topic, []))
+            error = None if target is None else self._validate_reassignment(tp, list(target))
+            if error is not None:
+                results[tp] = error
+            elif target is None and tp not in self.reassigning:
+                results[tp] = (ErrorCode.NO_REASSIGNMENT_IN_PROGRESS, None)
+            elif not exists:
+                results[tp] = (ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, "The partition does not exist.")
+            else:
+                await self._reassign(tp, self._origin(tp) if target is None else list(target))
+                results[tp] = (ErrorCode.NONE, None)
+        return results
+
+    async def _reassign(self, tp: tuple[str, int], target: list[int]) -> None:
+        """Kafka's onPartitionReassignment, first part: the partition's
+        replicas become target + original (the new ones added, the others to
+        be removed, written to the topic znode), replicas no longer wanted
+        stop, and every replica learns of it at a new leader epoch; the new
+        replicas start fetching. Completes at once if the target is in sync."""
+        origin = self._origin(tp)
+        full = list(dict.fromkeys(target + origin))
+        previous = self.assignments[tp[0]][tp[1]]
+        adding, removing = [b for b in full if b not in origin], [b for b in full if b not in target]
+        self.assignments[tp[0]][tp[1]] = full
+        if adding or removing:
+            self.reassigning[tp] = (adding, removing)
+        else:
+            self.reassigning.pop(tp, None)
+        await self._write_assignment(tp[0])
+        unneeded = [b for b in previous if b not in full]
+        if unneeded:
+            await self._stop_removed_replicas(tp, unneeded)
+        log.info("controller: reassigning %s-%d to %s (adding %s, removing %s)", *tp, target, adding, removing)
+        if tp in self.reassigning and not set(target) <= set(self.states[tp].isr):
+            state = self.states[tp]
+            await self._write_states({tp: (state.leader, state.isr)})
+            await self._send_update_metadata(self.brokers, [tp])
+            await self._send_leader_and_isr([tp])
+        else:
+            await self._complete_reassignment(tp)
+
+    async def _maybe_complete_reassignment(self, tp: tuple[str, int]) -> None:
+        state = self.states.get(tp)
+        if tp in self.reassigning and state is not None and set(self._target(tp)) <= set(state.isr):
+            log.info("controller: target replicas %s of %s-%d have caught up with the leader", self._target(tp), *tp)
+            await self._complete_reassignment(tp)
+
+    async def _complete_reassignment(self, tp: tuple[str, int]) -> None:
+        """Kafka's onPartitionReassignment once the target replicas are all in
+        the ISR: the assignment becomes the target; the leader stays if it is
+        a live target replica, else the first live target replica in the ISR
+        leads; the removed replicas leave the ISR (one new leader epoch for
+        both) and delete their logs; then the znode and every broker's
+        metadata."""
+        target = self._target(tp)
+        removing = self.reassigning.pop(tp, ([], []))[1]
+        self.assignments[tp[0]][tp[1]] = target
+        state = self.states[tp]
+        leader = state.leader
+        if leader not in target or not self._live(leader):
+            leader = next((b for b in target if self._live(b) and b in state.isr), NO_LEADER)
+        isr = [b for b in state.isr if b in target] or state.isr[-1:]
+        await self._write_states({tp: (leader, isr)})
+        await self._write_assignment(tp[0])
+        await self._send_leader_and_isr([tp])
+        if removing:
+            await self._stop_removed_replicas(tp, removing)
+        await self._send_update_metadata(self.brokers, [tp])
+        log.info("controller: reassignment of %s-%d to %s completed", *tp, target)
+
+    async def _stop_removed_replicas(self, tp: tuple[str, int], replicas: list[int]) -> None:
+        """Replicas no longer assigned stop and delete their logs (Kafka's
+        OfflineReplica, then ReplicaDeletionStarted)."""
+        by_broker = {b: ("StopReplica", STOP_REPLICA_VERSION, {
+            **self._common(b), "topic_states": [{"topic_name": tp[0], "partition_states": [
+                {"partition_index": tp[1], "leader_epoch": self.states[tp].leader_epoch,
+                 "delete_partition": True}]}]}) for b in replicas if b in self.brokers}
+        await self._send_all(by_broker)
+
+    async def _write_assignment(self, topic: str) -> None:
+        """The topic znode with the current assignment and reassignments,
+        conditional on /controller_epoch's version."""
+        partitions = self.assignments[topic]
+        reassigning = {p: self.reassigning[(topic, p)] for p in range(len(partitions)) if (topic, p) in self.reassigning}
+        data = zk_data.encode_topic(zk_data.TopicAssignment(
+            dict(enumerate(partitions)), self.topic_ids.get(topic),
+            adding_replicas={p: r[0] for p, r in reassigning.items()},
+            removing_replicas={p: r[1] for p, r in reassigning.items()}))
+        await self.zk.multi([CheckOp(zk_data.CONTROLLER_EPOCH, self.epoch_zk_version),
+                             SetDataOp(zk_data.topic_path(topic), data, -1)])
 
     # -- topic deletion ----------------------------------------------------------------
     async def _delete_topics(self) -> None:
@@ -731,7 +886,8 @@ class Controller:
         return {"partition_index": tp[1], "controller_epoch": state.controller_epoch, "leader": state.leader,
                 "leader_epoch": state.leader_epoch, "isr": state.isr, "partition_epoch": state.zk_version,
                 "zk_version": state.zk_version, "replicas": self.assignments[tp[0]][tp[1]],
-                "adding_replicas": [], "removing_replicas": [], "is_new": False, "leader_recovery_state": 0,
+                "adding_replicas": self.reassigning.get(tp, ([], []))[0],
+                "removing_replicas": self.reassigning.get(tp, ([], []))[1], "is_new": False, "leader_recovery_state": 0,
                 "offline_replicas": [b for b in self.assignments[tp[0]][tp[1]] if b not in self.brokers]}
 
     async def _send_leader_and_isr(self, partitions, only: set[int] | None = None, wait: bool = False) -> None:
