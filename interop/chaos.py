@@ -834,7 +834,7 @@ class ChaosRun:
             producer = PRODUCERS[family](i, self.cluster.bootstrap, config, self.started)
             self.producers.append(producer)
             producer.start()
-        self.killer = Killer(self.cluster, self.zk, config, self.rng, self.log, self.started)
+        self.killer = self.make_killer()
         self.killer.start()
         self.watch(self.killer, config.max_chaos_s)
         self.killer.stop()
@@ -875,6 +875,11 @@ class ChaosRun:
             self.fail(f"the ISR was not full after the producers stopped: "
                       f"{describe_states(self.states())}")
         self.verify()
+
+    def make_killer(self) -> Killer:
+        """The thread that disturbs the cluster (interop/partitions.py cuts
+        network links instead of killing)."""
+        return Killer(self.cluster, self.zk, self.config, self.rng, self.log, self.started)
 
     def create_topic(self) -> None:
         from confluent_kafka.admin import AdminClient, NewTopic
