@@ -14,8 +14,7 @@ from __future__ import annotations
 import trio
 
 from ..protocol.errors import ErrorCode, KafkaError
-from ..protocol.primitives import DeferredRecords
-from ..server.sender import FileRegion
+from ..protocol.primitives import DeferredRecords, FileRegion
 from .fetch_sessions import SessionPartition, replica_id
 from .leader_hints import add_leader_hints
 from .registry import handles

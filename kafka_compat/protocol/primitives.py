@@ -246,10 +246,21 @@ def read_records(io, compact: bool, nullable: bool = True):
     return buf
 
 
+class FileRegion:
+    """``length`` bytes of an open file from ``offset``; the file stays open while
+    the region exists (the log keeps segment files open). The sender writes it
+    with os.sendfile."""
+
+    __slots__ = ("fd", "offset", "length")
+
+    def __init__(self, fd: int, offset: int, length: int):
+        self.fd, self.offset, self.length = fd, offset, length
+
+
 class DeferredRecords:
     """Records to be spliced into an encoded response after encoding.
 
-    ``chunks`` is a list of bytes-like objects and file regions (anything the
+    ``chunks`` is a list of bytes-like objects and FileRegions (anything the
     sender knows how to write); ``size`` is their total length, which goes into
     the length prefix. The encoder records where each DeferredRecords goes
     (``this['_params']['deferred']``) and the response becomes a chunk list.

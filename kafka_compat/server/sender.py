@@ -6,15 +6,7 @@ import os
 
 import trio
 
-
-class FileRegion:
-    """``length`` bytes of an open file from ``offset``; the file stays open while
-    the region exists (the log keeps segment files open)."""
-
-    __slots__ = ("fd", "offset", "length")
-
-    def __init__(self, fd: int, offset: int, length: int):
-        self.fd, self.offset, self.length = fd, offset, length
+from ..protocol.primitives import FileRegion
 
 
 async def _sendfile(stream: trio.SocketStream, region: FileRegion) -> None:
