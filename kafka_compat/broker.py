@@ -104,6 +104,8 @@ class Broker:
             self.cluster = self.metadata = ZkBroker(self.config, self.info,
                                                     on_topic_config=lambda topic: self.topics.config_changed(topic),
                                                     on_leadership=self._leadership_changed)
+            # Before start(): it applies the config changes made meanwhile.
+            self.topics = TopicManager(self.config, self.metadata, self.logs)
             try:
                 topics = await self.cluster.start()
             except ClusterStartupError as e:
@@ -114,7 +116,7 @@ class Broker:
             except OSError as e:
                 raise StartupError(f"cannot use log dir {self.data_dirs[0]}: {e.strerror}") from None
             topics = {name: (meta.topic_id, meta.partitions) for name, meta in self.metadata.topics().items()}
-        self.topics = TopicManager(self.config, self.metadata, self.logs)
+            self.topics = TopicManager(self.config, self.metadata, self.logs)
         fetchers = alter_partition = None
         if self.cluster is not None:
             fetchers = ReplicaFetcherManager(self.config.broker_id, self.config, self.logs, self._inter_broker_endpoint)
