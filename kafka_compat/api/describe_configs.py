@@ -78,6 +78,12 @@ async def describe_configs(ctx, request) -> dict:
                   "error_code": ErrorCode.NONE, "error_message": None, "configs": []}
         results.append(result)
         try:
+            if (resource.resource_type == TOPIC and ctx.broker.cluster is not None
+                    and ctx.broker.topics.get(resource.resource_name) is not None):
+                # Read from ZooKeeper, as Kafka's ZkConfigRepository does: a
+                # client reads its own AlterConfigs before this broker has
+                # the change notification.
+                await ctx.broker.cluster.topic_config(resource.resource_name)
             entries = _entries(ctx.broker, resource)
         except KafkaError as e:
             result.update(error_code=e.code, error_message=e.message)
