@@ -44,7 +44,8 @@ import trio
 
 from ..protocol.errors import ErrorCode, KafkaError
 from . import zk_data
-from .channel import BrokerChannel, BrokerChannelError
+from .broker_queue import BrokerQueue
+from .channel import BrokerChannel
 from .metadata import BrokerInfo
 from .metadata_cache import LEADER_DURING_DELETE, SECURITY_PROTOCOL_IDS
 from .zk_client import CheckOp, CreateOp, NoNodeError, NodeExistsError, SetDataOp, ZkClient
@@ -90,54 +91,6 @@ class _Call:
         self.error: KafkaError | None = None
 
 
-class _BrokerQueue:
-    """The controller's requests to one broker, sent one at a time in the
-    order queued (Kafka's RequestSendThread). A request that fails is logged
-    and dropped: the broker is dying, and its registration's watch will say so."""
-
-    def __init__(self, broker_id: int, channel: BrokerChannel):
-        self.broker_id = broker_id
-        self.channel = channel
-        self._in, self._out = trio.open_memory_channel(math.inf)
-        self._scope = trio.CancelScope()
-
-    def put(self, api: str, version: int, body: dict) -> trio.Event:
-        """Queue a request; the event is set once it is answered or failed."""
-        done = trio.Event()
-        self._in.send_nowait((api, version, body, done))
-        return done
-
-    async def run(self) -> None:
-        with self._scope:
-            async for api, version, body, done in self._out:
-                try:
-                    response = await self.channel.request(api, version, body)
-                except BrokerChannelError as e:
-                    log.warning("controller: %s to broker %d failed: %s", api, self.broker_id, e)
-                else:
-                    if response.error_code != ErrorCode.NONE:
-                        log.warning("controller: broker %d answered %s with %s", self.broker_id, api,
-                                    ErrorCode(response.error_code).name)
-                finally:
-                    done.set()
-
-    async def aclose(self) -> None:
-        """Stop sending; whoever waits on a queued request is released."""
-        self._scope.cancel()
-        self._in.close()
-        for _, _, _, done in _drain(self._out):
-            done.set()
-        await self.channel.aclose()
-
-
-def _drain(receive_channel):
-    while True:
-        try:
-            yield receive_channel.receive_nowait()
-        except (trio.WouldBlock, trio.EndOfChannel):
-            return
-
-
 class Controller:
     def __init__(self, zk: ZkClient, broker_id: int, epoch: int, epoch_zk_version: int, *,
                  inter_broker_listener: str, unclean_leader_election: bool, auto_leader_rebalance: bool,
@@ -162,7 +115,7 @@ class Controller:
         self.deleting: set[str] = set()
         # Partitions being reassigned: (adding replicas, removing replicas).
         self.reassigning: dict[tuple[str, int], tuple[list[int], list[int]]] = {}
-        self._queues: dict[int, _BrokerQueue] = {}
+        self._queues: dict[int, BrokerQueue] = {}
         self._events_in, self._events = trio.open_memory_channel(math.inf)
         self._nursery: trio.Nursery | None = None
         self._calls: set[_Call] = set()
@@ -845,7 +798,7 @@ class Controller:
         await self.zk.delete_recursive(zk_data.delete_topic_path(topic))
 
     # -- requests to brokers -------------------------------------------------------------
-    def _queue_for(self, broker_id: int) -> _BrokerQueue | None:
+    def _queue_for(self, broker_id: int) -> BrokerQueue | None:
         queue = self._queues.get(broker_id)
         if queue is None:
             live = self.brokers.get(broker_id)
@@ -854,7 +807,7 @@ class Controller:
                 return None
             channel = BrokerChannel(endpoint.host, endpoint.port, self._nursery,
                                     client_id=f"controller-{self.broker_id}", request_timeout=self.request_timeout_s)
-            queue = self._queues[broker_id] = _BrokerQueue(broker_id, channel)
+            queue = self._queues[broker_id] = BrokerQueue(broker_id, channel)
             self._nursery.start_soon(queue.run)
         return queue
 
