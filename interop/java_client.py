@@ -1,0 +1,136 @@
+"""The Java client (org.apache.kafka:kafka-clients, the version in
+interop/java/kafka-version): interop/java/src/main/java/JavaClient.java, built
+into one jar by interop/java/build (./scripts/test runs it) and run with java,
+one whole produce, consume or admin call per JVM."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+
+from .messages import Message, Record, message_to_json, record_from_json
+
+JAVA_DIR = Path(__file__).resolve().parent / "java"
+JAR = JAVA_DIR / "target" / "interop-java-client.jar"
+# A short-lived client JVM: start fast (no C2 warm-up for a few seconds' work,
+# a small heap), log the client's warnings and errors only.
+JVM_OPTIONS = ["-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xss512k", "-Xmx256m",
+               "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn"]
+
+
+class JavaClientError(RuntimeError):
+    pass
+
+
+def kafka_version() -> str:
+    return (JAVA_DIR / "kafka-version").read_text().strip()
+
+
+def command() -> list[str]:
+    java = shutil.which("java")
+    if java is None:
+        raise JavaClientError("java is not installed (Java >= 17 runs the Java interop client)")
+    if not JAR.is_file():
+        raise JavaClientError(f"{JAR} is missing: run {JAVA_DIR / 'build'} "
+                              "(needs Maven; ./scripts/test does it)")
+    return [java, *JVM_OPTIONS, *os.environ.get("INTEROP_JAVA_OPTS", "").split(), "-jar", str(JAR)]
+
+
+def run(args: list[str], *, stdin: bytes = b"", timeout: float = 90.0,
+        ok_codes: tuple[int, ...] = (0,)) -> subprocess.CompletedProcess:
+    cmd = command() + args
+    try:
+        done = subprocess.run(cmd, input=stdin, capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        raise JavaClientError(f"java {' '.join(args)} still running after {timeout}s; stderr:\n"
+                              f"{(exc.stderr or b'').decode(errors='replace')[-3000:]}") from None
+    if done.returncode not in ok_codes:
+        raise JavaClientError(f"java {' '.join(args)} exited with {done.returncode}; stderr:\n"
+                              f"{done.stderr.decode(errors='replace')[-3000:]}")
+    return done
+
+
+def produce(bootstrap: str, topic: str, messages: list[Message], *, partition: int | None = 0,
+            compression: str | None = None, idempotent: bool = False, acks: str = "all",
+            partitioner: str | None = None, timeout: float = 60.0) -> list[int]:
+    """Send every message and return the offset of each (-1 with acks=0);
+    `partition=None` lets the (default or `partitioner="modulo"`) partitioner choose."""
+    return [offset for _, offset in produce_to_partitions(
+        bootstrap, topic, messages, partition=partition, compression=compression,
+        idempotent=idempotent, acks=acks, partitioner=partitioner, timeout=timeout)]
+
+
+def produce_to_partitions(bootstrap: str, topic: str, messages: list[Message], *,
+                          partition: int | None = 0, compression: str | None = None,
+                          idempotent: bool = False, acks: str = "all",
+                          partitioner: str | None = None,
+                          timeout: float = 60.0) -> list[tuple[int, int]]:
+    """produce(), returning (partition, offset) of each message."""
+    args = ["produce", "--bootstrap", bootstrap, "--topic", topic,
+            "--partition", "any" if partition is None else str(partition),
+            "--acks", acks, "--timeout-ms", str(int(timeout * 1000))]
+    if compression:
+        args += ["--compression", compression]
+    if idempotent:
+        args.append("--idempotent")
+    if partitioner:
+        args += ["--partitioner", partitioner]
+    stdin = "".join(message_to_json(m) + "\n" for m in messages).encode()
+    out = run(args, stdin=stdin, timeout=timeout + 30).stdout.decode()
+    acked = [json.loads(line) for line in out.splitlines() if line.strip()]
+    return [(a["partition"], a["offset"]) for a in acked]
+
+
+def consume(bootstrap: str, topic: str, count: int, *, partition: int = 0,
+            start_offset: int | str = 0, group: str | None = None, assignor: str | None = None,
+            timeout: float = 60.0) -> list[Record]:
+    """Read `count` records: by assign() of `partition` and seek() to
+    `start_offset` (or "beginning"/"end": seekToBeginning/seekToEnd), or, with
+    `group` ("new" for a fresh one), by subscribe() from the earliest offset,
+    keeping only `partition`'s records. Whatever arrived when `timeout`
+    passed is returned (the caller's count check says what is missing)."""
+    args = ["consume", "--bootstrap", bootstrap, "--topic", topic, "--count", str(count),
+            "--timeout-ms", str(int(timeout * 1000))]
+    if group is not None:
+        args += ["--group", f"interop-{uuid.uuid4().hex}" if group == "new" else group]
+        if assignor:
+            args += ["--assignor", assignor]
+    else:
+        args += ["--partition", str(partition)]
+        if isinstance(start_offset, str):
+            args += ["--from", start_offset]
+        else:
+            args += ["--offset", str(start_offset)]
+    out = run(args, timeout=timeout + 30, ok_codes=(0, 3)).stdout.decode()
+    records = [record_from_json(line) for line in out.splitlines() if line.strip()]
+    return [r for r in records if group is None or r.partition == partition]
+
+
+def create_topic(bootstrap: str, topic: str, *, partitions: int = 1, replication_factor: int = 1,
+                 configs: dict[str, str] | None = None) -> str:
+    """CreateTopics through the Java admin client; the new topic's id."""
+    args = ["create-topic", "--bootstrap", bootstrap, "--topic", topic,
+            "--partitions", str(partitions), "--replication-factor", str(replication_factor)]
+    for name, value in (configs or {}).items():
+        args += ["--config", f"{name}={value}"]
+    return json.loads(run(args).stdout)["id"]
+
+
+def delete_topic(bootstrap: str, *, topic: str | None = None, topic_id: str | None = None) -> None:
+    """DeleteTopics by name or by id."""
+    args = ["delete-topic", "--bootstrap", bootstrap]
+    args += ["--id", topic_id] if topic_id else ["--topic", topic]
+    run(args)
+
+
+def describe_topic(bootstrap: str, topic: str) -> dict:
+    """{"name", "id", "internal", "partitions": [{"partition", "leader", "replicas", "isr"}]}"""
+    return json.loads(run(["describe-topic", "--bootstrap", bootstrap, "--topic", topic]).stdout)
+
+
+def describe_cluster(bootstrap: str) -> dict:
+    """{"cluster_id", "controller", "nodes": [{"id", "host", "port", "rack"}]}"""
+    return json.loads(run(["describe-cluster", "--bootstrap", bootstrap]).stdout)
