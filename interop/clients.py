@@ -1,7 +1,7 @@
 """Every client's produce() and consume(), by name."""
 from __future__ import annotations
 
-from . import aiokafka_client, confluent_client, kafka_python_client, kafkajs_client, kcat_client
+from . import aiokafka_client, confluent_client, java_client, kafka_python_client, kafkajs_client, kcat_client
 
 PRODUCERS = {
     "kafka-python": kafka_python_client.produce,
@@ -9,6 +9,7 @@ PRODUCERS = {
     "aiokafka": aiokafka_client.produce,
     "kcat": kcat_client.produce,
     "kafkajs": kafkajs_client.produce,
+    "java": java_client.produce,
 }
 
 CONSUMERS = {
@@ -17,6 +18,7 @@ CONSUMERS = {
     "aiokafka": aiokafka_client.consume,
     "kcat": kcat_client.consume,
     "kafkajs": kafkajs_client.consume,
+    "java": java_client.consume,
 }
 
 # Clients that can only send text lines with per-run headers and no timestamps.

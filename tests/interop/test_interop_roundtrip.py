@@ -34,6 +34,9 @@ def round_trip(bootstrap: str, topic: str, producer: str, consumer: str, count: 
     ("aiokafka", "aiokafka"),
     ("kcat", "kcat"),
     ("kafkajs", "confluent-kafka"),
+    ("java", "confluent-kafka"),
+    ("confluent-kafka", "java"),
+    ("java", "java"),
 ])
 def test_ten_thousand_messages_round_trip(broker, new_topic, producer, consumer):
     round_trip(broker.bootstrap, new_topic(), producer, consumer, 10_000)
@@ -47,6 +50,10 @@ def test_ten_thousand_messages_round_trip(broker, new_topic, producer, consumer)
     ("kcat", "kafka-python"),
     ("confluent-kafka", "kcat"),
     ("aiokafka", "kafkajs"),  # kafkajs consumes through a consumer group
+    ("java", "kafka-python"),
+    ("kafka-python", "java"),
+    ("java", "kcat"),
+    ("kafkajs", "java"),
 ])
 def test_produce_with_one_client_consume_with_another(broker, new_topic, producer, consumer):
     round_trip(broker.bootstrap, new_topic(), producer, consumer, 1_000)
@@ -56,6 +63,6 @@ def test_consumers_start_at_a_given_offset(broker, new_topic):
     topic = new_topic()
     sent = binary_messages(300, seed=7)
     PRODUCERS["confluent-kafka"](broker.bootstrap, topic, sent)
-    for name in ("kafka-python", "confluent-kafka", "aiokafka"):
+    for name in ("kafka-python", "confluent-kafka", "aiokafka", "java"):
         records = CONSUMERS[name](broker.bootstrap, topic, 100, start_offset=200)
         assert_same_messages(sent[200:], records, base_offset=200)
