@@ -44,6 +44,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--workdir", type=Path, default=ROOT / "data" / "bench",
                         help="data directories, logs, the tools virtualenv (default: data/bench)")
     parser.add_argument("--json", type=Path, help="where to write the results (default: in the work directory)")
+    parser.add_argument("--catch-up-mb", type=float, metavar="MB",
+                        help="MB (of 1 KiB messages) written while a follower is down in cluster-follower-catch-up "
+                             "(default: 1024, that is 1,000,000 messages; quick: 256)")
     parser.add_argument("--list", action="store_true", help="list the workloads and exit")
     return parser.parse_args(argv)
 
@@ -67,7 +70,7 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     # The clients and the sink run as `python -m bench_lib.<module>`.
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PACKAGE_PARENT), os.environ.get("PYTHONPATH")]))
-    workloads = all_workloads(args.quick)
+    workloads = all_workloads(args.quick, args.catch_up_mb)
     if args.only:
         workloads = [w for w in workloads if any(fnmatch.fnmatch(w.name, p) for p in args.only)]
     if args.list or not workloads:

@@ -38,9 +38,16 @@ def _common(bootstrap: str) -> dict:
     return {"bootstrap.servers": bootstrap, "log_level": 3}
 
 
-def create_topic(bootstrap: str, topic: str, partitions: int, admin: AdminClient | None = None) -> None:
+def create_topic(bootstrap: str, topic: str, partitions: int, admin: AdminClient | None = None,
+                 replication_factor: int = 1, replica_assignment: list[list[int]] | None = None) -> None:
+    """Create ``topic``: ``partitions`` partitions of ``replication_factor``
+    replicas placed by the broker, or as ``replica_assignment`` says (one
+    list of broker ids per partition, the preferred leader first)."""
     admin = admin or AdminClient(_common(bootstrap))
-    for future in admin.create_topics([NewTopic(topic, partitions, 1)], operation_timeout=TIMEOUT_S).values():
+    new = (NewTopic(topic, len(replica_assignment), -1, replica_assignment=replica_assignment)
+           if replica_assignment is not None
+           else NewTopic(topic, partitions, replication_factor))
+    for future in admin.create_topics([new], operation_timeout=TIMEOUT_S).values():
         future.result(TIMEOUT_S)
 
 
@@ -92,13 +99,16 @@ def _no_wait() -> None:
 
 
 def produce(bootstrap: str, topic: str, partitions: int, count: int, size: int, acks: str = "all",
-            idempotent: bool = False, producers: int = 1, ready: Callable[[], None] = _no_wait) -> dict:
+            idempotent: bool = False, producers: int = 1, replication_factor: int = 1, existing: bool = False,
+            ready: Callable[[], None] = _no_wait) -> dict:
     """Throughput of ``producers`` producers writing ``count`` messages of
     ``size`` bytes in all (after warm-up messages), timed from the
-    first message to the last ack.
+    first message to the last ack, into a new topic of ``replication_factor``
+    (or an ``existing`` one).
     Every message must be acked without error (high watermarks are not
     checked: Tansu 0.6 reports them wrong)."""
-    create_topic(bootstrap, topic, partitions)
+    if not existing:
+        create_topic(bootstrap, topic, partitions, replication_factor=replication_factor)
     payload = bytes(range(256)) * (size // 256) + bytes(size % 256)
     clients = [_Producer(_producer_config(bootstrap, acks, idempotent)) for _ in range(producers)]
     for client in clients:
@@ -177,16 +187,18 @@ def _latency_figures(prefix: str, samples_ns: list[int]) -> dict:
     if not values:
         raise RuntimeError(f"no {prefix} latency samples")
     return {f"{prefix}_p50_ms": percentile(values, 50), f"{prefix}_p99_ms": percentile(values, 99),
-            f"{prefix}_p999_ms": percentile(values, 99.9)}
+            f"{prefix}_p999_ms": percentile(values, 99.9), f"{prefix}_max_ms": values[-1]}
 
 
 def latency(bootstrap: str, topic: str, rate: int, seconds: float, size: int, with_consumer: bool,
-            warmup_seconds: float = 1.0, ready: Callable[[], None] = _no_wait) -> dict:
+            warmup_seconds: float = 1.0, replication_factor: int = 1, linger_ms: float = 0,
+            ready: Callable[[], None] = _no_wait) -> dict:
     """Produce at a steady ``rate`` into one partition and time each message's
     ack (delivery report) and, ``with_consumer``, its arrival at a consumer
     that uses the default fetch wait. The producer sends at once
-    (linger.ms=0): a linger would be measured as the broker's latency."""
-    create_topic(bootstrap, topic, 1)
+    (linger.ms=0) unless told otherwise: a linger would be measured as the
+    broker's latency."""
+    create_topic(bootstrap, topic, 1, replication_factor=replication_factor)
     total = int(rate * (warmup_seconds + seconds))
     skip = int(rate * warmup_seconds)
     sent = [0] * total
@@ -204,7 +216,7 @@ def latency(bootstrap: str, topic: str, rate: int, seconds: float, size: int, wi
         else:
             acked[seq.unpack_from(message.value())[0]] = now
 
-    producer = Producer({**_common(bootstrap), "acks": "all", "linger.ms": 0})
+    producer = Producer({**_common(bootstrap), "acks": "all", "linger.ms": linger_ms})
     producer.list_topics(topic, timeout=TIMEOUT_S)
 
     def serve_acks() -> None:
@@ -273,15 +285,16 @@ def latency(bootstrap: str, topic: str, rate: int, seconds: float, size: int, wi
     return figures
 
 
-def create(bootstrap: str, topic: str, partitions: int, ready: Callable[[], None] = _no_wait) -> dict:
+def create(bootstrap: str, topic: str, partitions: int, replication_factor: int = 1,
+           replica_assignment: list[list[int]] | None = None, ready: Callable[[], None] = _no_wait) -> dict:
     """The time a CreateTopics of ``partitions`` partitions (replication
-    factor 1) takes to be answered: Kafka answers once the topic exists,
-    every partition with a leader."""
+    factor 1 unless told otherwise) takes to be answered: Kafka answers once
+    the topic exists, every partition with a leader."""
     admin = AdminClient(_common(bootstrap))
     admin.list_topics(timeout=TIMEOUT_S)  # connected: the client's start-up is not timed
     ready()
     t0 = time.perf_counter()
-    create_topic(bootstrap, topic, partitions, admin)
+    create_topic(bootstrap, topic, partitions, admin, replication_factor, replica_assignment)
     return {"messages": 1, "create_s": time.perf_counter() - t0}
 
 

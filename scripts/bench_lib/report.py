@@ -36,6 +36,7 @@ FIGURES = {
     "ack_p50_ms": Figure("ack p50 ms", "{:.2f}", False, True),
     "ack_p99_ms": Figure("ack p99 ms", "{:.2f}", False, True),
     "ack_p999_ms": Figure("ack p99.9 ms", "{:.2f}", False, True),
+    "ack_max_ms": Figure("ack max ms", "{:.2f}", False, True),
     "startup_s": Figure("start-up s", "{:.3f}", False),
     "metadata_p50_ms": Figure("Metadata p50 ms", "{:.2f}", False),
     "metadata_p99_ms": Figure("Metadata p99 ms", "{:.2f}", False),
@@ -43,6 +44,13 @@ FIGURES = {
     "create_s": Figure("create s", "{:.3f}", False),
     "failover_s": Figure("failover s", "{:.3f}", False),
     "rejoin_s": Figure("rejoin s", "{:.3f}", False),
+    "sigterm_s": Figure("SIGTERM to new leaders s", "{:.3f}", False),
+    "kill9_s": Figure("kill -9 to new leaders s", "{:.3f}", False),
+    "expired_s": Figure("kill -9 to session expiry s", "{:.3f}", False),
+    "catch_up_mb_per_s": Figure("catch-up MB/s", "{:,.1f}", True),
+    "catch_up_s": Figure("restart to caught up s", "{:.2f}", False),
+    "isr_s": Figure("restart to back in every ISR s", "{:.2f}", False),
+    "behind_mb": Figure("behind MB", "{:,.0f}", False),
 }
 
 

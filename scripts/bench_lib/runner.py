@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from .brokers import Running, System
-from .workloads import RESTART, Failover, Workload
+from .workloads import RESTART, CatchUp, ClientStep, Failover, LeaderFailover, Workload
 
 CLIENT_TIMEOUT_S = 900
 
@@ -105,8 +105,18 @@ def run_once(workload: Workload, system: System, run: int, run_dir: Path, profil
             figures = {"startup_s": running.restart()}
         elif isinstance(workload.measure, Failover):
             figures = running.failover(topic, workload.measure.partitions)
+        elif isinstance(workload.measure, LeaderFailover):
+            figures = running.leader_failover(topic, workload.measure.partitions)
+        elif isinstance(workload.measure, CatchUp):
+            def run_step(step: ClientStep) -> dict:
+                return run_client({"step": step.step, "bootstrap": running.bootstrap, "topic": topic,
+                                   **step.params}, log_path)
+
+            figures = running.catch_up(topic, workload.measure, run_step)
         else:
             step = workload.measure
+            if system.name == "ours" and workload.single is not None:
+                step = workload.single  # the single broker's baseline
             profile = profiler(running, label) if profiler and running.process else None
             window = _Window(running, profile)
             figures = run_client({"step": step.step, "bootstrap": running.bootstrap, "topic": topic, **step.params,

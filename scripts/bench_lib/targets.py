@@ -9,8 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from .cluster import SESSION_TIMEOUT_MS
+
 NOT_MEASURED = ("not measured", None)
 CLUSTER = "cluster-"
+KILL9_LIMIT_S = SESSION_TIMEOUT_MS / 1000 + 1  # the bench's clusters' zookeeper.session.timeout.ms, + 1 s
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,19 @@ def _cluster_at_most(prefix: str, figures: tuple[str, ...], limit: float, unit: 
             return NOT_MEASURED
         name, value = max(rows, key=lambda r: r[1])
         return f"{value:.2f} {unit} ({name})", value < limit
+
+    return check
+
+
+def _cluster_at_least(prefix: str, figure: str, minimum: float, unit: str
+                      ) -> Callable[[dict], tuple[str, bool | None]]:
+    def check(summaries: dict) -> tuple[str, bool | None]:
+        rows = [(name, row[figure]["cluster"]) for name, row in summaries.items()
+                if name.startswith(prefix) and row[figure]["cluster"] is not None]
+        if not rows:
+            return NOT_MEASURED
+        name, value = min(rows, key=lambda r: r[1])
+        return f"{value:,.1f} {unit} ({name})", value >= minimum
 
     return check
 
@@ -117,6 +133,16 @@ TARGETS = [
            _cluster_at_most("cluster-failover", ("failover_s", "rejoin_s"), 2, "s")),
     Target("create a 1,000-partition topic on 3 brokers < 3 s",
            _cluster_at_most("cluster-create", ("create_s",), 3, "s")),
+    Target("replication factor 3, acks=all: produce 1 KiB >= 0.5x the single broker's acks=1",
+           _cluster_ratio_at_least(("cluster-rf3-produce",), 0.5)),
+    Target("replication factor 3, acks=all at 2,000 msg/s: produce-ack p99 < 10 ms",
+           _cluster_at_most("cluster-rf3-ack-latency", ("ack_p99_ms",), 10, "ms")),
+    Target("a follower down for 1 GB of writes catches up at >= 100 MB/s",
+           _cluster_at_least("cluster-follower-catch-up", "catch_up_mb_per_s", 100, "MB/s")),
+    Target(f"kill -9 of a leader: its partitions have new leaders within zookeeper.session.timeout.ms + 1 s "
+           f"({KILL9_LIMIT_S:g} s here)", _cluster_at_most("cluster-rf3-failover", ("kill9_s",), KILL9_LIMIT_S, "s")),
+    Target("controlled shutdown of a leader: its partitions have new leaders within 1 s",
+           _cluster_at_most("cluster-rf3-failover", ("sigterm_s",), 1, "s")),
 ]
 
 

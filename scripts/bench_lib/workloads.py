@@ -5,11 +5,16 @@ freshly started system with a topic of its own. A step is a client step
 (bench_lib.client, in a subprocess) or RESTART: a clean shutdown and a start on
 the same data, whose measured figure is the time to serving. The cluster
 workloads run on our single broker and on a 3-broker cluster side by side
-(a controller failover on the cluster alone: the measured step Failover).
+(a controller failover on the cluster alone: the measured step Failover). The
+replication workloads (cluster-rf3-*, cluster-follower-catch-up) use
+replication factor 3; where the single broker's figure is the baseline to
+compare with, it runs a step of its own (``Workload.single``: acks=1 and
+replication factor 1), and the leader failover and a follower's catch-up
+run on the cluster alone (LeaderFailover, CatchUp).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 RESTART = "restart"
 
@@ -36,10 +41,32 @@ class Failover:
 
 
 @dataclass(frozen=True)
+class LeaderFailover:
+    """Controlled shutdown (SIGTERM) of a broker leading partitions, its
+    restart, then kill -9 of another: until every partition each led has a
+    new leader (bench_lib.cluster). Replication factor 3; the topic is made
+    in the set-up."""
+
+    partitions: int
+
+
+@dataclass(frozen=True)
+class CatchUp:
+    """A follower stopped (SIGTERM) while ``messages`` x ``size`` bytes are
+    written with acks=all, then restarted: until its logs hold every byte of
+    its leaders' (bench_lib.cluster). Replication factor 3, the stopped
+    broker leading none of the ``partitions``."""
+
+    partitions: int
+    messages: int
+    size: int
+
+
+@dataclass(frozen=True)
 class Workload:
     name: str
     title: str
-    measure: ClientStep | Failover | str
+    measure: ClientStep | Failover | LeaderFailover | CatchUp | str
     figures: tuple[str, ...]
     setup: tuple[ClientStep | str, ...] = ()
     ceiling: bool = False  # also run against the sink: the client's ceiling
@@ -47,6 +74,9 @@ class Workload:
     only_systems_keeping_data: bool = False
     # The systems it runs on when not the default (ours, the peer, the sink if ceiling).
     systems: tuple[str, ...] | None = None
+    # The measured step on our single broker when it differs from the
+    # cluster's: the baseline the cluster's figure is divided by.
+    single: ClientStep | None = None
 
     @property
     def restarts(self) -> bool:
@@ -61,12 +91,13 @@ class Sizes:
     many_producers: int  # messages of 1 KiB, all producers together
     metadata_requests: int
     cluster: int  # messages of 1 KiB, cluster throughput (100,000 take a mere 0.1-0.2 s)
+    catch_up: int  # messages of 1 KiB written while a follower is down
 
 
 FULL = Sizes(small=1_000_000, large=100_000, latency_seconds=10, many_producers=100_000, metadata_requests=5000,
-             cluster=500_000)
+             cluster=500_000, catch_up=1_000_000)
 QUICK = Sizes(small=300_000, large=100_000, latency_seconds=4, many_producers=40_000, metadata_requests=2000,
-              cluster=300_000)
+              cluster=300_000, catch_up=250_000)
 
 LATENCY_RATE = 2000
 PRODUCERS = 20
@@ -74,6 +105,9 @@ STARTUP_PARTITIONS = 1000
 RSS_PARTITIONS = 100
 RSS_MESSAGES = 1_000_000  # of 1 KiB: 1 GB on disk
 CLUSTER_PARTITIONS = 1000
+REPLICATION_FACTOR = 3
+CATCH_UP_PARTITIONS = 6
+LEADER_FAILOVER_PARTITIONS = 300  # 100 led by each broker
 
 
 def _produce(count: int, size: int, partitions: int, acks: str = "all", **extra) -> ClientStep:
@@ -179,10 +213,51 @@ def cluster_workloads(sizes: Sizes) -> list[Workload]:
     ]
 
 
-def all_workloads(quick: bool) -> list[Workload]:
+def replication_workloads(sizes: Sizes) -> list[Workload]:
+    count, rf = sizes.cluster, REPLICATION_FACTOR
+    latency = {"rate": LATENCY_RATE, "seconds": sizes.latency_seconds, "size": KIB, "with_consumer": False}
+    catch_up_mb = sizes.catch_up * KIB / 1e6
+    return [
+        Workload("cluster-rf3-produce-acks-all",
+                 f"produce {count:,} x 1KiB into 6 partitions, replication factor {rf}, acks=all; "
+                 "the single broker: acks=1",
+                 _produce(count, KIB, 6, "all", replication_factor=rf), THROUGHPUT, systems=SINGLE_AND_CLUSTER,
+                 single=_produce(count, KIB, 6, "1")),
+        Workload("cluster-rf3-ack-latency",
+                 f"produce-ack at {LATENCY_RATE} msg/s for {sizes.latency_seconds:g} s, 1KiB, acks=all, "
+                 f"replication factor {rf}, no consumer; the single broker: the same at replication factor 1",
+                 ClientStep("latency", {**latency, "replication_factor": rf}),
+                 ACK_LATENCY + ("ack_max_ms", "cpu_us_per_msg", "peak_rss_mb"), systems=SINGLE_AND_CLUSTER,
+                 single=ClientStep("latency", latency)),
+        Workload("cluster-rf3-ack-latency-linger5",
+                 "the same with linger.ms=5 (librdkafka's default), so that messages sent meanwhile share a request",
+                 ClientStep("latency", {**latency, "replication_factor": rf, "linger_ms": 5}),
+                 ACK_LATENCY + ("ack_max_ms", "cpu_us_per_msg", "peak_rss_mb"), systems=SINGLE_AND_CLUSTER,
+                 single=ClientStep("latency", {**latency, "linger_ms": 5})),
+        Workload("cluster-follower-catch-up",
+                 f"a follower stopped (SIGTERM) while {sizes.catch_up:,} x 1KiB ({catch_up_mb:,.0f} MB) go into "
+                 f"{CATCH_UP_PARTITIONS} partitions, replication factor {rf}, acks=all; restart to its logs "
+                 "level with the leaders'",
+                 CatchUp(CATCH_UP_PARTITIONS, sizes.catch_up, KIB),
+                 ("catch_up_mb_per_s", "catch_up_s", "isr_s", "startup_s", "behind_mb"), warm=False,
+                 systems=("cluster",)),
+        Workload("cluster-rf3-failover",
+                 f"{LEADER_FAILOVER_PARTITIONS} partitions, replication factor {rf}: SIGTERM (controlled shutdown) "
+                 "of a broker that leads a third of them, then (restarted, back in every ISR) kill -9 of another: "
+                 "until Metadata shows a new leader for each partition it led",
+                 LeaderFailover(LEADER_FAILOVER_PARTITIONS), ("sigterm_s", "kill9_s", "expired_s"),
+                 setup=(_produce(10 * LEADER_FAILOVER_PARTITIONS, KIB, LEADER_FAILOVER_PARTITIONS,
+                                 replication_factor=rf),),
+                 warm=False, systems=("cluster",)),
+    ]
+
+
+def all_workloads(quick: bool, catch_up_mb: float | None = None) -> list[Workload]:
     sizes = QUICK if quick else FULL
+    if catch_up_mb is not None:
+        sizes = replace(sizes, catch_up=max(1, round(catch_up_mb * 1e6 / KIB)))
     workloads = (produce_workloads(sizes) + consume_workloads(sizes) + latency_workloads(sizes)
-                 + [startup_workload()] + cluster_workloads(sizes))
+                 + [startup_workload()] + cluster_workloads(sizes) + replication_workloads(sizes))
     if not quick:
         workloads.append(rss_workload())
     return workloads
