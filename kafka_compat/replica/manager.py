@@ -124,12 +124,6 @@ class ReplicaManager:
                                   self.metadata.isr(topic, partition), replicas)
         return self.states.get((topic, partition))
 
-    def set_state(self, topic: str, partition: int, state: PartitionState) -> None:
-        self.states[(topic, partition)] = state
-
-    def remove(self, topic: str, partition: int) -> None:
-        self.states.pop((topic, partition), None)
-
     def is_leader(self, topic: str, partition: int) -> bool:
         state = self.state(topic, partition)
         return state is not None and state.leader == self.broker_id
