@@ -10,7 +10,7 @@ import trio
 from kafka_compat.api.registry import REGISTRY
 from kafka_compat.cluster.channel import BrokerChannel, BrokerChannelError
 from kafka_compat.protocol.errors import ErrorCode
-from kafka_compat.protocol.records import iter_batches
+from kafka_compat.protocol.records import build_batch, iter_batches
 
 from .test_requests import records
 
@@ -86,6 +86,27 @@ async def test_pipelined_requests_are_answered_in_order(broker, nursery):
         topic = (await pending.get()).topics[0]
         assert (topic.name, topic.error_code) == (f"missing-{i}", ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
     assert values((await held.get()).responses[0].partitions[0].records) == [b"v0"]
+    await ch.aclose()
+
+
+async def test_large_responses_between_small_ones(broker, nursery):
+    """Fetch responses larger than one read (a follower's are up to
+    megabytes) are received into a buffer of their own; pipelined small
+    responses before and after them come out whole and in order."""
+    ch = channel(broker.port, nursery)
+    await ch.request("CreateTopics", 7, create_body("large"))
+    big = [bytes([i]) * 3000 for i in range(200)]  # ~600 KB in 4 batches
+    producer = await broker.client()
+    for chunk in range(4):
+        batch = build_batch([(None, v, [], 1_700_000_000_000) for v in big[chunk * 50:(chunk + 1) * 50]])
+        await producer.request("Produce", 9, produce_body("large", bytearray(batch)))
+    pending = []
+    for i in range(3):
+        pending.append(await ch.send("Metadata", 12, missing_topic(f"small-{i}")))
+        pending.append(await ch.send("Fetch", 12, fetch_body("large", 0)))
+    for i in range(3):
+        assert (await pending[2 * i].get()).topics[0].name == f"small-{i}"
+        assert values((await pending[2 * i + 1].get()).responses[0].partitions[0].records) == big
     await ch.aclose()
 
 
