@@ -22,20 +22,23 @@ is no cluster to shut down from (NOT_CONTROLLER).
 """
 from __future__ import annotations
 
+from ..cluster.assignment import reassignment_error
 from ..protocol.errors import ErrorCode, KafkaError
 from .registry import handles
 
 
-def _controller(broker):
-    return None if broker.cluster is None else broker.cluster.controller
+def _active_controller(broker):
+    """This broker's Controller while it is the active one; else NOT_CONTROLLER."""
+    controller = None if broker.cluster is None else broker.cluster.controller
+    if controller is None:
+        raise KafkaError(ErrorCode.NOT_CONTROLLER)
+    return controller
 
 
 @handles("ControlledShutdown", min_version=1)
 async def controlled_shutdown(ctx, request) -> dict:
-    controller = _controller(ctx.broker)
     try:
-        if controller is None:
-            raise KafkaError(ErrorCode.NOT_CONTROLLER)
+        controller = _active_controller(ctx.broker)
         remaining = await controller.controlled_shutdown(request.broker_id, request.broker_epoch)
     except KafkaError as e:
         return {"error_code": e.code, "remaining_partitions": []}
@@ -48,10 +51,8 @@ async def _elect(broker, election_type: int, partitions: list[tuple[str, int]]) 
     if broker.cluster is None:
         return {tp: (ErrorCode.ELECTION_NOT_NEEDED, None) if broker.metadata.has_partition(*tp)
                 else (ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, "The partition does not exist.") for tp in partitions}
-    controller = _controller(broker)
     try:
-        if controller is None:
-            raise KafkaError(ErrorCode.NOT_CONTROLLER)
+        controller = _active_controller(broker)
         return await controller.elect_leaders(election_type, partitions)
     except KafkaError as e:
         return {tp: (e.code, None) for tp in partitions}
@@ -81,11 +82,14 @@ async def alter_partition(ctx, request) -> dict:
     """A leader's ISR change (Kafka's KafkaApis.handleAlterPartitionRequest in
     ZooKeeper mode: the controller's, NOT_CONTROLLER elsewhere). Topics come
     by name before v2, by id from v2; an unknown id is UNKNOWN_TOPIC_ID."""
-    controller = _controller(ctx.broker)
+    try:
+        controller = _active_controller(ctx.broker)
+    except KafkaError as e:
+        return {"throttle_time_ms": 0, "error_code": e.code, "topics": []}
     by_id = ctx.api_version >= 2
     changes, unknown_ids = [], []
     for t in request.topics:
-        name = t.topic_name if not by_id else (None if controller is None else controller.topic_name(t.topic_id))
+        name = controller.topic_name(t.topic_id) if by_id else t.topic_name
         if name is None:
             unknown_ids.append(t)
             continue
@@ -93,8 +97,6 @@ async def alter_partition(ctx, request) -> dict:
             isr = [b.broker_id for b in p.new_isr_with_epochs] if ctx.api_version >= 3 else list(p.new_isr)
             changes.append((name, p.partition_index, p.leader_epoch, isr, p.partition_epoch))
     try:
-        if controller is None:
-            raise KafkaError(ErrorCode.NOT_CONTROLLER)
         results = await controller.alter_partition(request.broker_id, request.broker_epoch, changes)
     except KafkaError as e:
         return {"throttle_time_ms": 0, "error_code": e.code, "topics": []}
@@ -120,17 +122,10 @@ def _single_broker_reassignment(broker, tp, target: list[int] | None) -> tuple[E
     to itself is done at once, anything else names brokers that don't exist."""
     if target is None:
         return ErrorCode.NO_REASSIGNMENT_IN_PROGRESS, None
-    if not target:
-        return ErrorCode.INVALID_REPLICA_ASSIGNMENT, "Empty replica list specified in partition reassignment."
-    if len(set(target)) != len(target):
-        return (ErrorCode.INVALID_REPLICA_ASSIGNMENT,
-                f"Duplicate replica ids in partition reassignment replica list: {target}")
-    if any(b < 0 for b in target):
-        return ErrorCode.INVALID_REPLICA_ASSIGNMENT, f"Invalid broker id in replica list: {target}"
-    if target != [broker.config.broker_id]:
-        return (ErrorCode.INVALID_REPLICA_ASSIGNMENT, f"Replica assignment has brokers that are not alive. "
-                f"Replica list: {[b for b in target if b != broker.config.broker_id]}, "
-                f"live broker list: [{broker.config.broker_id}]")
+    me = broker.config.broker_id
+    error = reassignment_error(target, [b for b in target if b != me], [me])
+    if error is not None:
+        return error
     if not broker.metadata.has_partition(*tp):
         return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, "The partition does not exist."
     return ErrorCode.NONE, None
@@ -148,10 +143,8 @@ async def alter_partition_reassignments(ctx, request) -> dict:
     if broker.cluster is None:
         results = {tp: _single_broker_reassignment(broker, tp, target) for tp, target in changes.items()}
     else:
-        controller = _controller(broker)
         try:
-            if controller is None:
-                raise KafkaError(ErrorCode.NOT_CONTROLLER)
+            controller = _active_controller(broker)
             results = await controller.alter_reassignments(changes)
         except KafkaError as e:
             return {"throttle_time_ms": 0, "error_code": e.code, "error_message": e.message, "responses": []}
@@ -170,10 +163,8 @@ async def list_partition_reassignments(ctx, request) -> dict:
         (t.name, p) for t in request.topics for p in t.partition_indexes]
     listed = {}
     if broker.cluster is not None:
-        controller = _controller(broker)
         try:
-            if controller is None:
-                raise KafkaError(ErrorCode.NOT_CONTROLLER)
+            controller = _active_controller(broker)
             listed = await controller.list_reassignments(partitions)
         except KafkaError as e:
             return {"throttle_time_ms": 0, "error_code": e.code, "error_message": e.message, "topics": []}

@@ -232,3 +232,21 @@ def _validate_manual(proposed: dict[int, list[int]], replication_factor: int) ->
             f"partitions [{', '.join(str(p) for p, _ in bad)}] have replication factors "
             f"[{', '.join(str(n) for _, n in bad)}], respectively.",
         )
+
+
+def reassignment_error(target: list[int], adding: list[int], live: list[int]) -> tuple[ErrorCode, str] | None:
+    """Kafka's controller validateReplicas for a partition reassignment's
+    target replicas (``adding``: those not already replicas, which must be
+    among the ``live`` brokers): the error and message, or None."""
+    if not target:
+        return ErrorCode.INVALID_REPLICA_ASSIGNMENT, "Empty replica list specified in partition reassignment."
+    if len(set(target)) != len(target):
+        return (ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                f"Duplicate replica ids in partition reassignment replica list: {target}")
+    if any(b < 0 for b in target):
+        return ErrorCode.INVALID_REPLICA_ASSIGNMENT, f"Invalid broker id in replica list: {target}"
+    if not set(adding) <= set(live):
+        return (ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                f"Replica assignment has brokers that are not alive. Replica list: {adding}, "
+                f"live broker list: {sorted(live)}")
+    return None

@@ -44,6 +44,7 @@ import trio
 
 from ..protocol.errors import ErrorCode, KafkaError
 from . import zk_data
+from .assignment import reassignment_error
 from .broker_queue import BrokerQueue
 from .channel import BrokerChannel
 from .metadata import BrokerInfo
@@ -656,22 +657,6 @@ class Controller:
         removing = self.reassigning.get(tp, ([], []))[1]
         return [b for b in self.assignments[tp[0]][tp[1]] if b not in removing]
 
-    def _validate_reassignment(self, tp, target: list[int]) -> tuple[ErrorCode, str] | None:
-        """Kafka's validateReplicas."""
-        if not target:
-            return ErrorCode.INVALID_REPLICA_ASSIGNMENT, "Empty replica list specified in partition reassignment."
-        if len(set(target)) != len(target):
-            return (ErrorCode.INVALID_REPLICA_ASSIGNMENT,
-                    f"Duplicate replica ids in partition reassignment replica list: {target}")
-        if any(b < 0 for b in target):
-            return ErrorCode.INVALID_REPLICA_ASSIGNMENT, f"Invalid broker id in replica list: {target}"
-        adding = [b for b in target if b not in self._origin(tp)]
-        if not all(self._live(b) for b in adding):
-            return (ErrorCode.INVALID_REPLICA_ASSIGNMENT,
-                    f"Replica assignment has brokers that are not alive. Replica list: {adding}, "
-                    f"live broker list: {sorted(b for b in self.brokers if self._live(b))}")
-        return None
-
     async def _alter_reassignments(self, changes):
         """Kafka's processApiPartitionReassignment: a target replica list
         starts (or replaces) a reassignment, None cancels one (back to the
@@ -681,7 +666,9 @@ class Controller:
         for tp, target in changes.items():
             topic, partition = tp
             exists = topic not in self.deleting and 0 <= partition < len(self.assignments.get(topic, []))
-            error = None if target is None else self._validate_reassignment(tp, list(target))
+            error = None if target is None else reassignment_error(
+                list(target), [b for b in target if b not in self._origin(tp)],
+                [b for b in self.brokers if self._live(b)])
             if error is not None:
                 results[tp] = error
             elif target is None and tp not in self.reassigning:
