@@ -58,6 +58,26 @@ def _poll_into(consumer, values: list[int]) -> bool:
     return True
 
 
+def produce_ten_more_and_read_them(bootstrap: str, topic: str, group: str) -> list[int]:
+    """Produce 90..99, then what a kafka-python consumer of ``group`` reads:
+    exactly those when it starts at the group's committed end."""
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+    for i in range(90, 100):
+        producer.produce(topic, f"{i}".encode())
+    assert producer.flush(30) == 0
+    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=group, auto_offset_reset="earliest",
+                             consumer_timeout_ms=15_000, enable_auto_commit=False)
+    try:
+        rest = []
+        for message in consumer:
+            rest.append(int(message.value))
+            if len(rest) == 10:
+                break
+    finally:
+        consumer.close()
+    return rest
+
+
 def test_group_coordinator_reloads_offsets_when_it_leads_again(cluster):
     produce(cluster.bootstrap, "grouped", 90)
     first = consume_confluent(cluster.bootstrap, "g1", "grouped", 90)
@@ -68,21 +88,7 @@ def test_group_coordinator_reloads_offsets_when_it_leads_again(cluster):
     restart_after_crash(victim, 30)
     wait_for(lambda: offsets_leader(cluster.bootstrap, "g1") == coordinator, 30, "the coordinator leading again")
     # Nothing new to read: a consumer of the group (another client family) starts at the committed end.
-    producer = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all"})
-    for i in range(90, 100):
-        producer.produce("grouped", f"{i}".encode())
-    assert producer.flush(30) == 0
-    consumer = KafkaConsumer("grouped", bootstrap_servers=cluster.bootstrap, group_id="g1",
-                             auto_offset_reset="earliest", consumer_timeout_ms=15_000, enable_auto_commit=False)
-    try:
-        rest = []
-        for message in consumer:
-            rest.append(int(message.value))
-            if len(rest) == 10:
-                break
-    finally:
-        consumer.close()
-    assert sorted(rest) == list(range(90, 100))
+    assert sorted(produce_ten_more_and_read_them(cluster.bootstrap, "grouped", "g1")) == list(range(90, 100))
 
 
 @pytest.mark.parametrize("cluster_overrides", [{"offsets.topic.replication.factor": "3"}], indirect=True)
@@ -111,18 +117,4 @@ def test_committed_offsets_survive_the_coordinators_death(cluster):
     cluster.brokers[coordinator].kill9()
     survivors = ",".join(b.bootstrap for i, b in cluster.brokers.items() if i != coordinator)
     wait_for(lambda: offsets_leader(survivors, "g2") not in (coordinator, -1), 30, "another coordinator")
-    producer = Producer({"bootstrap.servers": survivors, "acks": "all"})
-    for i in range(90, 100):
-        producer.produce("survivor", f"{i}".encode())
-    assert producer.flush(30) == 0
-    consumer = KafkaConsumer("survivor", bootstrap_servers=survivors, group_id="g2", auto_offset_reset="earliest",
-                             consumer_timeout_ms=15_000, enable_auto_commit=False)
-    try:
-        rest = []
-        for message in consumer:
-            rest.append(int(message.value))
-            if len(rest) == 10:
-                break
-    finally:
-        consumer.close()
-    assert sorted(rest) == list(range(90, 100))
+    assert sorted(produce_ten_more_and_read_them(survivors, "survivor", "g2")) == list(range(90, 100))
