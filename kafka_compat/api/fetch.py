@@ -62,12 +62,17 @@ def _read(broker, wanted: list[SessionPartition], request, max_bytes: int, by_id
     aborted = [] if request.isolation_level == READ_COMMITTED else None
     for sp in wanted:
         error, log = _partition_error(broker, sp, by_id)
-        # An errored partition has unknown offsets, no aborted transactions and
-        # empty (never null) records, as Kafka's ReplicaManager answers: librdkafka
-        # rejects a null record set as a malformed response.
+        # An errored partition has unknown offsets and empty (never null)
+        # records, as Kafka's ReplicaManager answers: librdkafka rejects a null
+        # record set as a malformed response. Its aborted transactions are null
+        # when the read failed, but an empty list when the partition is unknown
+        # to the metadata (Kafka's FetchResponse.partitionResponse, answered
+        # before any read; found by the differential suite).
+        unknown = error in (ErrorCode.UNKNOWN_TOPIC_ID, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION) and (
+            by_id and error == ErrorCode.UNKNOWN_TOPIC_ID or not broker.metadata.has_partition(sp.topic, sp.partition))
         out = {"partition_index": sp.partition, "error_code": error, "high_watermark": -1,
                "last_stable_offset": -1, "log_start_offset": -1, "records": b"",
-               "aborted_transactions": None}
+               "aborted_transactions": [] if unknown else None}
         if error == ErrorCode.NONE:
             limit = max(min(sp.partition_max_bytes, max_bytes - total), 0)
             diverging = None
