@@ -77,7 +77,9 @@ async def find_coordinator(ctx, request) -> dict:
         answers = []
         for key in keys:
             error, node = await _coordinator(broker, ctx.listener, request.key_type, key)
-            answers.append((error, node, None if batched else _MESSAGES.get(error, error.name)))
+            # v4+ carries no message for a key (Kafka leaves the field at its
+            # default, the empty string); earlier versions carry the error's text.
+            answers.append((error, node, "" if batched else _MESSAGES.get(error, error.name)))
     if batched:
         return {"coordinators": [
             {"key": key, "node_id": node[0], "host": node[1], "port": node[2], "error_code": error,

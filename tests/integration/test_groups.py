@@ -152,7 +152,7 @@ async def test_find_coordinator_batched_and_for_transactions(broker):
         resp = await find_coordinator(client, "a", version=version)
         resp = await client.request("FindCoordinator", version, {"key_type": 0, "coordinator_keys": ["a", "b", ""]})
         assert [(c.key, c.error_code, c.node_id, c.port, c.error_message) for c in resp.coordinators] == \
-            [(k, E.NONE, 0, broker.port, None) for k in ("a", "b", "")]
+            [(k, E.NONE, 0, broker.port, "") for k in ("a", "b", "")]
 
     resp = await client.request("FindCoordinator", 4, {"key_type": 1, "coordinator_keys": ["txn"]})
     assert resp.coordinators[0].error_code == E.COORDINATOR_NOT_AVAILABLE
