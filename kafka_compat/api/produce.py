@@ -108,8 +108,10 @@ async def _append(broker, topic: str, index: int, records, acks: int, api_versio
             )
         result = log.append(records, batches, leader_epoch=state.leader_epoch, log_append_time_ms=log_append_time)
     except RecordErrors as e:
-        out.update(error_code=e.code, error_message=e.message, record_errors=[
-            {"batch_index": i, "batch_index_error_message": m} for i, m in e.records])
+        # With the partition's log start offset, as Kafka's ReplicaManager
+        # answers a RecordValidationException (found by the differential suite).
+        out.update(error_code=e.code, error_message=e.message, log_start_offset=log.log_start_offset,
+                   record_errors=[{"batch_index": i, "batch_index_error_message": m} for i, m in e.records])
         return out
     except KafkaError as e:
         out["error_code"] = e.code
