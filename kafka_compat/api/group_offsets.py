@@ -109,7 +109,8 @@ async def offset_fetch(ctx, request) -> dict:
 async def offset_delete(ctx, request) -> dict:
     broker = ctx.broker
     requested = [(t.name, p.partition_index) for t in request.topics for p in t.partitions]
-    known = [tp for tp in requested if broker.topics.get(tp[0]) is not None]
+    # Kafka's metadataCache.contains: the partition, not just its topic, must exist.
+    known = [tp for tp in requested if broker.metadata.has_partition(*tp)]
     error, errors = broker.groups.delete_offsets(request.group_id, known)
     if error != ErrorCode.NONE:
         return {"error_code": error, "topics": []}
