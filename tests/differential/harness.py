@@ -12,6 +12,7 @@ one broker knows (member ids, generations) live in `ctx.vars`.
 """
 from __future__ import annotations
 
+import os
 import re
 import time
 import uuid
@@ -206,6 +207,8 @@ def run_case(case: Case, version: int, brokers) -> None:
             answers[side] = normalize(exchange(case, ctx, version), case.ignore, subs=case.subs)
         finally:
             ctx.close()
+    if os.environ.get("DIFFERENTIAL_SHOW"):  # see what was compared: DIFFERENTIAL_SHOW=1 pytest -s
+        print(f"\n{case.id} v{version}\n  kafka: {answers['kafka']!r}\n  ours:  {answers['ours']!r}")
     diffs = differences(answers["kafka"], answers["ours"])
     if diffs:
         pytest.fail(f"{case.api} v{version} answers differ:\n  " + "\n  ".join(diffs)
@@ -337,11 +340,14 @@ def join_body(ctx: Ctx, member_id: str = "", session: int = 10_000, rebalance: i
 
 
 def stable_member(ctx: Ctx, name: str = "m", session: int = 10_000, instance: str | None = None,
-                  protocols=None, protocol_type: str = "consumer", wire: Wire | None = None) -> None:
+                  protocols=None, protocol_type: str = "consumer", wire: Wire | None = None,
+                  subscribe: str | None = None) -> None:
     """Join the case's group as its only member and sync (as leader): the
     group is Stable at generation ctx.vars['generation'], with member id
     ctx.vars[name]."""
     wire = wire or ctx.wire
+    if subscribe is not None:
+        protocols = [{"name": "range", "metadata": subscription(ctx.names[subscribe])}]
     coordinator_ready(ctx, ctx.group)
     body = join_body(ctx, session=session, instance=instance, protocols=protocols,
                      protocol_type=protocol_type)
@@ -365,3 +371,38 @@ def group(**kw):
     def step(ctx: Ctx):
         stable_member(ctx, **kw)
     return step
+
+
+def group_state(ctx: Ctx) -> str:
+    resp = ctx.request("DescribeGroups", 5, {"groups": [ctx.group], "include_authorized_operations": False})
+    return resp["groups"][0]["group_state"]
+
+
+def rebalancing(ctx: Ctx) -> None:
+    """A setup step after `group()`: a second member joins (JoinGroup v3, on
+    a connection of its own, its answer never read), so the group is
+    PreparingRebalance until the first member rejoins."""
+    wire = ctx.connection()
+    body = join_body(ctx)
+    wire.send_only(wire.encode("JoinGroup", 3, body))
+    wait_for(lambda: group_state(ctx) == "PreparingRebalance", f"a rebalance on {ctx.side}")
+
+
+def commit(offset: int = 5, partition: int = 0, metadata: str | None = "meta", key: str = "topic"):
+    """A setup step: a simple (generation -1) offset commit for the case's group."""
+    def step(ctx: Ctx):
+        coordinator_ready(ctx, ctx.group)
+        resp = ctx.request("OffsetCommit", 8, {
+            "group_id": ctx.group, "generation_id_or_member_epoch": -1, "member_id": "",
+            "group_instance_id": None, "topics": [{"name": ctx.names[key], "partitions": [
+                {"partition_index": partition, "committed_offset": offset, "committed_leader_epoch": -1,
+                 "committed_metadata": metadata}]}]})
+        assert resp["topics"][0]["partitions"][0]["error_code"] == 0, resp
+    return step
+
+
+def leave(ctx: Ctx, name: str = "m") -> None:
+    """A setup step: the member `name` leaves the group (it is then Empty)."""
+    resp = ctx.request("LeaveGroup", 5, {"group_id": ctx.group, "members": [
+        {"member_id": ctx.vars[name], "group_instance_id": None, "reason": None}]})
+    assert resp["error_code"] == 0, resp

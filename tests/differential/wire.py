@@ -56,6 +56,11 @@ class Wire:
         schema.codec(api, version, "request").build_stream(body, out, deferred=[])
         return header + out.getvalue()
 
+    def send_only(self, payload: bytes) -> None:
+        """Send one frame body without waiting for its answer."""
+        sock = self._connect()
+        sock.sendall(struct.pack(">i", len(payload)) + payload)
+
     def send_frame(self, payload: bytes) -> bytes | None:
         """Send one frame body; the response frame body, or None if the
         broker closed the connection."""
