@@ -1,7 +1,8 @@
 """Every client's produce() and consume(), by name."""
 from __future__ import annotations
 
-from . import aiokafka_client, confluent_client, java_client, kafka_python_client, kafkajs_client, kcat_client
+from . import (aiokafka_client, confluent_client, franz_go_client, java_client, kafka_python_client,
+               kafkajs_client, kcat_client, sarama_client)
 
 PRODUCERS = {
     "kafka-python": kafka_python_client.produce,
@@ -10,6 +11,9 @@ PRODUCERS = {
     "kcat": kcat_client.produce,
     "kafkajs": kafkajs_client.produce,
     "java": java_client.produce,
+    "franz-go": franz_go_client.produce,
+    "sarama": sarama_client.produce,  # the SyncProducer
+    "sarama-async": sarama_client.produce_async,
 }
 
 CONSUMERS = {
@@ -19,6 +23,8 @@ CONSUMERS = {
     "kcat": kcat_client.consume,
     "kafkajs": kafkajs_client.consume,
     "java": java_client.consume,
+    "franz-go": franz_go_client.consume,
+    "sarama": sarama_client.consume,
 }
 
 # Clients that can only send text lines with per-run headers and no timestamps.

@@ -16,7 +16,8 @@ COUNT = 2_000
 
 # (librdkafka infers LZ4 support from FindCoordinator being advertised and
 # otherwise sends lz4 batches uncompressed; the on-disk codec check catches that.)
-CASES = [(client, codec) for client in ("kafka-python", "confluent-kafka", "aiokafka", "java")
+CASES = [(client, codec) for client in ("kafka-python", "confluent-kafka", "aiokafka", "java",
+                                        "franz-go", "sarama")
          for codec in CODECS]
 CASES += [("kafkajs", "gzip"), ("kcat", "zstd")]
 
@@ -34,7 +35,7 @@ def test_compressed_batches_round_trip(broker, new_topic, producer, codec):
 
     codecs = batch_codecs(broker.data_dir, topic)
     assert codecs and set(codecs) == {codec}, f"batches on disk: {sorted(set(codecs))}"
-    for consumer in ("kafka-python", "confluent-kafka", "java"):
+    for consumer in ("kafka-python", "confluent-kafka", "java", "franz-go", "sarama"):
         records = CONSUMERS[consumer](broker.bootstrap, topic, COUNT)
         assert_same_messages(sent, records)
 

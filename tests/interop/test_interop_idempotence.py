@@ -14,7 +14,8 @@ from interop.verify import assert_delivered_in_order, assert_same_messages
 COUNT = 5_000
 
 
-@pytest.mark.parametrize("producer", ["confluent-kafka", "kafka-python", "aiokafka", "kafkajs", "java"])
+@pytest.mark.parametrize("producer", ["confluent-kafka", "kafka-python", "aiokafka", "kafkajs", "java",
+                                      "franz-go", "sarama", "sarama-async"])
 def test_idempotent_producer_writes_each_message_once(broker, new_topic, producer):
     topic = new_topic()
     sent = binary_messages(COUNT, seed=6)

@@ -37,6 +37,12 @@ def round_trip(bootstrap: str, topic: str, producer: str, consumer: str, count: 
     ("java", "confluent-kafka"),
     ("confluent-kafka", "java"),
     ("java", "java"),
+    ("franz-go", "confluent-kafka"),
+    ("confluent-kafka", "franz-go"),
+    ("sarama", "java"),
+    ("java", "sarama"),
+    ("franz-go", "sarama"),
+    ("sarama-async", "franz-go"),
 ])
 def test_ten_thousand_messages_round_trip(broker, new_topic, producer, consumer):
     round_trip(broker.bootstrap, new_topic(), producer, consumer, 10_000)
@@ -54,6 +60,13 @@ def test_ten_thousand_messages_round_trip(broker, new_topic, producer, consumer)
     ("kafka-python", "java"),
     ("java", "kcat"),
     ("kafkajs", "java"),
+    ("kafka-python", "franz-go"),
+    ("franz-go", "aiokafka"),
+    ("kcat", "sarama"),
+    ("sarama", "kcat"),
+    ("sarama-async", "kafka-python"),
+    ("kafkajs", "sarama"),
+    ("franz-go", "kafkajs"),
 ])
 def test_produce_with_one_client_consume_with_another(broker, new_topic, producer, consumer):
     round_trip(broker.bootstrap, new_topic(), producer, consumer, 1_000)
@@ -63,6 +76,6 @@ def test_consumers_start_at_a_given_offset(broker, new_topic):
     topic = new_topic()
     sent = binary_messages(300, seed=7)
     PRODUCERS["confluent-kafka"](broker.bootstrap, topic, sent)
-    for name in ("kafka-python", "confluent-kafka", "aiokafka", "java"):
+    for name in ("kafka-python", "confluent-kafka", "aiokafka", "java", "franz-go", "sarama"):
         records = CONSUMERS[name](broker.bootstrap, topic, 100, start_offset=200)
         assert_same_messages(sent[200:], records, base_offset=200)
