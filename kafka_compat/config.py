@@ -643,7 +643,11 @@ def broker_synonyms(name: str) -> list[str]:
 
 
 def broker_config_type(name: str) -> ConfigType | None:
-    """Kafka's KafkaConfig.configType: a listener override has its base config's type."""
+    """Kafka's KafkaConfig.configType: the config's own type if it has one
+    (log.retention.hours is an INT though its synonym log.retention.ms is a
+    LONG), else a synonym's (a listener override has its base config's type)."""
+    if name in BROKER_CONFIGS:
+        return BROKER_CONFIGS[name].type
     for synonym in broker_synonyms(name):
         if synonym in BROKER_CONFIGS:
             return BROKER_CONFIGS[synonym].type

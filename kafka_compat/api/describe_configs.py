@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 from ..cluster.metadata import validate_topic_name
 from ..config import describe_topic_configs
@@ -9,6 +10,7 @@ from ..protocol.errors import ErrorCode, KafkaError
 from .registry import handles
 
 TOPIC, BROKER, BROKER_LOGGER = 2, 4, 8
+_JAVA_INT = re.compile(r"[+-]?[0-9]+")  # what Scala's String.toInt takes
 
 # Kafka's log4j levels and the Python levels they are here (no TRACE: DEBUG).
 LOG4J_LEVELS = {"FATAL": logging.CRITICAL, "ERROR": logging.ERROR, "WARN": logging.WARNING,
@@ -37,17 +39,23 @@ def _entries(broker, resource) -> list[dict]:
     if resource.resource_type == TOPIC:
         validate_topic_name(resource.resource_name)
         meta = broker.topics.get(resource.resource_name)
-        if meta is None:
-            raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"Topic {resource.resource_name} does not exist.")
+        if meta is None:  # Kafka's ConfigHelper gives no message (the field's default, "")
+            raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, "")
         configs = describe_topic_configs(broker.config, meta.configs)
     elif resource.resource_type in (BROKER, BROKER_LOGGER):
         name = resource.resource_name
+        # Kafka's ConfigHelper, check for check and message for message.
         if resource.resource_type == BROKER and name == "":
             return []  # cluster-wide dynamic defaults: none are set
-        if name != str(broker.config.broker_id):
+        if resource.resource_type == BROKER_LOGGER and name == "":
+            raise KafkaError(ErrorCode.INVALID_REQUEST, "Broker id must not be empty")
+        if not _JAVA_INT.fullmatch(name):
+            raise KafkaError(ErrorCode.INVALID_REQUEST, f"Broker id must be an integer, but it is: {name}")
+        if int(name) != broker.config.broker_id:
+            expected = "" if resource.resource_type == BROKER_LOGGER else " or empty string,"
             raise KafkaError(
                 ErrorCode.INVALID_REQUEST,
-                f"Unexpected broker id, expected {broker.config.broker_id} or empty string, but received {name}",
+                f"Unexpected broker id, expected {broker.config.broker_id}{expected} but received {name}",
             )
         if resource.resource_type == BROKER_LOGGER:
             return _logger_entries()
@@ -75,7 +83,7 @@ async def describe_configs(ctx, request) -> dict:
     results = []
     for resource in request.resources:
         result = {"resource_type": resource.resource_type, "resource_name": resource.resource_name,
-                  "error_code": ErrorCode.NONE, "error_message": None, "configs": []}
+                  "error_code": ErrorCode.NONE, "error_message": "", "configs": []}
         results.append(result)
         try:
             if (resource.resource_type == TOPIC and ctx.broker.cluster is not None
