@@ -124,7 +124,10 @@ async def _alter_topic(broker, resource, incremental: bool, validate_only: bool)
     try:
         validate_topic_configs(overrides, broker.config)
     except InvalidTopicConfigValue as e:
-        raise _invalid_request(
+        # INVALID_CONFIG: Kafka's ZkAdminManager wraps the ConfigException in
+        # an InvalidConfigurationException (found by the differential suite).
+        raise KafkaError(
+            ErrorCode.INVALID_CONFIG,
             f"Invalid config value for resource ConfigResource(type=TOPIC, name='{name}'): {e.message}"
         ) from None
     if not validate_only:

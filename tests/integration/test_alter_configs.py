@@ -90,7 +90,7 @@ async def test_errors_in_kafka_order(broker):
     assert (missing.error_code, missing.error_message) == (
         ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, "Topic 'nope' does not exist.")
     assert (unknown.error_code, unknown.error_message) == (ErrorCode.INVALID_CONFIG, "Unknown topic config name: no.such.config")
-    assert bad_value.error_code == ErrorCode.INVALID_REQUEST
+    assert bad_value.error_code == ErrorCode.INVALID_CONFIG
     assert bad_value.error_message == (
         "Invalid config value for resource ConfigResource(type=TOPIC, name='d'): "
         "Invalid value soon for configuration retention.ms: Not a number of type LONG")
