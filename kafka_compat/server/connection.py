@@ -257,9 +257,12 @@ class Connection:
 
     def _api_versions_fallback(self, entry: ApiEntry, header: RequestHeader) -> list:
         """KIP-511: a too-new ApiVersions request gets a v0 response carrying
-        UNSUPPORTED_VERSION and our versions, so the client can pick one."""
+        UNSUPPORTED_VERSION and the versions of ApiVersions itself (only
+        those, as Kafka's ApiVersionsRequest.getErrorResponse), so the client
+        can pick one."""
         from ..api.api_versions import supported_api_keys
 
-        body = {"error_code": ErrorCode.UNSUPPORTED_VERSION, "api_keys": supported_api_keys()}
+        own = [k for k in supported_api_keys() if k["api_key"] == header.api_key]
+        body = {"error_code": ErrorCode.UNSUPPORTED_VERSION, "api_keys": own}
         v0 = RequestHeader(header.api_key, 0, header.correlation_id, header.client_id, header.body_offset)
         return encode_response(entry, v0, body)
