@@ -8,8 +8,8 @@
 //	  stdin: {"key", "value", "headers": [[name, value]], "timestamp"} per line,
 //	  bytes in base64, null for null (a null timestamp: the client stamps it).
 //	  stdout, once every record was acknowledged: {"partition", "offset"} per
-//	  message in input order. --partition any: the default (sticky key)
-//	  partitioner chooses.
+//	  message in input order (offset -1 with acks=0). --partition any: the
+//	  default (sticky key) partitioner chooses.
 //
 //	franz-go consume --bootstrap H:P --topic T --count N
 //	     [--partition P] [--offset O | --from beginning|end]
@@ -151,7 +151,8 @@ func produce(a jsonl.Args) error {
 		// timeout fails before it is sent. The context given to Produce
 		// bounds the whole run instead.
 	)
-	switch acks := a.Get("acks", "all"); acks {
+	acks := a.Get("acks", "all")
+	switch acks {
 	case "all", "-1":
 		opts = append(opts, kgo.RequiredAcks(kgo.AllISRAcks()))
 	case "1":
@@ -216,7 +217,11 @@ func produce(a jsonl.Args) error {
 	}
 	out := jsonl.NewOutput()
 	for _, r := range acked {
-		out.Acked(r.Partition, r.Offset)
+		offset := r.Offset
+		if acks == "0" {
+			offset = -1 // no answer, no offset (kgo numbers each batch from 0)
+		}
+		out.Acked(r.Partition, offset)
 	}
 	out.Flush()
 	return nil
