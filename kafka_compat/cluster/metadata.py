@@ -44,21 +44,19 @@ def uuid_from_str(text: str) -> bytes:
 
 
 def validate_topic_name(name: str) -> None:
-    """Kafka's Topic.validate: raises INVALID_TOPIC_EXCEPTION with Kafka's message."""
+    """Kafka's Topic.validate (3.4 and later): raises INVALID_TOPIC_EXCEPTION
+    with "Topic name is invalid: " and the reason, in Kafka's words."""
     if not name:
-        raise KafkaError(ErrorCode.INVALID_TOPIC_EXCEPTION, "Topic name is illegal, it can't be empty")
-    if name in (".", ".."):
-        raise KafkaError(ErrorCode.INVALID_TOPIC_EXCEPTION, "Topic name cannot be \".\" or \"..\"")
-    if len(name) > MAX_TOPIC_LENGTH:
-        raise KafkaError(
-            ErrorCode.INVALID_TOPIC_EXCEPTION,
-            f"Topic name is illegal, it can't be longer than {MAX_TOPIC_LENGTH} characters, topic name: {name}",
-        )
-    if not LEGAL_TOPIC.match(name):
-        raise KafkaError(
-            ErrorCode.INVALID_TOPIC_EXCEPTION,
-            f"Topic name \"{name}\" is illegal, it contains a character other than ASCII alphanumerics, '.', '_' and '-'",
-        )
+        reason = "the empty string is not allowed"
+    elif name in (".", ".."):
+        reason = f"'{name}' is not allowed"
+    elif len(name) > MAX_TOPIC_LENGTH:
+        reason = f"the length of '{name}' is longer than the max allowed length {MAX_TOPIC_LENGTH}"
+    elif not LEGAL_TOPIC.fullmatch(name):
+        reason = f"'{name}' contains one or more characters other than ASCII alphanumerics, '.', '_' and '-'"
+    else:
+        return
+    raise KafkaError(ErrorCode.INVALID_TOPIC_EXCEPTION, f"Topic name is invalid: {reason}")
 
 
 def is_internal(name: str) -> bool:

@@ -84,7 +84,19 @@ async def test_create_topics_errors_in_kafka_order(broker):
     assert any(c.name == "retention.ms" and c.value == "1000" for c in ok.configs)
     again = await create_topic(client, "t1", 3)
     assert again.error_code == ErrorCode.TOPIC_ALREADY_EXISTS
-    assert (await create_topic(client, "bad/name")).error_code == ErrorCode.INVALID_TOPIC_EXCEPTION
+    bad_name = await create_topic(client, "bad/name")
+    assert bad_name.error_code == ErrorCode.INVALID_TOPIC_EXCEPTION
+    # Topic.validate's words since Kafka 3.4.
+    assert bad_name.error_message == ("Topic name is invalid: 'bad/name' contains one or more "
+                                      "characters other than ASCII alphanumerics, '.', '_' and '-'")
+    for name, reason in (("", "the empty string is not allowed"), ("..", "'..' is not allowed"),
+                         ("x" * 250, f"the length of '{'x' * 250}' is longer than the max "
+                                     "allowed length 249"),
+                         ("newline\n", "'newline\n' contains one or more characters other "
+                                       "than ASCII alphanumerics, '.', '_' and '-'")):
+        invalid = await create_topic(client, name)
+        assert invalid.error_code == ErrorCode.INVALID_TOPIC_EXCEPTION, name
+        assert invalid.error_message == f"Topic name is invalid: {reason}"
     rf = await client.request("CreateTopics", 7, {"topics": [{"name": "rf3", "num_partitions": 1, "replication_factor": 3}]})
     assert rf.topics[0].error_code == ErrorCode.INVALID_REPLICATION_FACTOR
     bad = await create_topic(client, "badcfg", 1, {"retention.ms": "soon"})
