@@ -1,6 +1,7 @@
 """Consumer-group members run as subprocesses (interop.group_worker for the
 Python clients, interop/node/client.js for kafkajs, the Go programs'
-`group` command for franz-go and sarama), watched from the test.
+`group` command for franz-go and sarama, the Java program's `group` command
+for the Java client), watched from the test.
 
 Each member's events update its state (owned partitions, consumed offsets,
 commits) under one condition variable shared by the whole group, so a test
@@ -21,11 +22,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
-from . import franz_go_client, kafkajs_client, sarama_client
+from . import franz_go_client, java_client, kafkajs_client, sarama_client
 from .group_worker import MemberOptions
 
 REPO = Path(__file__).resolve().parent.parent
-CLIENTS = ("confluent-kafka", "kafka-python", "aiokafka", "kafkajs", "franz-go", "sarama")
+CLIENTS = ("confluent-kafka", "kafka-python", "aiokafka", "kafkajs", "franz-go", "sarama", "java")
 # A first member gets its partitions at once instead of after Kafka's
 # default 3 s wait for more members.
 BROKER_OVERRIDES = {"group.initial.rebalance.delay.ms": "0"}
@@ -69,6 +70,8 @@ class GroupMember:
             return franz_go_client.command() + ["group", *args]
         if self.client == "sarama":
             return sarama_client.command() + ["group", *args]
+        if self.client == "java":
+            return java_client.command() + ["group", *args]
         return [sys.executable, "-m", "interop.group_worker", "--client", self.client, *args]
 
     @property
@@ -141,7 +144,7 @@ class GroupMember:
     def dump_stacks(self, timeout: float = 2.0) -> None:
         """Have a Python worker write every thread's stack to its stderr (to
         see where a member that stopped making progress is stuck)."""
-        if self.client in ("kafkajs", "franz-go", "sarama") or self._process.poll() is not None:
+        if self.client in ("kafkajs", "franz-go", "sarama", "java") or self._process.poll() is not None:
             return
         size = self.stderr_path.stat().st_size
         os.kill(self._process.pid, signal.SIGUSR1)

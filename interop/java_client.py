@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import shutil
 import subprocess
+import tempfile
+import threading
 import uuid
 from pathlib import Path
 
@@ -134,3 +137,123 @@ def describe_topic(bootstrap: str, topic: str) -> dict:
 def describe_cluster(bootstrap: str) -> dict:
     """{"cluster_id", "controller", "nodes": [{"id", "host", "port", "rack"}]}"""
     return json.loads(run(["describe-cluster", "--bootstrap", bootstrap]).stdout)
+
+
+class JavaCallError(JavaClientError):
+    """A session request the Java client answered with an exception:
+    `error` is its class's simple name (GroupNotEmptyException, ...)."""
+
+    def __init__(self, op: str, error: str, message: str | None):
+        super().__init__(f"{op}: {error}: {message}")
+        self.op = op
+        self.error = error
+        self.message = message
+
+
+class Session:
+    """One JVM running `admin-session` or `consumer-session`
+    (interop/java/src/main/java/Session.java): each call() sends one request
+    line and waits for its answer line, so a test scripts a whole sequence
+    against one client, interleaved with other clients' steps. A context
+    manager; the JVM is stopped (by its pid) on exit."""
+
+    def __init__(self, args: list[str], *, timeout: float = 60.0):
+        self.timeout = timeout
+        self._stderr = tempfile.TemporaryFile()
+        self._process = subprocess.Popen(command() + args, stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE, stderr=self._stderr)
+        self._answers: queue.Queue[bytes | None] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True,
+                                        name=f"java-{args[0]}-{self._process.pid}")
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self._process.stdout:
+            self._answers.put(line)
+        self._answers.put(None)
+
+    def stderr_tail(self, chars: int = 3000) -> str:
+        self._stderr.seek(0)
+        return self._stderr.read().decode(errors="replace")[-chars:]
+
+    def answer(self, op: str, timeout: float | None = None, **fields) -> dict:
+        """Send {"op": op, **fields}; the answer object ({"result"} or {"error", "message"})."""
+        if self._process.poll() is not None:
+            raise JavaClientError(f"java session exited with {self._process.returncode}:\n"
+                                  + self.stderr_tail())
+        self._process.stdin.write(json.dumps({"op": op, **fields}).encode() + b"\n")
+        self._process.stdin.flush()
+        try:
+            line = self._answers.get(timeout=timeout or self.timeout)
+        except queue.Empty:
+            raise JavaClientError(f"java session: no answer to {op} within "
+                                  f"{timeout or self.timeout}s\n{self.stderr_tail()}") from None
+        if line is None:
+            self._process.wait(10)
+            raise JavaClientError(f"java session exited with {self._process.returncode} "
+                                  f"during {op}:\n{self.stderr_tail()}")
+        return json.loads(line)
+
+    def call(self, op: str, timeout: float | None = None, **fields):
+        """The result of request `op`; raises JavaCallError if it failed."""
+        answer = self.answer(op, timeout, **fields)
+        if "error" in answer:
+            raise JavaCallError(op, answer["error"], answer.get("message"))
+        return answer["result"]
+
+    def close(self, timeout: float = 30.0) -> None:
+        if self._process.poll() is None:
+            try:
+                self._process.stdin.write(b'{"op": "close"}\n')
+                self._process.stdin.close()
+            except BrokenPipeError:
+                pass
+            try:
+                self._process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+                raise JavaClientError(f"java session did not close within {timeout}s\n"
+                                      + self.stderr_tail()) from None
+        self._reader.join(timeout)
+        code = self._process.returncode
+        if code != 0:
+            raise JavaClientError(f"java session exited with {code}:\n{self.stderr_tail()}")
+
+    def kill(self) -> None:
+        if self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.kill()
+        self._stderr.close()
+
+
+def admin_session(bootstrap: str, *, timeout: float = 60.0) -> Session:
+    """The Java Admin client as a Session (requests: AdminSession.java)."""
+    return Session(["admin-session", "--bootstrap", bootstrap,
+                    "--timeout-ms", str(int(timeout * 1000))], timeout=timeout + 15)
+
+
+def consumer_session(bootstrap: str, topic: str, *, group: str | None = None,
+                     instance_id: str | None = None, assignor: str | None = None,
+                     client_id: str | None = None, timeout: float = 60.0) -> Session:
+    """A KafkaConsumer on `topic` as a Session (requests: ConsumerSession.java);
+    with `group`, its group.id (and group.instance.id, assignor)."""
+    args = ["consumer-session", "--bootstrap", bootstrap, "--topic", topic]
+    if group:
+        args += ["--group", group]
+    if instance_id:
+        args += ["--instance-id", instance_id]
+    if assignor:
+        args += ["--assignor", assignor]
+    if client_id:
+        args += ["--client-id", client_id]
+    return Session(args, timeout=timeout)

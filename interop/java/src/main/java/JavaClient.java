@@ -33,6 +33,11 @@
 //   java -jar interop-java-client.jar describe-cluster --bootstrap H:P
 //     stdout: {"cluster_id", "controller", "nodes": [{"id", "host", "port", "rack"}]}
 //
+//   admin-session, consumer-session: one client answering a scripted sequence
+//   of requests, JSON lines on stdin and stdout (Session.java; the requests in
+//   AdminSession.java and ConsumerSession.java).
+//   group: a consumer-group member for interop/group_member.py (GroupWorker.java).
+//
 // Errors: a message on stderr and exit status 1 (2 for bad usage). The
 // client's own logging goes to stderr at WARN unless
 // -Dorg.slf4j.simpleLogger.defaultLogLevel says otherwise.
@@ -101,6 +106,9 @@ public final class JavaClient {
                 case "delete-topic" -> deleteTopic(args);
                 case "describe-topic" -> describeTopic(args);
                 case "describe-cluster" -> describeCluster(args);
+                case "admin-session" -> AdminSession.run(args);
+                case "consumer-session" -> ConsumerSession.run(args);
+                case "group" -> GroupWorker.run(args);
                 default -> usage("unknown command " + argv[0]);
             }
         } catch (ExecutionException e) {
@@ -119,7 +127,7 @@ public final class JavaClient {
 
     static void usage(String why) {
         System.err.println("usage: JavaClient produce|consume|create-topic|delete-topic|describe-topic|"
-                + "describe-cluster --bootstrap H:P ... (" + why + ")");
+                + "describe-cluster|admin-session|consumer-session|group --bootstrap H:P ... (" + why + ")");
         System.exit(2);
     }
 
