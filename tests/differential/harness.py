@@ -57,6 +57,9 @@ class Case:
     # regex -> replacement applied to every string of both answers, with the
     # reason: {"pattern": ("replacement", "reason")}
     subs: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # list path -> the field its items are sorted by, where the order carries
+    # no meaning (Kafka's follows a hash map): {"results.*.configs": "name"}
+    sort: dict[str, str] = field(default_factory=dict)
     # the reason the two brokers are known (and accepted) to answer differently
     differs: str | None = None
     differs_versions: tuple[int, ...] | None = None  # only these versions differ (default: all)
@@ -161,6 +164,20 @@ def normalize(value, ignore: dict[str, str], path: str = "", subs=None):
     return value
 
 
+def sort_lists(value, sort: dict[str, str], path: str = ""):
+    if not sort:
+        return value
+    if isinstance(value, dict):
+        return {k: sort_lists(v, sort, f"{path}.{k}" if path else k) for k, v in value.items()}
+    if isinstance(value, list):
+        items = [sort_lists(v, sort, f"{path}.*") for v in value]
+        for pattern, key in sort.items():
+            if _ignored(path, {pattern: ""}):
+                items.sort(key=lambda item: repr(item.get(key)))
+        return items
+    return value
+
+
 def _ignored(path: str, ignore: dict[str, str]) -> bool:
     return any(re.fullmatch(pattern.replace(".", r"\.").replace("*", r"[^.]+"), path)
                for pattern in ignore)
@@ -204,7 +221,8 @@ def run_case(case: Case, version: int, brokers) -> None:
     for side, (host, port) in (("kafka", brokers.reference_address), ("ours", brokers.ours_address)):
         ctx = Ctx(side, host, port, dict(names))
         try:
-            answers[side] = normalize(exchange(case, ctx, version), case.ignore, subs=case.subs)
+            answers[side] = sort_lists(normalize(exchange(case, ctx, version), case.ignore, subs=case.subs),
+                                       case.sort)
         finally:
             ctx.close()
     if os.environ.get("DIFFERENTIAL_SHOW"):  # see what was compared: DIFFERENTIAL_SHOW=1 pytest -s

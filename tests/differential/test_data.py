@@ -73,6 +73,11 @@ CASES = [
     Case("metadata-existing", "Metadata", (1, 5, 9, 12), metadata("topic"), setup=(topic(3),)),
     Case("metadata-existing-and-unknown", "Metadata", (12,), metadata("topic", "topic2"),
          setup=(topic(2),)),
+    Case("metadata-authorized-operations", "Metadata", (8, 10),
+         lambda ctx: {"topics": [{"name": ctx.topic}], "allow_auto_topic_creation": False,
+                      "include_cluster_authorized_operations": True,
+                      "include_topic_authorized_operations": True},
+         setup=(topic(1),)),
     # ---------------------------------------------------------------- Produce
     Case("produce-unknown-topic", "Produce", PRODUCE_VERSIONS, produce_body()),
     Case("produce-unknown-partition", "Produce", (3, 9, 11), produce_body(partition=4),
