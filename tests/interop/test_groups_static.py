@@ -19,7 +19,7 @@ def broker_overrides():
     return BROKER_OVERRIDES
 
 
-@pytest.mark.parametrize("client", ["confluent-kafka", "kafka-python"])
+@pytest.mark.parametrize("client", ["confluent-kafka", "kafka-python", "franz-go", "sarama"])
 def test_static_member_restart_keeps_its_assignment_without_rebalance(
         broker, new_topic, tmp_path, client):
     topic = new_topic(partitions=PARTITIONS)

@@ -343,14 +343,22 @@ func group(a jsonl.Args) error {
 		kgo.DisableAutoCommit(),
 		// No rebalance between a poll and the commit of what it returned.
 		kgo.BlockRebalanceOnPoll(),
+		// kgo calls these with nothing in them too (a cooperative rebalance
+		// that moves none of this member's partitions): only changes are events.
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
-			out.Event("assigned", map[string]any{"partitions": partitionsOf(topic, m), "incremental": cooperative})
+			if ps := partitionsOf(topic, m); len(ps) > 0 || !cooperative {
+				out.Event("assigned", map[string]any{"partitions": ps, "incremental": cooperative})
+			}
 		}),
 		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
-			out.Event("revoked", map[string]any{"partitions": partitionsOf(topic, m), "incremental": cooperative})
+			if ps := partitionsOf(topic, m); len(ps) > 0 || !cooperative {
+				out.Event("revoked", map[string]any{"partitions": ps, "incremental": cooperative})
+			}
 		}),
 		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
-			out.Event("lost", map[string]any{"partitions": partitionsOf(topic, m)})
+			if ps := partitionsOf(topic, m); len(ps) > 0 {
+				out.Event("lost", map[string]any{"partitions": ps})
+			}
 		}),
 	)
 	if id := a.Get("instance-id", ""); id != "" {
