@@ -1,6 +1,7 @@
 """Client-side assignors through the broker: cooperative-sticky rebalancing
-incrementally (confluent-kafka, franz-go, sarama), and a group mixing
-kafka-python and confluent-kafka members on the range assignor."""
+incrementally (confluent-kafka, franz-go, sarama), and groups mixing two
+clients' members (kafka-python, confluent-kafka, franz-go, sarama) on the
+range assignor."""
 from __future__ import annotations
 
 import pytest
@@ -81,26 +82,28 @@ def test_cooperative_sticky_rebalances_incrementally(broker, new_topic, tmp_path
     assert_consumed_exactly_once(group.members, produced)
 
 
-def test_mixed_group_with_the_range_assignor(broker, new_topic, tmp_path):
+@pytest.mark.parametrize("one, other", [("kafka-python", "confluent-kafka"), ("franz-go", "sarama"),
+                                        ("sarama", "kafka-python")])
+def test_mixed_group_with_the_range_assignor(broker, new_topic, tmp_path, one, other):
     """Range gives each member a contiguous block of partitions: the broker
     chose the protocol both clients offered and passed the leader's
     assignment to the member of the other client."""
     topic = new_topic(partitions=PARTITIONS)
     with ConsumerGroup(broker.bootstrap, topic, PARTITIONS, tmp_path, assignor="range") as group, \
             TrickleProducer(broker.bootstrap, topic, PARTITIONS) as producer:
-        python_member = group.join("kafka-python")
-        confluent_member = group.join("confluent-kafka")
-        group.wait_balanced([python_member, confluent_member])
-        group.wait_consuming([python_member, confluent_member])
-        blocks = sorted(sorted(m.partitions) for m in (python_member, confluent_member))
+        one_member = group.join(one)
+        other_member = group.join(other)
+        group.wait_balanced([one_member, other_member])
+        group.wait_consuming([one_member, other_member])
+        blocks = sorted(sorted(m.partitions) for m in (one_member, other_member))
         assert blocks == [[0, 1, 2], [3, 4, 5]], group.describe()
 
-        confluent_member.stop()
-        group.wait_balanced([python_member])
-        group.wait_consuming([python_member])
-        confluent_again = group.join("confluent-kafka")
-        group.wait_balanced([python_member, confluent_again])
-        group.wait_consuming([python_member, confluent_again])
+        other_member.stop()
+        group.wait_balanced([one_member])
+        group.wait_consuming([one_member])
+        other_again = group.join(other)
+        group.wait_balanced([one_member, other_again])
+        group.wait_consuming([one_member, other_again])
 
         produced = producer.stop()
         group.wait_consumed(produced)
