@@ -7,7 +7,9 @@ while the ISR is smaller than min.insync.replicas, and answered once the high
 watermark covers the append (every ISR member has it), checking the ISR's
 size again then (NOT_ENOUGH_REPLICAS_AFTER_APPEND), or REQUEST_TIMED_OUT
 after the request's timeout. On a single broker, and for a leader alone in
-its ISR, the high watermark is the log end: no wait.
+its ISR, the high watermark is the log end: no wait. While an acks=-1
+request waits, its connection goes on with the producer's next requests
+(AnswerLater; server/connection.py keeps the responses in order).
 
 As in Kafka, a partition's error_message is set only for record errors
 (KIP-467); every other error goes out as its code alone.
@@ -25,7 +27,7 @@ from ..protocol.errors import ErrorCode, KafkaError
 from ..protocol.records import validate_produce_records
 from .leader_hints import add_leader_hints
 from .produce_checks import RecordErrors, check_batches, needs_decoding
-from .registry import CloseConnection, handles
+from .registry import AnswerLater, CloseConnection, handles
 
 
 def _produce_responses_to_drop() -> int:
@@ -128,6 +130,20 @@ async def _append(broker, topic: str, index: int, records, acks: int, api_versio
     return out
 
 
+def _still_replicating(broker, awaiting: list[_AwaitingReplication]) -> list[_AwaitingReplication]:
+    """The appends not yet replicated to the whole ISR; the others' responses
+    are settled (left as they are, or given the error that ended the wait)."""
+    waiting = []
+    for a in awaiting:
+        status = broker.replicas.replication_status(a.topic, a.partition, a.log, a.epoch, a.required_offset,
+                                                    a.min_insync_replicas)
+        if status is None:
+            waiting.append(a)
+        elif status != ErrorCode.NONE:
+            a.out.update(_partition_response(a.out["index"], status))
+    return waiting
+
+
 async def _await_replication(broker, awaiting: list[_AwaitingReplication], timeout_ms: int) -> None:
     """Until every acks=all append is replicated to the whole ISR (the high
     watermark reached its end) or failed; those still waiting after the
@@ -135,15 +151,7 @@ async def _await_replication(broker, awaiting: list[_AwaitingReplication], timeo
     partitions' high watermark, ISR or leadership changes."""
     deadline = trio.current_time() + timeout_ms / 1000
     while True:
-        waiting = []
-        for a in awaiting:
-            status = broker.replicas.replication_status(a.topic, a.partition, a.log, a.epoch, a.required_offset,
-                                                        a.min_insync_replicas)
-            if status is None:
-                waiting.append(a)
-            elif status != ErrorCode.NONE:
-                a.out.update(_partition_response(a.out["index"], status))
-        awaiting = waiting
+        awaiting = _still_replicating(broker, awaiting)
         remaining = deadline - trio.current_time()
         if not awaiting:
             return
@@ -155,8 +163,7 @@ async def _await_replication(broker, awaiting: list[_AwaitingReplication], timeo
 
 
 @handles("Produce", min_version=3)
-async def produce(ctx, request) -> dict | CloseConnection | None:
-    global _drops_left
+async def produce(ctx, request) -> dict | CloseConnection | AnswerLater | None:
     broker = ctx.broker
     acks = request.acks
     responses = []
@@ -170,8 +177,21 @@ async def produce(ctx, request) -> dict | CloseConnection | None:
             else:
                 partitions.append(await _append(broker, topic.name, pd.index, pd.records, acks, ctx.api_version,
                                                 awaiting))
+    awaiting = _still_replicating(broker, awaiting)  # (a leader alone in its ISR: none)
     if awaiting:
-        await _await_replication(broker, awaiting, request.timeout_ms)
+        timeout_ms = request.timeout_ms
+
+        async def when_replicated():
+            await _await_replication(broker, awaiting, timeout_ms)
+            return _answer(ctx, acks, responses)
+
+        return AnswerLater(when_replicated)
+    return _answer(ctx, acks, responses)
+
+
+def _answer(ctx, acks: int, responses: list[dict]) -> dict | CloseConnection | None:
+    global _drops_left
+    broker = ctx.broker
     if acks == 0:
         failed = [f"{t['name']}-{p['index']} -> {ErrorCode(p['error_code']).name}"
                   for t in responses for p in t["partition_responses"] if p["error_code"]]

@@ -22,12 +22,23 @@ class CloseConnection:
 
 
 @dataclass(frozen=True)
+class AnswerLater:
+    """A produce handler's answer when every append is done but the response
+    waits for the replicas (acks=all): the connection goes on to its next
+    produce request meanwhile and sends the body ``response()`` returns in
+    its turn, so that a producer's pipelined requests are replicated together
+    rather than one round trip each."""
+
+    response: Callable[[], Awaitable[dict | CloseConnection | None]]
+
+
+@dataclass(frozen=True)
 class ApiEntry:
     api_key: int
     name: str
     min_version: int
     max_version: int
-    handler: Callable[..., Awaitable[dict | CloseConnection | None]]
+    handler: Callable[..., Awaitable[dict | CloseConnection | AnswerLater | None]]
 
 
 REGISTRY: dict[int, ApiEntry] = {}

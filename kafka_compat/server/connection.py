@@ -2,8 +2,12 @@
 
 Requests on a connection are handled one at a time and answered in order, as
 Kafka does (it mutes a channel while a request is in flight), so pipelined
-requests need no reordering. Anything malformed closes this connection only,
-with one log line.
+requests need no reordering. One exception, for throughput: while an acks=all
+produce waits for its replicas (AnswerLater), the producer's next produce
+requests are handled (appended) too, so that followers fetch them together;
+their responses queue behind it in order, and any other request waits until
+every earlier one is answered. Anything malformed closes this connection
+only, with one log line.
 """
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ from dataclasses import dataclass
 import trio
 from construct import StreamError
 
-from ..api.registry import REGISTRY, ApiEntry, CloseConnection
+from ..api.registry import REGISTRY, AnswerLater, ApiEntry, CloseConnection
 from ..protocol import schema
 from ..protocol.errors import ErrorCode
 from ..protocol.primitives import FrameReader, uvarint_at
@@ -25,11 +29,16 @@ from .sender import send_chunks
 
 log = logging.getLogger(__name__)
 
+PRODUCE_KEY = 0
 API_VERSIONS_KEY = 18
 _SIZE = struct.Struct(">i")
 _HEADER = struct.Struct(">hhi")
 # Bytes read from a socket at a time, and of a request before it gets its frame buffer.
 READ_AHEAD = 65536
+# Responses a connection may hold back behind an acks=all produce that waits
+# for its replicas; with this many, it reads no further request until the
+# oldest goes out.
+ANSWERS_QUEUED = 64
 
 
 class MalformedRequest(Exception):
@@ -119,6 +128,21 @@ def encode_response(entry: ApiEntry, header: RequestHeader, body: dict) -> list:
     return chunks
 
 
+class _QueuedAnswer:
+    """A response that goes out after the earlier ones: its chunks once
+    ``ready`` is set (None: nothing to send); ``close``: the connection
+    closes once the earlier responses are out, instead of answering this."""
+
+    __slots__ = ("ready", "chunks", "close")
+
+    def __init__(self, chunks: list | None = None, ready: bool = False, close: bool = False):
+        self.ready = trio.Event()
+        self.chunks = chunks
+        self.close = close
+        if ready:
+            self.ready.set()
+
+
 class Connection:
     def __init__(self, server, stream: trio.SocketStream, listener: str):
         self.broker = server.broker
@@ -133,12 +157,22 @@ class Connection:
             self.ip = self.peer = "?"
         self.max_request = self.broker.config.socket_request_max_bytes
         self.scope = trio.CancelScope()
-        self.idle = True
+        self.between_requests = True  # no byte of the next request read yet
         self.closing = False
         # When bytes last arrived or a response went out (time.monotonic), for
-        # connections.max.idle.ms; infinite while a request is being handled,
-        # which is never idle (a long-poll fetch, a join waiting for a rebalance).
+        # connections.max.idle.ms; infinite while a request is being handled
+        # or answered, which is never idle (a long-poll fetch, a join waiting
+        # for a rebalance, an acks=all produce waiting for its replicas).
         self.last_active = time.monotonic()
+        # Responses waiting to go out in order behind an acks=all produce.
+        self.queued = 0
+        self.all_answered = trio.Event()
+        self.all_answered.set()
+
+    @property
+    def idle(self) -> bool:
+        """Waiting for a request, with every response sent."""
+        return self.between_requests and not self.queued
 
     def close_when_idle(self) -> None:
         """Shutdown: end now if waiting for a request, else after the current one."""
@@ -153,15 +187,20 @@ class Connection:
     async def serve(self) -> None:
         try:
             with self.scope:
-                await self._loop()
-        except MalformedRequest as e:
-            log.warning("closing connection from %s: %s", self.peer, e)
-        except (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError):
+                async with trio.open_nursery() as nursery:
+                    answers, to_send = trio.open_memory_channel(ANSWERS_QUEUED)
+                    nursery.start_soon(self._send_queued_answers, to_send)
+                    await self._loop(nursery, answers)
+                    await self.all_answered.wait()
+                    nursery.cancel_scope.cancel()
+        except* MalformedRequest as group:
+            log.warning("closing connection from %s: %s", self.peer, group.exceptions[0])
+        except* (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError):
             pass
         finally:
             await self.stream.aclose()
 
-    async def _loop(self) -> None:
+    async def _loop(self, nursery: trio.Nursery, answers: trio.MemorySendChannel) -> None:
         """Requests one at a time. A request's bytes are read ahead into
         ``pending`` until it is whole or READ_AHEAD of it has arrived; only then
         does it get a frame buffer (so a client trickling bytes holds no more
@@ -171,10 +210,10 @@ class Connection:
         its responses blocks its own send, so its connection reads nothing more."""
         pending = bytearray()
         while not self.closing:
-            self.idle = not pending
+            self.between_requests = not pending
             if not await self._read_ahead(pending, 4):
                 return
-            self.idle = False
+            self.between_requests = False
             (size,) = _SIZE.unpack_from(pending, 0)
             if size < 0 or size > self.max_request:
                 raise MalformedRequest(
@@ -189,12 +228,56 @@ class Connection:
                     frame = self.frames.take(size)
                     await self._receive_frame(pending, frame)
             self.last_active = math.inf
-            chunks = await self._handle(frame)
-            self.last_active = time.monotonic()
-            if chunks:
-                await send_chunks(self.stream, chunks)
-                self.last_active = time.monotonic()
+            header = parse_header(frame)
+            if self.queued and header.api_key != PRODUCE_KEY:
+                await self.all_answered.wait()
+            outcome = await self._handle(frame, header)
             self.frames.give_back(frame)
+            if isinstance(outcome, AnswerLater):
+                answer = _QueuedAnswer()
+                nursery.start_soon(self._answer_later, header, outcome, answer)
+                await self._queue(answers, answer)
+            elif self.queued:
+                await self._queue(answers, _QueuedAnswer(outcome, ready=True, close=self.closing))
+            else:
+                self.last_active = time.monotonic()
+                if outcome:
+                    await send_chunks(self.stream, outcome)
+                    self.last_active = time.monotonic()
+
+    async def _queue(self, answers: trio.MemorySendChannel, answer: _QueuedAnswer) -> None:
+        if not self.queued:
+            self.all_answered = trio.Event()
+        self.queued += 1
+        await answers.send(answer)
+
+    async def _answer_later(self, header: RequestHeader, later: AnswerLater, answer: _QueuedAnswer) -> None:
+        entry = REGISTRY[header.api_key]
+        body = await self._run_handler(entry, header, later.response)
+        answer.close = isinstance(body, CloseConnection)
+        answer.chunks = self._encode(entry, header, body)
+        answer.ready.set()
+
+    async def _send_queued_answers(self, to_send: trio.MemoryReceiveChannel) -> None:
+        """Send the queued responses in request order, each once it is ready."""
+        async for answer in to_send:
+            await answer.ready.wait()
+            if answer.close:
+                self.scope.cancel()
+                return
+            # (A client that reads no responses blocks this send: it is
+            # idle from here, for connections.max.idle.ms.)
+            self.last_active = time.monotonic()
+            if answer.chunks:
+                await send_chunks(self.stream, answer.chunks)
+            self.queued -= 1
+            if self.queued:
+                self.last_active = math.inf
+            else:
+                self.last_active = time.monotonic()
+                self.all_answered.set()
+                if self.closing and self.between_requests:
+                    self.scope.cancel()
 
     async def _read_ahead(self, buf: bytearray, size: int) -> bool:
         """Make ``buf`` hold at least ``size`` bytes (reading up to READ_AHEAD at
@@ -224,8 +307,8 @@ class Connection:
             have += n
             self.last_active = time.monotonic()
 
-    async def _handle(self, frame: memoryview) -> list | None:
-        header = parse_header(frame)
+    async def _handle(self, frame: memoryview, header: RequestHeader) -> list | AnswerLater | None:
+        """The response's chunks (None: no response), or AnswerLater."""
         entry = REGISTRY.get(header.api_key)
         if entry is None:
             raise MalformedRequest(f"unknown API key {header.api_key}")
@@ -239,14 +322,22 @@ class Connection:
         except Exception as e:  # construct raises many kinds on garbage input
             raise MalformedRequest(f"cannot decode {entry.name} v{header.api_version}: {e}") from None
         ctx = RequestContext(self.broker, header, self.peer, self.listener)
+        body = await self._run_handler(entry, header, entry.handler, ctx, request)
+        if isinstance(body, AnswerLater):
+            return body
+        return self._encode(entry, header, body)
+
+    async def _run_handler(self, entry: ApiEntry, header: RequestHeader, handler, *args):
         try:
-            body = await entry.handler(ctx, request)
+            return await handler(*args)
         except (trio.Cancelled, KeyboardInterrupt):
             raise
         except Exception:
             # A bug must not take the broker down: close this connection only.
             log.exception("%s v%d from %s failed", entry.name, header.api_version, self.peer)
             raise MalformedRequest(f"{entry.name} handler failed") from None
+
+    def _encode(self, entry: ApiEntry, header: RequestHeader, body: dict | CloseConnection | None) -> list | None:
         if isinstance(body, CloseConnection):
             log.info("closing connection from %s: %s", self.peer, body.reason)
             self.closing = True

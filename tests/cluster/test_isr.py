@@ -3,12 +3,16 @@ Kafka's replication keeps them: a follower that stops fetching holds the
 high watermark (consumers see nothing past it, acks=all waits) until it has
 lagged replica.lag.time.max.ms and its leader drops it from the ISR; once it
 fetches again it catches up and rejoins. With fewer in-sync replicas than
-min.insync.replicas, acks=all is refused and acks=1 still works."""
+min.insync.replicas, acks=all is refused and acks=1 still works. An acks=all
+write waiting for its replicas does not hold back the producer's next writes
+on its connection."""
 from __future__ import annotations
 
 import json
 import os
 import signal
+import socket
+import struct
 
 import pytest
 import trio
@@ -119,6 +123,66 @@ def test_a_stopped_follower_holds_the_high_watermark_until_the_leader_drops_it(c
     finally:
         consumer.close()
     assert values == [b"m%d" % i for i in range(10)] + [b"all", b"one", b"after"]
+
+
+def read_frame(sock: socket.socket) -> bytes:
+    def exactly(n: int) -> bytes:
+        data = b""
+        while len(data) < n:
+            chunk = sock.recv(n - len(data))
+            assert chunk, "the broker closed the connection"
+            data += chunk
+        return data
+    return exactly(struct.unpack(">i", exactly(4))[0])
+
+
+def test_writes_behind_a_waiting_acks_all_write_are_appended_and_answered_in_order(cluster, zk):
+    """Three requests pipelined on one connection: an acks=all produce that
+    must wait for a stopped follower, a produce to another partition of the
+    same leader, and a Metadata request. The second is appended while the
+    first waits (so a producer's pipelined writes replicate together rather
+    than one round trip each); nothing is answered until the first can be;
+    then all three are, in order."""
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    create(cluster.bootstrap, "waits")
+    assert confluent_send(cluster.bootstrap, "waits", [b"first"], "all") == [None]
+    leader_id = state(zk, "waits")["leader"]
+    leader = cluster.brokers[leader_id]
+    admin.create_topics([NewTopic("alone", 1, replica_assignment=[[leader_id]])])["alone"].result(30)
+    follower_id = next(b for b in state(zk, "waits")["isr"] if b != leader_id)
+    follower = cluster.brokers[follower_id]
+    wait_for(lambda: end_offset(leader.port, "waits") == 1, 10, "the high watermark at 1")
+
+    wire = WireClient(stream=None)
+    requests = b"".join([
+        wire.encode("Produce", 9, {"acks": -1, "timeout_ms": 60_000, "topic_data": [{"name": "waits", "partition_data": [
+            {"index": 0, "records": bytearray(build_batch([(None, b"waits", [], 1_700_000_000_000)]))}]}]}),
+        wire.encode("Produce", 9, {"acks": -1, "timeout_ms": 60_000, "topic_data": [{"name": "alone", "partition_data": [
+            {"index": 0, "records": bytearray(build_batch([(None, b"alone", [], 1_700_000_000_000)]))}]}]}),
+        wire.encode("Metadata", 9, {"topics": [{"name": "alone"}], "allow_auto_topic_creation": False,
+                                    "include_cluster_authorized_operations": False,
+                                    "include_topic_authorized_operations": False}),
+    ])
+    os.kill(follower.pid, signal.SIGSTOP)
+    try:
+        with socket.create_connection(("127.0.0.1", leader.port), timeout=30) as sock:
+            sock.sendall(requests)
+            wait_for(lambda: end_offset(leader.port, "alone") == 1, 10, "the second write appended")
+            assert follower_id in state(zk, "waits")["isr"]  # so the first still waits
+            sock.settimeout(0.3)
+            with pytest.raises(TimeoutError):
+                sock.recv(1)
+            sock.settimeout(30)
+            os.kill(follower.pid, signal.SIGCONT)
+            frames = [read_frame(sock) for _ in range(3)]
+    finally:
+        os.kill(follower.pid, signal.SIGCONT)
+    first, second = (wire.decode("Produce", 9, f) for f in frames[:2])
+    assert [first[0], second[0]] == [1, 2]
+    assert [(p.error_code, p.base_offset) for r in (first[1], second[1])
+            for p in r.responses[0].partition_responses] == [(ErrorCode.NONE, 1), (ErrorCode.NONE, 0)]
+    correlation_id, metadata = wire.decode("Metadata", 9, frames[2])
+    assert correlation_id == 3 and metadata.topics[0].name == "alone"
 
 
 def test_acks_all_is_refused_below_min_insync_replicas(cluster, zk):
