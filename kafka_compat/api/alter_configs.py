@@ -70,7 +70,7 @@ def _alter_loggers(broker, resource, validate_only: bool) -> None:
             raise KafkaError(
                 ErrorCode.INVALID_CONFIG,
                 f"Cannot set the log level of {c.name} to {c.value} as it is not a supported log level. "
-                f"Valid log levels are {', '.join(LOG4J_LEVELS)}",
+                f"Valid log levels are {', '.join(sorted(LOG4J_LEVELS))}",  # sorted, as RuntimeLoggerManager
             )
         if op == DELETE and c.name == "root":
             raise _invalid_request("Removing the log level of the root logger is not allowed")

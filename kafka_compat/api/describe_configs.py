@@ -29,9 +29,13 @@ def _logger_entries() -> list[dict]:
     for name in logger_names():
         logger = logging.getLogger() if name == "root" else logging.getLogger(name)
         level = logger.getEffectiveLevel()
+        # As Kafka's ConfigHelper builds a logger's entry: source
+        # DYNAMIC_BROKER_LOGGER_CONFIG (6), which kafka-configs --describe
+        # filters on; type and documentation left at their defaults.
         entries.append({"name": name, "value": _LOG4J_NAMES.get(level, logging.getLevelName(level)),
-                        "read_only": False, "is_default": False, "config_source": 2,
-                        "is_sensitive": False, "synonyms": [], "config_type": 2})
+                        "read_only": False, "is_default": False, "config_source": 6,
+                        "is_sensitive": False, "synonyms": [], "config_type": 0,
+                        "documentation": ""})
     return entries
 
 
@@ -96,13 +100,13 @@ async def describe_configs(ctx, request) -> dict:
         except KafkaError as e:
             result.update(error_code=e.code, error_message=e.message)
             continue
-        if resource.configuration_keys is not None:
+        if resource.configuration_keys:  # null or empty: every config, as Kafka's ConfigHelper
             keys = set(resource.configuration_keys)
             entries = [e for e in entries if e["name"] in keys]
         for e in entries:
             if not request.include_synonyms:
                 e["synonyms"] = []
-            if not request.include_documentation:
+            if not request.include_documentation and resource.resource_type != BROKER_LOGGER:
                 e["documentation"] = None
         result["configs"] = entries
     return {"results": results}

@@ -135,13 +135,23 @@ async def test_logger_levels(broker):
             {"resource_type": BROKER_LOGGER, "resource_name": node, "configuration_keys": None}]})
         levels = {c.name: c.value for c in described.results[0].configs}
         assert levels[name] == "DEBUG" and levels["root"] in {"FATAL", "ERROR", "WARN", "INFO", "DEBUG"}
+        # Kafka's source DYNAMIC_BROKER_LOGGER_CONFIG (kafka-configs --describe shows only those),
+        # type UNKNOWN and documentation "" (left at their defaults).
+        assert {(c.config_source, c.config_type, c.documentation, c.read_only, c.is_default)
+                for c in described.results[0].configs} == {(6, 0, "", False, False)}
+        # An empty key list means every config, as null does.
+        every = await client.request("DescribeConfigs", 4, {"resources": [
+            {"resource_type": BROKER_LOGGER, "resource_name": node, "configuration_keys": []}]})
+        assert {c.name: c.value for c in every.results[0].configs} == levels
         refused = []
         for resource_name, op in ((node, (name, SET, "LOUD")), (node, ("no.such.logger", SET, "INFO")),
                                   ("x" + node, (name, DELETE, None)), (node, ("root", DELETE, None)),
                                   (node, (name, APPEND, "INFO"))):
             refused += await incremental(client, topic_resource(resource_name, [op], BROKER_LOGGER))
         bad_level, no_logger, bad_node, root_delete, append = refused
-        assert bad_level.error_code == ErrorCode.INVALID_CONFIG and "not a supported log level" in bad_level.error_message
+        assert (bad_level.error_code, bad_level.error_message) == (
+            ErrorCode.INVALID_CONFIG, f"Cannot set the log level of {name} to LOUD as it is not a supported "
+            "log level. Valid log levels are DEBUG, ERROR, FATAL, INFO, TRACE, WARN")
         assert (no_logger.error_code, no_logger.error_message) == (
             ErrorCode.INVALID_CONFIG, "Logger no.such.logger does not exist!")
         assert (bad_node.error_code, bad_node.error_message) == (
