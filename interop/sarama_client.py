@@ -16,13 +16,17 @@ def command() -> list[str]:
 
 def produce(bootstrap: str, topic: str, messages: list[Message], *, partition: int | None = 0,
             compression: str | None = None, idempotent: bool = False, acks: str = "all",
-            producer: str = "sync", timeout: float = 60.0) -> list[int]:
+            producer: str = "sync", kafka_version: str | None = None,
+            timeout: float = 60.0) -> list[int]:
     """Send every message through sarama's SyncProducer (`producer="sync"`,
     SendMessages) or AsyncProducer (`"async"`) and return the offset of each;
-    `partition=None` lets sarama's default (hash) partitioner choose."""
+    `partition=None` lets sarama's default (hash) partitioner choose.
+    `kafka_version` is sarama's Config.Version (the protocol level it speaks;
+    the program's default is 3.9.0)."""
     return [offset for _, offset in produce_to_partitions(
         bootstrap, topic, messages, partition=partition, compression=compression,
-        idempotent=idempotent, acks=acks, producer=producer, timeout=timeout)]
+        idempotent=idempotent, acks=acks, producer=producer, kafka_version=kafka_version,
+        timeout=timeout)]
 
 
 def produce_async(bootstrap: str, topic: str, messages: list[Message], **options) -> list[int]:
@@ -32,10 +36,13 @@ def produce_async(bootstrap: str, topic: str, messages: list[Message], **options
 def produce_to_partitions(bootstrap: str, topic: str, messages: list[Message], *,
                           partition: int | None = 0, compression: str | None = None,
                           idempotent: bool = False, acks: str = "all", producer: str = "sync",
+                          kafka_version: str | None = None,
                           timeout: float = 60.0) -> list[tuple[int, int]]:
     args = ["produce", "--bootstrap", bootstrap, "--topic", topic, "--producer", producer,
             "--partition", "any" if partition is None else str(partition),
             "--acks", acks, "--timeout-ms", str(int(timeout * 1000))]
+    if kafka_version:
+        args += ["--kafka-version", kafka_version]
     if compression:
         args += ["--compression", compression]
     if idempotent:
@@ -45,7 +52,7 @@ def produce_to_partitions(bootstrap: str, topic: str, messages: list[Message], *
 
 def consume(bootstrap: str, topic: str, count: int, *, partition: int = 0,
             start_offset: int | str = 0, group: str | None = None, commit: bool = False,
-            timeout: float = 60.0) -> list[Record]:
+            kafka_version: str | None = None, timeout: float = 60.0) -> list[Record]:
     """Read `count` records: ConsumePartition of `partition` from
     `start_offset` (or "beginning"/"end"), or, with `group` ("new" for a
     fresh one), as a ConsumerGroup member from the oldest offset, keeping
@@ -53,6 +60,8 @@ def consume(bootstrap: str, topic: str, count: int, *, partition: int = 0,
     returned. sarama does not expose timestamp types (timestamp_type None)."""
     args = ["consume", "--bootstrap", bootstrap, "--topic", topic, "--count", str(count),
             "--timeout-ms", str(int(timeout * 1000))]
+    if kafka_version:
+        args += ["--kafka-version", kafka_version]
     if group is not None:
         args += ["--group", f"interop-{uuid.uuid4().hex}" if group == "new" else group]
         if commit:

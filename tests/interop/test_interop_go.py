@@ -281,3 +281,31 @@ def test_kadm_list_describe_delete_groups(broker, new_topic, tmp_path):
         group.group: None, missing: "GROUP_ID_NOT_FOUND"}
     assert group.group not in franz_go_client.list_groups(broker.bootstrap)
     assert franz_go_client.fetch_offsets(broker.bootstrap, group.group) == {}
+
+
+# --- sarama's protocol levels ----------------------------------------------------------
+
+# sarama speaks the request versions of the Kafka release its Config.Version
+# names: 0.11 (the first with record batches and headers: Produce v3,
+# Fetch v5), 1.0, 2.1 (zstd), 2.8 (sarama's default), 3.9 and 4.0.
+SARAMA_VERSIONS = ["0.11.0.0", "1.0.0", "2.1.0", "2.8.0", "3.9.0", "4.0.0"]
+
+
+@pytest.mark.parametrize("version", SARAMA_VERSIONS)
+def test_sarama_protocol_levels(broker, new_topic, version):
+    """Produce (idempotent from 0.11 on, compressed), consume by partition and
+    through a committing group at each level, byte for byte."""
+    topic, group = new_topic(), f"sarama-{version}-{uuid.uuid4().hex[:8]}"
+    sent = binary_messages(1_000, seed=36)
+    codec = "zstd" if version >= "2.1" else "lz4"
+    offsets = sarama_client.produce(broker.bootstrap, topic, sent, idempotent=True,
+                                    compression=codec, kafka_version=version)
+    assert_delivered_in_order(offsets, len(sent))
+    assert_same_messages(sent, sarama_client.consume(broker.bootstrap, topic, len(sent),
+                                                     kafka_version=version))
+    assert_same_messages(sent[:600], sarama_client.consume(broker.bootstrap, topic, 600, group=group,
+                                                           commit=True, kafka_version=version))
+    assert committed_offsets(broker.bootstrap, group) == {(topic, 0): 600}
+    assert_same_messages(sent[600:], sarama_client.consume(broker.bootstrap, topic, 400, group=group,
+                                                           kafka_version=version), base_offset=600)
+    assert_same_messages(sent, CONSUMERS["confluent-kafka"](broker.bootstrap, topic, len(sent)))
