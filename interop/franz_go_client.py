@@ -16,21 +16,25 @@ def command() -> list[str]:
 
 def produce(bootstrap: str, topic: str, messages: list[Message], *, partition: int | None = 0,
             compression: str | None = None, idempotent: bool = False, acks: str = "all",
-            timeout: float = 60.0) -> list[int]:
+            max_version: str | None = None, timeout: float = 60.0) -> list[int]:
     """Send every message and return the offset of each; `partition=None`
-    lets kgo's default (sticky key) partitioner choose."""
+    lets kgo's default (sticky key) partitioner choose. `max_version` (a
+    Kafka release, "2.1.0") caps the request versions kgo uses."""
     return [offset for _, offset in produce_to_partitions(
         bootstrap, topic, messages, partition=partition, compression=compression,
-        idempotent=idempotent, acks=acks, timeout=timeout)]
+        idempotent=idempotent, acks=acks, max_version=max_version, timeout=timeout)]
 
 
 def produce_to_partitions(bootstrap: str, topic: str, messages: list[Message], *,
                           partition: int | None = 0, compression: str | None = None,
                           idempotent: bool = False, acks: str = "all",
+                          max_version: str | None = None,
                           timeout: float = 60.0) -> list[tuple[int, int]]:
     args = ["produce", "--bootstrap", bootstrap, "--topic", topic,
             "--partition", "any" if partition is None else str(partition),
             "--acks", acks, "--timeout-ms", str(int(timeout * 1000))]
+    if max_version:
+        args += ["--max-version", max_version]
     if compression:
         args += ["--compression", compression]
     if idempotent:
@@ -40,13 +44,15 @@ def produce_to_partitions(bootstrap: str, topic: str, messages: list[Message], *
 
 def consume(bootstrap: str, topic: str, count: int, *, partition: int = 0,
             start_offset: int | str = 0, group: str | None = None, commit: bool = False,
-            timeout: float = 60.0) -> list[Record]:
+            max_version: str | None = None, timeout: float = 60.0) -> list[Record]:
     """Read `count` records: ConsumePartitions of `partition` from
     `start_offset` (or "beginning"/"end"), or, with `group` ("new" for a
     fresh one), as a group member from the earliest offset, keeping only
     `partition`'s records. Whatever arrived when `timeout` passed is returned."""
     args = ["consume", "--bootstrap", bootstrap, "--topic", topic, "--count", str(count),
             "--timeout-ms", str(int(timeout * 1000))]
+    if max_version:
+        args += ["--max-version", max_version]
     if group is not None:
         args += ["--group", f"interop-{uuid.uuid4().hex}" if group == "new" else group]
         if commit:

@@ -283,7 +283,7 @@ def test_kadm_list_describe_delete_groups(broker, new_topic, tmp_path):
     assert franz_go_client.fetch_offsets(broker.bootstrap, group.group) == {}
 
 
-# --- sarama's protocol levels ----------------------------------------------------------
+# --- older protocol levels ------------------------------------------------------------
 
 # sarama speaks the request versions of the Kafka release its Config.Version
 # names: 0.11 (the first with record batches and headers: Produce v3,
@@ -308,4 +308,25 @@ def test_sarama_protocol_levels(broker, new_topic, version):
     assert committed_offsets(broker.bootstrap, group) == {(topic, 0): 600}
     assert_same_messages(sent[600:], sarama_client.consume(broker.bootstrap, topic, 400, group=group,
                                                            kafka_version=version), base_offset=600)
+    assert_same_messages(sent, CONSUMERS["confluent-kafka"](broker.bootstrap, topic, len(sent)))
+
+
+@pytest.mark.parametrize("version", ["0.11.0", "1.0.0", "2.1.0", "2.8.0", "3.9.0"])
+def test_franz_go_protocol_levels(broker, new_topic, version):
+    """kgo capped at an older release's request versions (kgo.MaxVersions):
+    idempotent compressed produce, partition consume, committing group
+    consume and resume, byte for byte."""
+    topic, group = new_topic(), f"kgo-{version}-{uuid.uuid4().hex[:8]}"
+    sent = binary_messages(1_000, seed=37)
+    codec = "zstd" if version >= "2.1" else "lz4"
+    offsets = franz_go_client.produce(broker.bootstrap, topic, sent, idempotent=True,
+                                      compression=codec, max_version=version)
+    assert_delivered_in_order(offsets, len(sent))
+    assert_same_messages(sent, franz_go_client.consume(broker.bootstrap, topic, len(sent),
+                                                       max_version=version))
+    assert_same_messages(sent[:600], franz_go_client.consume(
+        broker.bootstrap, topic, 600, group=group, commit=True, max_version=version))
+    assert committed_offsets(broker.bootstrap, group) == {(topic, 0): 600}
+    assert_same_messages(sent[600:], franz_go_client.consume(
+        broker.bootstrap, topic, 400, group=group, max_version=version), base_offset=600)
     assert_same_messages(sent, CONSUMERS["confluent-kafka"](broker.bootstrap, topic, len(sent)))

@@ -49,6 +49,9 @@
 //	  "instance_id", "client_id", "assigned": {"topic": [partitions]}}]}}
 //	franz-go delete-groups --bootstrap H:P --group G...     {"group": error or null}
 //
+// Every command takes --max-version X.Y.Z (kgo.MaxVersions: request versions
+// no newer than that Kafka release's).
+//
 // A failed admin call prints the error on stderr and exits 1, except where
 // the output has a field for per-item errors (delete-groups). Bad usage exits 2.
 package main
@@ -67,6 +70,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kversion"
 
 	"kafka-compat/interop/go/internal/jsonl"
 )
@@ -110,12 +114,22 @@ func baseOpts(a jsonl.Args) []kgo.Opt {
 	case "info":
 		level = kgo.LogLevelInfo
 	}
-	return []kgo.Opt{
+	opts := []kgo.Opt{
 		kgo.SeedBrokers(strings.Split(a.Required("bootstrap"), ",")...),
 		kgo.ClientID(clientID),
 		kgo.RequestTimeoutOverhead(15 * time.Second),
 		kgo.WithLogger(kgo.BasicLogger(os.Stderr, level, nil)),
 	}
+	// --max-version X.Y.Z: no request version newer than that Kafka release's
+	// (kgo otherwise takes the newest both sides list in ApiVersions).
+	if v := a.Get("max-version", ""); v != "" {
+		versions := kversion.FromString(v)
+		if versions == nil {
+			jsonl.Usage("--max-version: unknown Kafka version %s", v)
+		}
+		opts = append(opts, kgo.MaxVersions(versions))
+	}
+	return opts
 }
 
 // ---- produce ----------------------------------------------------------------------------
