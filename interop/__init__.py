@@ -8,6 +8,7 @@ paired with any consumer:
     consume(bootstrap, topic, count, *, partition=0, start_offset=0,
             timeout=60.0) -> list[Record]
 
-kafka-python, confluent-kafka and aiokafka run in-process; kcat and kafkajs
-run as subprocesses. `clients.PRODUCERS` and `clients.CONSUMERS` name them.
+kafka-python, confluent-kafka and aiokafka run in-process; kcat, kafkajs, the
+Java client and the Go clients (franz-go, sarama) run as subprocesses.
+`clients.PRODUCERS` and `clients.CONSUMERS` name them.
 """

@@ -2,7 +2,8 @@
 producer (acks 0/1/all, its default murmur2 key partitioner) and group
 consumer (committing, resuming), its kadm admin client (topics, configs,
 offsets, groups), and IBM/sarama's sync and async producers (acks, its hash
-partitioner) and consumer group (committing, resuming)."""
+partitioner) and consumer group (committing, resuming); and both clients
+speaking older releases' request versions."""
 from __future__ import annotations
 
 import time
