@@ -148,3 +148,19 @@ def delete_groups(bootstrap: str, *groups: str) -> dict[str, str | None]:
     for group in groups:
         args += ["--group", group]
     return _admin("delete-groups", bootstrap, *args)
+
+
+def delete_offsets(bootstrap: str, group: str, topic: str, partitions: list[int]) -> dict[int, str | None]:
+    """OffsetDelete: partition -> None when deleted, else Kafka's error name
+    (e.g. GROUP_SUBSCRIBED_TO_TOPIC)."""
+    args = ["--group", group, "--topic", topic]
+    for partition in partitions:
+        args += ["--partition", str(partition)]
+    return {int(p): e for p, e in _admin("delete-offsets", bootstrap, *args).items()}
+
+
+def lag(bootstrap: str, group: str) -> tuple[str, dict[tuple[str, int], int]]:
+    """kadm's Lag: the group's state and (topic, partition) -> log end minus committed."""
+    answer = _admin("lag", bootstrap, "--group", group)
+    return answer["state"], {(topic, int(p)): lag for topic, ps in answer["lag"].items()
+                             for p, lag in ps.items()}

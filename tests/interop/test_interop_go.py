@@ -1,9 +1,9 @@
 """The Go clients (interop/go) beyond the shared matrix: franz-go's kgo
 producer (acks 0/1/all, its default murmur2 key partitioner) and group
 consumer (committing, resuming), its kadm admin client (topics, configs,
-offsets, groups), and IBM/sarama's sync and async producers (acks, its hash
-partitioner) and consumer group (committing, resuming); and both clients
-speaking older releases' request versions."""
+offsets, groups, offset deletion, lag), and IBM/sarama's sync and async
+producers (acks, its hash partitioner) and consumer group (committing,
+resuming); and both clients speaking older releases' request versions."""
 from __future__ import annotations
 
 import time
@@ -271,8 +271,21 @@ def test_kadm_list_describe_delete_groups(broker, new_topic, tmp_path):
             (topic, 0): (30, m["member_id"]), (topic, 1): (20, m["member_id"])}
         assert franz_go_client.delete_groups(broker.bootstrap, group.group) == {
             group.group: "NON_EMPTY_GROUP"}
+        assert franz_go_client.delete_offsets(broker.bootstrap, group.group, topic, [0, 1]) == {
+            0: "GROUP_SUBSCRIBED_TO_TOPIC", 1: "GROUP_SUBSCRIBED_TO_TOPIC"}
+        franz_go_client.produce(broker.bootstrap, topic, binary_messages(5, seed=36), partition=1)
+        group.wait_consumed({0: 30, 1: 25})
+        group.wait_for(lambda: member.committed == {0: 30, 1: 25}, "commits of the new records")
+        assert franz_go_client.lag(broker.bootstrap, group.group) == (
+            "Stable", {(topic, 0): 0, (topic, 1): 0})
 
         member.stop()  # leaves the group
+    franz_go_client.produce(broker.bootstrap, topic, binary_messages(7, seed=37), partition=0)
+    assert franz_go_client.lag(broker.bootstrap, group.group) == ("Empty", {(topic, 0): 7, (topic, 1): 0})
+    # An empty group's offsets can be deleted one partition at a time.
+    assert franz_go_client.delete_offsets(broker.bootstrap, group.group, topic, [1]) == {1: None}
+    assert franz_go_client.fetch_offsets(broker.bootstrap, group.group) == {
+        (topic, 0): (30, m["member_id"])}
 
     described = franz_go_client.describe_groups(broker.bootstrap, group.group)[group.group]
     assert (described["state"], described["members"]) == ("Empty", [])

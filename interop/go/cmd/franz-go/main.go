@@ -48,12 +48,17 @@
 //	  {"group": {"state", "protocol_type", "protocol", "members": [{"member_id",
 //	  "instance_id", "client_id", "assigned": {"topic": [partitions]}}]}}
 //	franz-go delete-groups --bootstrap H:P --group G...     {"group": error or null}
+//	franz-go delete-offsets --bootstrap H:P --group G --topic T --partition P...
+//	  {"partition": error or null}
+//	franz-go lag --bootstrap H:P --group G
+//	  {"state", "lag": {"topic": {"partition": lag}}}
 //
 // Every command takes --max-version X.Y.Z (kgo.MaxVersions: request versions
 // no newer than that Kafka release's).
 //
 // A failed admin call prints the error on stderr and exits 1, except where
-// the output has a field for per-item errors (delete-groups). Bad usage exits 2.
+// the output has a field for per-item errors (delete-groups, delete-offsets).
+// Bad usage exits 2.
 package main
 
 import (
@@ -81,7 +86,7 @@ func main() {
 	if len(os.Args) < 2 {
 		jsonl.Usage("franz-go produce|consume|group|create-topic|delete-topic|list-topics|" +
 			"describe-configs|alter-configs|list-offsets|commit-offsets|fetch-offsets|" +
-			"list-groups|describe-groups|delete-groups --bootstrap H:P ...")
+			"list-groups|describe-groups|delete-groups|delete-offsets|lag --bootstrap H:P ...")
 	}
 	command, argv := os.Args[1], os.Args[2:]
 	var err error
@@ -658,6 +663,55 @@ func adminCommand(command string, a jsonl.Args) error {
 			}
 		}
 		out.JSON(deleted)
+
+	case "delete-offsets":
+		set := kadm.TopicsSet{}
+		for _, p := range a.All("partition") {
+			n, err := strconv.Atoi(p)
+			if err != nil {
+				jsonl.Usage("--partition N, not %s", p)
+			}
+			set.Add(a.Required("topic"), int32(n))
+		}
+		resps, err := adm.DeleteOffsets(ctx, a.Required("group"), set)
+		if err != nil {
+			return err
+		}
+		deleted := map[string]any{}
+		for _, ps := range resps {
+			for p, err := range ps {
+				deleted[strconv.Itoa(int(p))] = nil
+				var kind *kerr.Error
+				if errors.As(err, &kind) {
+					deleted[strconv.Itoa(int(p))] = kind.Message
+				} else if err != nil {
+					deleted[strconv.Itoa(int(p))] = err.Error()
+				}
+			}
+		}
+		out.JSON(deleted)
+
+	case "lag":
+		group := a.Required("group")
+		lags, err := adm.Lag(ctx, group)
+		if err != nil {
+			return err
+		}
+		l := lags[group]
+		if err := l.Error(); err != nil {
+			return err
+		}
+		described := map[string]map[string]any{}
+		for topic, ps := range l.Lag {
+			described[topic] = map[string]any{}
+			for p, ml := range ps {
+				if ml.Err != nil {
+					return fmt.Errorf("%s[%d]: %w", topic, p, ml.Err)
+				}
+				described[topic][strconv.Itoa(int(p))] = ml.Lag
+			}
+		}
+		out.JSON(map[string]any{"state": l.State, "lag": described})
 
 	default:
 		jsonl.Usage("unknown command %s", command)
