@@ -10,6 +10,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
 
 import org.apache.kafka.common.serialization.Serdes;
 import org.apache.kafka.common.utils.Bytes;
+import org.apache.kafka.streams.CloseOptions;
 import org.apache.kafka.streams.KafkaStreams;
 import org.apache.kafka.streams.StreamsBuilder;
 import org.apache.kafka.streams.StreamsConfig;
@@ -42,10 +43,18 @@ import org.apache.kafka.streams.state.KeyValueStore;
  * line: {"event":"state","old":..,"new":..} at each KafkaStreams state change,
  * {"event":"error","thread":..,"error":..} for an exception that kills a
  * stream thread (the client then shuts down, so a failure is never hidden),
- * and {"event":"closed"} last. SIGTERM closes the application cleanly (exit
- * code 0); it exits 1 if it ended in the ERROR state.
+ * and {"event":"closed","clean":true|false} last. SIGTERM closes the
+ * application (exit code 0 once KafkaStreams.close returned in time, else 1);
+ * it exits 1 if it ended in the ERROR state.
  */
 public final class WordCountApp {
+    // Leave the group on close (Streams' consumers don't by default, so the
+    // next instance would wait session.timeout.ms, 45 s, for the old members
+    // to be dropped before it gets their partitions).
+    static final CloseOptions CLOSE = CloseOptions
+        .groupMembershipOperation(CloseOptions.GroupMembershipOperation.LEAVE_GROUP)
+        .withTimeout(Duration.ofSeconds(30));
+
     public static void main(String[] args) throws Exception {
         Map<String, String> options = new HashMap<>();
         List<String> configs = new ArrayList<>();
@@ -115,15 +124,18 @@ public final class WordCountApp {
             return StreamsUncaughtExceptionHandler.StreamThreadExceptionResponse.SHUTDOWN_CLIENT;
         });
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-            streams.close(Duration.ofSeconds(30));
-            emit("{\"event\":\"closed\"}");
+            boolean done = streams.close(CLOSE);
+            emit("{\"event\":\"closed\",\"clean\":" + done + "}");
+            // Exit 0 after a clean close (the JVM would say 143 for SIGTERM),
+            // 1 if Streams didn't close within the timeout or had failed.
+            Runtime.getRuntime().halt(done && !failed.get() ? 0 : 1);
         }));
         streams.start();
         closed.await();
         if (failed.get()) {
-            streams.close(Duration.ofSeconds(30));
-            emit("{\"event\":\"closed\"}");
-            System.exit(1);
+            boolean done = streams.close(CLOSE);
+            emit("{\"event\":\"closed\",\"clean\":" + done + "}");
+            Runtime.getRuntime().halt(1);
         }
         // NOT_RUNNING without ERROR: the shutdown hook is closing it.
     }

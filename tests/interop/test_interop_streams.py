@@ -1,0 +1,198 @@
+"""Kafka Streams against our broker: the word-count application of
+interop/streams (kafka-streams, the version in interop/java/kafka-version),
+processing.guarantee=at_least_once, run as a process by interop/streams_app.py.
+
+The app reads lines from a 4-partition input topic, splits them into words,
+re-keys them by word (groupBy: the repartition topic <app>-words-repartition),
+counts them into a RocksDB store backed by the changelog topic
+<app>-counts-changelog and sends every count to the output topic. Streams
+creates the internal topics itself through the admin client (CreateTopics
+with replication factor -1 and its own configs, after DescribeTopics and
+DescribeConfigs), runs its own partition assignor over the classic group
+protocol, commits offsets, restores the store from the changelog with a
+separate assigned consumer and purges the repartition topic with
+DeleteRecords: all of that is checked below through what the app writes.
+
+The app commits every 200 ms and purges every second (Streams' defaults are
+30 s each; interop/streams_app.py), and the broker starts groups without
+Kafka's 3 s initial rebalance delay, so runs take seconds, not minutes.
+"""
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter
+
+import pytest
+from confluent_kafka import Producer
+from kafka.admin import ConfigResource, ConfigResourceType
+
+from interop import confluent_client, streams_app
+from interop.admin import admin_client
+from interop.streams_app import WordCountApp
+
+INPUT_PARTITIONS = 4
+# A Zipf-ish vocabulary: a few words very often, many rarely, so counts range
+# from a handful to thousands.
+VOCABULARY = [f"w{i:03d}" for i in range(300)]
+WEIGHTS = [1.0 / (rank + 1) for rank in range(len(VOCABULARY))]
+
+
+@pytest.fixture(scope="module")
+def broker_overrides() -> dict[str, str]:
+    return {"group.initial.rebalance.delay.ms": "0"}
+
+
+def corpus(lines: int, *, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    return [" ".join(rng.choices(VOCABULARY, WEIGHTS, k=rng.randint(1, 12)))
+            + (" " if rng.random() < 0.1 else "")  # and some trailing blanks
+            for _ in range(lines)]
+
+
+def word_counts(lines) -> Counter:
+    counts = Counter()
+    for line in lines:
+        counts.update(line.lower().split())
+    return counts
+
+
+def produce_lines(bootstrap: str, topic: str, lines: list[str], *, first_key: int = 0) -> None:
+    """Keyed by line number, so the default partitioner spreads them over
+    every input partition."""
+    producer = Producer(confluent_client.producer_config(bootstrap, idempotent=True))
+    failed = []
+    for index, line in enumerate(lines, start=first_key):
+        _produce(producer, topic, index, line, failed)
+    assert producer.flush(60) == 0, "input lines not delivered within 60 s"
+    assert not failed, failed[:5]
+
+
+def _produce(producer: Producer, topic: str, index: int, line: str, failed: list) -> None:
+    def on_delivery(err, msg):
+        if err is not None:
+            failed.append(f"line {index}: {err}")
+    while True:
+        try:
+            producer.produce(topic, key=b"%d" % index, value=line.encode(), on_delivery=on_delivery)
+            break
+        except BufferError:
+            producer.poll(0.05)
+    producer.poll(0)
+
+
+def wait_until_caught_up(app: WordCountApp, timeout: float = 120.0) -> None:
+    """Wait until the app's group has committed the input topic's end offsets,
+    then the repartition topic's. With at_least_once, Streams flushes its
+    producer (repartition, changelog and output records) before committing
+    the offsets of what it consumed, so once both are committed to their
+    ends everything the input produces is in the output topic."""
+    deadline = time.monotonic() + timeout
+    for topic in (app.input_topic, app.repartition_topic):
+        while True:
+            app.check()
+            try:
+                ends = streams_app.end_offsets(app.bootstrap, topic)
+                done = streams_app.committed(app.bootstrap, app.application_id, topic, list(ends))
+            except Exception as exc:  # the topic may not exist yet, the broker be restarting
+                ends, done = {}, repr(exc)
+            if ends and done == ends:
+                break
+            assert time.monotonic() < deadline, (
+                f"{app.application_id} has not committed {topic}'s end offsets {ends} within "
+                f"{timeout}s: committed {done}\n{app.log_tail()}")
+            time.sleep(0.25)
+
+
+def described_configs(bootstrap: str, topic: str) -> dict[str, tuple[str, str]]:
+    """Config name -> (value, source) of a topic's configs that aren't defaults."""
+    with admin_client(bootstrap) as client:
+        answer = client.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+    return {name: (entry["value"], entry["config_source"])
+            for name, entry in answer["topic"][topic].items()
+            if entry["config_source"] != "DEFAULT_CONFIG"}
+
+
+def count_histories(bootstrap: str, topic: str) -> dict[str, list[int]]:
+    """word -> every count the output topic holds for it, in offset order."""
+    histories: dict[str, list[int]] = {}
+    partition_of: dict[str, int] = {}
+    for partition, _, key, value in sorted(streams_app.read_topic(bootstrap, topic)):
+        word = key.decode()
+        assert partition_of.setdefault(word, partition) == partition, (
+            f"{word!r} in partitions {partition_of[word]} and {partition} of {topic}")
+        histories.setdefault(word, []).append(streams_app.decode_count(value))
+    return histories
+
+
+def test_word_count_exact(broker, new_topic, tmp_path):
+    """No failures: every word's count in the output topic is exactly its
+    count in the input, every count on the way was smaller (nothing counted
+    twice), Streams' internal topics are as Streams asks for them, and a
+    second run, its store restored from the changelog, counts on from there."""
+    input_topic = new_topic(partitions=INPUT_PARTITIONS)
+    output_topic = new_topic(partitions=2)
+    first = corpus(3_000, seed=1)
+    produce_lines(broker.bootstrap, input_topic, first)
+    spread = streams_app.end_offsets(broker.bootstrap, input_topic)
+    assert all(spread[p] > 0 for p in range(INPUT_PARTITIONS)), spread
+    expected = word_counts(first)
+
+    app_id = f"wordcount-{input_topic[-8:]}"
+    app = WordCountApp(broker.bootstrap, input_topic, output_topic, app_id,
+                       tmp_path / "state", tmp_path / "streams.log")
+    with app:
+        app.wait_for_state("RUNNING")
+        wait_until_caught_up(app)
+
+        histories = count_histories(broker.bootstrap, output_topic)
+        assert {w: h[-1] for w, h in histories.items()} == dict(expected)
+        for word, history in histories.items():
+            assert history == sorted(set(history)), f"{word}: counts not increasing: {history}"
+
+        # The internal topics: named after application.id and the names in
+        # the topology, partitioned as the input topic, configured by Streams.
+        with admin_client(broker.bootstrap) as client:
+            topics = set(client.list_topics())
+        assert {app.repartition_topic, app.changelog_topic} <= topics
+        internal = {t for t in topics if t.startswith(app_id)}
+        assert internal == {app.repartition_topic, app.changelog_topic}
+        for topic in internal:
+            assert streams_app.partitions(broker.bootstrap, topic) == list(range(INPUT_PARTITIONS))
+        set_by_app = "DYNAMIC_TOPIC_CONFIG"
+        assert described_configs(broker.bootstrap, app.changelog_topic) == {
+            "cleanup.policy": ("compact", set_by_app),
+            "message.timestamp.type": ("CreateTime", set_by_app)}
+        assert described_configs(broker.bootstrap, app.repartition_topic) == {
+            "cleanup.policy": ("delete", set_by_app),
+            "message.timestamp.type": ("CreateTime", set_by_app),
+            "retention.ms": ("-1", set_by_app),
+            "segment.bytes": ("52428800", set_by_app)}
+        # The changelog holds the store: its latest value per word (what
+        # compaction would keep) is the count.
+        assert streams_app.latest(broker.bootstrap, app.changelog_topic) == dict(expected)
+        # Repartition records the app has committed are deleted by the app
+        # (DeleteRecords up to its committed offsets, every purge interval).
+        deadline = time.monotonic() + 30
+        while True:
+            ranges = streams_app.offsets(broker.bootstrap, app.repartition_topic)
+            if all(start == end for start, end in ranges.values()):
+                break
+            assert time.monotonic() < deadline, f"repartition topic not purged: {ranges}"
+            time.sleep(0.25)
+    assert app.stop() == 0
+    assert app.state == "NOT_RUNNING" and not app.errors()
+
+    # A second run on a fresh state directory restores the "counts" store
+    # from the changelog, then counts a second corpus on top of it.
+    second = corpus(1_000, seed=2)
+    produce_lines(broker.bootstrap, input_topic, second, first_key=len(first))
+    expected.update(word_counts(second))
+    app = WordCountApp(broker.bootstrap, input_topic, output_topic, app_id,
+                       tmp_path / "state-2", tmp_path / "streams.log")
+    with app:
+        app.wait_for_state("RUNNING")
+        wait_until_caught_up(app)
+        assert streams_app.latest(broker.bootstrap, output_topic) == dict(expected)
+        assert streams_app.latest(broker.bootstrap, app.changelog_topic) == dict(expected)
+    assert app.stop() == 0
