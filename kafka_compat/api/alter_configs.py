@@ -94,12 +94,16 @@ def _apply_ops(overrides: dict[str, str], resource) -> None:
             if definition is None:
                 raise KafkaError(ErrorCode.INVALID_CONFIG, f"Unknown topic config name: {c.name}")
             if definition.type is not ConfigType.LIST:
+                # ConfigAdminManager.prepareIncrementalConfigs throws an
+                # InvalidConfigurationException (INVALID_CONFIG), 3.9 and 4.4 alike.
                 verb = "append" if op == APPEND else "subtract"
-                raise _invalid_request(f"Config value {verb} is not allowed for config key: {c.name}")
+                raise KafkaError(ErrorCode.INVALID_CONFIG,
+                                 f"Config value {verb} is not allowed for config key: {c.name}")
             current = overrides[c.name].split(",") if c.name in overrides else list(definition.default)
             given = c.value.split(",")
-            if op == APPEND:
-                values = current + given
+            if op == APPEND:  # only the values not there yet, as Kafka's filterNot(contains)
+                current = [v for v in current if v]
+                values = current + [v for v in given if v not in current]
             else:  # one occurrence removed per value given, as Scala's diff does
                 values = list(current)
                 for v in given:

@@ -314,10 +314,12 @@ EXPECTED_DIFFERENCES = {
     "alter-configs-bad-enum": ZK_TEXT.format("ZkAdminManager: 'Invalid config value for resource ...: '"),
     "incremental-bad-value": ZK_TEXT.format("ZkAdminManager: 'Invalid config value for resource ...: '"),
     "alter-configs-broker": ZK_TEXT.format("DynamicBrokerConfig prints a Scala Set(...)"),
-    "incremental-append-non-list": "ZooKeeper-mode 3.9 answers INVALID_REQUEST 'Config value append is not "
-                                   "allowed for config key: X' (ours); Kafka 4.4 KRaft INVALID_CONFIG",
-    "incremental-subtract-non-list": "ZooKeeper-mode 3.9 answers INVALID_REQUEST 'Config value subtract is not "
-                                     "allowed for config key: X' (ours); Kafka 4.4 KRaft INVALID_CONFIG",
+    "incremental-append-non-list": "INVALID_CONFIG in both; ZooKeeper-mode 3.9 (ConfigAdminManager) says "
+                                   "'Config value append is not allowed for config key: X' (ours), Kafka 4.4 "
+                                   "KRaft 'Can't APPEND to key X because its type is not LIST.'",
+    "incremental-subtract-non-list": "INVALID_CONFIG in both; ZooKeeper-mode 3.9 (ConfigAdminManager) says "
+                                     "'Config value subtract is not allowed for config key: X' (ours), Kafka "
+                                     "4.4 KRaft 'Can't SUBTRACT to key X because its type is not LIST.'",
     "incremental-unknown-operation": "Kafka 4.4 answers UNKNOWN_SERVER_ERROR for an operation id it doesn't "
                                      "know; we answer INVALID_REQUEST 'Unknown operations type 9'",
     "incremental-logger-bad-level": "we check that the logger exists before its level ('Logger X does not "

@@ -64,6 +64,10 @@ async def test_incremental_set_delete_append_subtract(broker):
     [r] = await incremental(client, topic_resource("t", [("cleanup.policy", SUBTRACT, "delete")]))
     assert r.error_code == ErrorCode.NONE
     assert await overrides(client, "t") == {"retention.ms": "2000", "cleanup.policy": "compact"}
+    # APPEND adds only the values not there yet (Kafka's filterNot(oldValueList.contains)).
+    [r] = await incremental(client, topic_resource("t", [("cleanup.policy", APPEND, "compact,delete")]))
+    assert r.error_code == ErrorCode.NONE
+    assert await overrides(client, "t") == {"retention.ms": "2000", "cleanup.policy": "compact,delete"}
 
 
 async def test_errors_in_kafka_order(broker):
@@ -95,7 +99,7 @@ async def test_errors_in_kafka_order(broker):
         "Invalid config value for resource ConfigResource(type=TOPIC, name='d'): "
         "Invalid value soon for configuration retention.ms: Not a number of type LONG")
     assert (not_list.error_code, not_list.error_message) == (
-        ErrorCode.INVALID_REQUEST, "Config value append is not allowed for config key: retention.ms")
+        ErrorCode.INVALID_CONFIG, "Config value append is not allowed for config key: retention.ms")
     assert bad_name.error_code == ErrorCode.INVALID_TOPIC_EXCEPTION
     for name in "abcde":
         assert await overrides(client, name) == {}
