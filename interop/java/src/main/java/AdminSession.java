@@ -112,7 +112,8 @@ final class AdminSession {
                         case "subtract" -> AlterConfigOp.OpType.SUBTRACT;
                         default -> throw new IllegalArgumentException("unknown op type " + t.get(0));
                     };
-                    ops.add(new AlterConfigOp(new ConfigEntry((String) t.get(1), (String) t.get(2)), type));
+                    String value = t.size() > 2 ? (String) t.get(2) : null;  // none for delete
+                    ops.add(new AlterConfigOp(new ConfigEntry((String) t.get(1), value), type));
                 }
                 admin.incrementalAlterConfigs(Map.of(resource(m), ops),
                         new AlterConfigsOptions().validateOnly(Session.bool(m, "validate_only"))).all().get();
