@@ -257,3 +257,44 @@ def test_consumer_group_admin(broker, new_topic):
             "error": "GroupIdNotFoundException", "message": "The group id does not exist."}}
         answer = admin.call("delete-group-offsets", group=group, partitions=[[topic, 0]])
         assert answer[t0]["error"] == "GroupIdNotFoundException", answer
+
+
+def test_remove_all_members_and_unknown_groups(broker, new_topic):
+    """removeMembersFromConsumerGroup without names removes every member (a
+    dynamic one here, by member id), which then rejoins on its next poll;
+    and the answers about a group that doesn't exist."""
+    topic = new_topic(partitions=2)
+    confluent_client.produce(broker.bootstrap, topic, messages(10), partition=0)
+    group = f"java-remove-all-{uuid.uuid4().hex[:8]}"
+    with java_client.admin_session(broker.bootstrap) as admin, \
+            java_client.consumer_session(broker.bootstrap, topic, group=group) as consumer:
+        consumer.call("subscribe")
+        assert len(consumer.call("poll", count=10, timeout_ms=30_000)) == 10
+        consumer.call("commit-sync", offsets=[[0, 6, ""]])  # less than it read
+        [member] = admin.call("describe-groups", groups=[group])[group]["members"]
+        assert member["instance_id"] is None
+
+        assert admin.call("remove-members", group=group) is None
+        described = admin.call("describe-groups", groups=[group])[group]
+        assert (described["state"], described["members"]) == ("Empty", [])
+        # Removed, the member finds out on a heartbeat and joins again under a
+        # new member id; its new assignment starts at the commit, so what it
+        # read past it comes again (and nothing more was produced).
+        records = consumer.call("poll", count=4, timeout_ms=30_000)
+        assert [r[:2] for r in records] == [[0, o] for o in range(6, 10)]
+        [again] = admin.call("describe-groups", groups=[group])[group]["members"]
+        assert again["member_id"] != member["member_id"]
+
+        unknown = f"{group}-none"
+        assert admin.call("list-group-offsets", group=unknown) == {}
+        assert admin.call("delete-groups", groups=[unknown])[unknown]["error"] == (
+            "GroupIdNotFoundException")
+        # Kafka 4 answers GroupIdNotFoundException (DescribeGroups v6 and
+        # ConsumerGroupDescribe, KIP-1043/848); a 3.9 broker, and we, answer
+        # DescribeGroups v5 with the group Dead and empty.
+        answer = admin.answer("describe-groups", groups=[unknown])
+        if "error" in answer:
+            assert answer["error"] == "GroupIdNotFoundException", answer
+        else:
+            described = answer["result"][unknown]
+            assert (described["state"], described["members"]) == ("Dead", []), answer
