@@ -12,8 +12,13 @@ is the same from a terminal:
     python -m interop.reference_kafka [--port N] [--controller-port N] [name=value ...]
 
 Configs are Kafka's defaults, except what one node needs (replication
-factors of the internal topics 1) and what a test passes in `overrides`.
+factors of the internal topics 1) and what a test passes in `overrides`;
+the JVM runs with the options kafka-server-start.sh gives it by default.
 The broker's output goes to `kafka.log` in its directory.
+
+`ReferenceKafka.prepare()` does the same set-up without starting Kafka and
+returns the server's java command line, for a caller that runs the JVM
+itself (the benchmark's `--peer kafka`, scripts/bench_lib/kafka.py).
 """
 from __future__ import annotations
 
@@ -35,11 +40,18 @@ from interop.broker_process import api_versions_round_trip, free_port, round_tri
 ROOT = Path(__file__).resolve().parent.parent
 KAFKA_JARS = ROOT / "scripts" / "kafka-jars"
 VERSION_FILE = ROOT / "interop" / "java" / "kafka-version"
-# kafka-server-start.sh's heap and kafka-run-class.sh's JVM options.
+# The JVM options kafka-server-start.sh runs the broker with when no
+# KAFKA_*_OPTS is set: its heap (KAFKA_HEAP_OPTS), kafka-run-class.sh's
+# KAFKA_JVM_PERFORMANCE_OPTS (MaxInlineLevel=15 is JDK 17's default anyway)
+# and KAFKA_JMX_OPTS (the local JMX agent, no port), and the GC log that
+# kafka-server-start.sh's -loggc turns on (SERVER_GC_LOG, into kafka.logs.dir).
 HEAP_OPTIONS = ["-Xmx1G", "-Xms1G"]
 JVM_OPTIONS = ["-server", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
                "-XX:InitiatingHeapOccupancyPercent=35", "-XX:+ExplicitGCInvokesConcurrent",
-               "-Djava.awt.headless=true"]
+               "-XX:MaxInlineLevel=15", "-Djava.awt.headless=true"]
+JMX_OPTIONS = ["-Dcom.sun.management.jmxremote=true", "-Dcom.sun.management.jmxremote.authenticate=false",
+               "-Dcom.sun.management.jmxremote.ssl=false"]
+SERVER_GC_LOG = "-Xlog:gc*:file={logs_dir}/kafkaServer-gc.log:time,tags:filecount=10,filesize=100M"
 METADATA_KEY = 3
 # A single node can't replicate its internal topics three times.
 ONE_NODE_CONFIGS = {
@@ -142,9 +154,7 @@ class ReferenceKafka:
             **self.overrides,
         }
 
-    def start(self) -> ReferenceKafka:
-        if self.running():
-            raise RuntimeError(f"Kafka already running as pid {self.pid}")
+    def _set_up(self) -> None:
         if shutil.which("java") is None:
             raise RuntimeError("java is not installed (./scripts/test installs it)")
         self._libs = kafka_libs()
@@ -153,14 +163,33 @@ class ReferenceKafka:
             self.directory.mkdir(parents=True, exist_ok=True)
         else:
             self.directory = Path(tempfile.mkdtemp(prefix="reference-kafka-"))
+
+    def _pick_ports(self) -> None:
+        self.port = self._fixed_port or free_port()
+        self.controller_port = self._fixed_controller_port or free_port()
+        while self.controller_port == self.port:
+            self.controller_port = free_port()
+
+    def prepare(self) -> list[str]:
+        """Everything `start()` does short of starting Kafka: the directory
+        (server.properties, the storage formatted unless it already is) and
+        the ports; returns the command line that runs the server in the
+        foreground, for a caller that runs it itself (the process is then
+        the JVM itself, e.g. for its CPU time and memory). A temporary
+        directory is the caller's to remove."""
+        self._set_up()
+        self._pick_ports()
+        return self._prepare_server()
+
+    def start(self) -> ReferenceKafka:
+        if self.running():
+            raise RuntimeError(f"Kafka already running as pid {self.pid}")
+        self._set_up()
         try:
             # A free port can be taken before Kafka binds it: then Kafka exits
             # at once and other ports are tried.
             for _ in range(3):
-                self.port = self._fixed_port or free_port()
-                self.controller_port = self._fixed_controller_port or free_port()
-                while self.controller_port == self.port:
-                    self.controller_port = free_port()
+                self._pick_ports()
                 try:
                     self._launch()
                     return self
@@ -173,14 +202,16 @@ class ReferenceKafka:
             self.stop()
             raise
 
-    def _java(self, main_class: str, *args: str, log_config: str) -> list[str]:
+    def _java(self, main_class: str, *args: str, log_config: str, extra: tuple[str, ...] = ()) -> list[str]:
         cache = self._libs.parent
-        return ["java", *self.heap_options, *JVM_OPTIONS,
+        return ["java", *self.heap_options, *JVM_OPTIONS, *extra,
                 f"-Dlog4j2.configurationFile={cache / log_config}",
                 f"-Dkafka.logs.dir={self.directory / 'logs'}",
                 "-cp", f"{self._libs}/*", main_class, *args]
 
-    def _launch(self) -> None:
+    def _prepare_server(self) -> list[str]:
+        """Write server.properties, format the storage if it isn't yet; the
+        server's command line, as kafka-server-start.sh would run it."""
         properties = self.directory / "server.properties"
         properties.write_text("".join(f"{k}={v}\n" for k, v in self.configs().items()))
         if not (self.directory / "data" / "meta.properties").exists():
@@ -197,7 +228,13 @@ class ReferenceKafka:
             meta = (self.directory / "data" / "meta.properties").read_text()
             self.cluster_id = next((line.split("=", 1)[1] for line in meta.splitlines()
                                     if line.startswith("cluster.id=")), None)
-        command = self._java("kafka.Kafka", str(properties), log_config="log4j2.properties")
+        logs_dir = self.directory / "logs"
+        logs_dir.mkdir(exist_ok=True)  # kafka-run-class.sh makes it too
+        return self._java("kafka.Kafka", str(properties), log_config="log4j2.properties",
+                          extra=(SERVER_GC_LOG.format(logs_dir=logs_dir), *JMX_OPTIONS))
+
+    def _launch(self) -> None:
+        command = self._prepare_server()
         with self.log_path.open("ab") as log:
             log.write(f"\n--- starting: {' '.join(command)}\n".encode())
             log.flush()

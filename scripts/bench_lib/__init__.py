@@ -13,6 +13,7 @@ by run, and reports medians and per-pair ratios. Modules:
     procstat   CPU time and peak RSS of a process, from /proc
     toolsenv   the bench's own virtualenv for the tools it fetches
     tansu      the default peer: Tansu, installed into that virtualenv
+    kafka      the peer --peer kafka: Apache Kafka, run as the JVM itself
     runner     the A B A B loop
     report     medians, ratios, the table and the JSON file
     targets    the issue's performance targets, checked against the medians

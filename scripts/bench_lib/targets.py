@@ -2,7 +2,9 @@
 
 Each check reads the summaries (workload -> figure -> medians and ratios)
 and says what was measured and whether the target is met; a target whose
-workload did not run (or has no peer) is "not measured".
+workload did not run (or has no peer) is "not measured". Some targets are
+against Apache Kafka itself and are checked only when it is the peer
+(``--peer kafka``); the others hold for any peer.
 """
 from __future__ import annotations
 
@@ -16,10 +18,19 @@ CLUSTER = "cluster-"
 KILL9_LIMIT_S = SESSION_TIMEOUT_MS / 1000 + 1  # the bench's clusters' zookeeper.session.timeout.ms, + 1 s
 
 
+KAFKA = "kafka"
+
+
 @dataclass(frozen=True)
 class Target:
     text: str
     check: Callable[[dict], tuple[str, bool | None]]
+    # Checked only when the peer is this one (None: any peer), or never then.
+    peer: str | None = None
+    not_with_peer: str | None = None
+
+    def applies(self, peer: str | None) -> bool:
+        return (self.peer is None or self.peer == peer) and (self.not_with_peer is None or self.not_with_peer != peer)
 
 
 def _rows(summaries: dict, prefix: str, figure: str) -> list[tuple[str, dict]]:
@@ -79,6 +90,19 @@ def _ratio_at_least(prefix: str, figure: str, minimum: float) -> Callable[[dict]
     return check
 
 
+def _ratio_at_most(prefix: str, figure: str, maximum: float) -> Callable[[dict], tuple[str, bool | None]]:
+    def check(summaries: dict) -> tuple[str, bool | None]:
+        rows = [(name, row["ratio"]) for name, row in _rows(summaries, prefix, figure) if row["ratio"] is not None]
+        if not rows:
+            return NOT_MEASURED
+        worst = max(rows, key=lambda r: r[1])
+        above = [f"{name} {ratio:.2f}x" for name, ratio in rows if ratio > maximum]
+        text = f"highest {worst[1]:.2f}x ({worst[0]})" + (f"; above: {', '.join(above)}" if above else "")
+        return text, not above
+
+    return check
+
+
 def _of_ceiling_at_least(prefix: str, minimum: float) -> Callable[[dict], tuple[str, bool | None]]:
     def check(summaries: dict) -> tuple[str, bool | None]:
         rows = [(name, row["of_ceiling"]) for name, row in _rows(summaries, prefix, "msg_per_s")
@@ -115,7 +139,12 @@ def _at_most(workload_prefix: str, figure: str, limit: float, unit: str) -> Call
 
 
 TARGETS = [
-    Target("every throughput figure >= 1.0x the peer", _ratio_at_least("", "msg_per_s", 1.0)),
+    Target("every throughput figure >= 1.0x the peer", _ratio_at_least("", "msg_per_s", 1.0), not_with_peer=KAFKA),
+    Target("every throughput figure >= 1.0x Apache Kafka's", _ratio_at_least("", "msg_per_s", 1.0), peer=KAFKA),
+    Target("e2e latency at 2,000 msg/s: p99 no worse than Apache Kafka's",
+           _ratio_at_most("latency-e2e", "e2e_p99_ms", 1.0), peer=KAFKA),
+    Target("broker peak RSS <= 0.25x Apache Kafka's (every workload)",
+           _ratio_at_most("", "peak_rss_mb", 0.25), peer=KAFKA),
     Target("produce 1 KiB >= 1.5x the peer", _ratio_at_least("produce-1KiB", "msg_per_s", 1.5)),
     Target("produce 1 KiB >= 75% of the client's ceiling", _of_ceiling_at_least("produce-1KiB", 0.75)),
     Target("consume 1 KiB >= 1.5x the peer", _ratio_at_least("consume-1KiB", "msg_per_s", 1.5)),
@@ -146,9 +175,13 @@ TARGETS = [
 ]
 
 
-def check_all(summaries: dict) -> list[dict]:
+def check_all(summaries: dict, peer: str | None = None) -> list[dict]:
+    """The targets that apply with this peer (``kafka``, ``tansu`` or None:
+    a peer given by command or address), checked."""
     out = []
     for target in TARGETS:
+        if not target.applies(peer):
+            continue
         measured, met = target.check(summaries)
         out.append({"target": target.text, "measured": measured, "met": met})
     return out
