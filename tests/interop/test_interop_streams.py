@@ -198,107 +198,164 @@ def test_word_count_exact(broker, new_topic, tmp_path):
     assert app.stop() == 0
 
 
-# --- the broker killed mid-run ----------------------------------------------
+# --- failures mid-run -------------------------------------------------------
 
 STREAM_LINES = 6_000  # lines sent in all, a steady stream before, during and after
 KILL_AFTER_PROCESSED = 1_500  # kill once the app has committed this many input lines
 KILL_BY_SENT = 3_500  # (sending no more than this many before the kill)
-DOWN_LINES = 300  # lines queued by the producer while the broker is down
+DOWN_LINES = 300  # lines queued by the producer while the killed process is down
 PACE = 20  # lines per 20 ms tick: at most ~1,000 lines/s
+
+
+class LineStream:
+    """The corpus sent as a steady stream, keyed by line number, from an
+    idempotent producer that rides out a broker restart."""
+
+    def __init__(self, bootstrap: str, topic: str, lines: list[str]):
+        self.topic = topic
+        self.lines = lines
+        self.sent = 0
+        self.failed: list[str] = []
+        self.producer = Producer(confluent_client.producer_config(
+            bootstrap, idempotent=True,
+            **{"message.timeout.ms": 120_000, "retry.backoff.ms": 50,
+               "reconnect.backoff.ms": 20, "reconnect.backoff.max.ms": 200}))
+
+    def tick(self) -> None:
+        for _ in range(min(PACE, len(self.lines) - self.sent)):
+            _produce(self.producer, self.topic, self.sent, self.lines[self.sent], self.failed)
+            self.sent += 1
+        self.producer.poll(0.02)
+
+    def send(self, count: int) -> None:
+        until = min(self.sent + count, len(self.lines))
+        while self.sent < until:
+            self.tick()
+
+    def finish(self) -> None:
+        self.send(len(self.lines))
+        assert self.producer.flush(120) == 0, "input lines not delivered within 120 s"
+        assert not self.failed, self.failed[:5]
+
+
+def stream_until_processing(stream: LineStream, app: WordCountApp) -> None:
+    """Stream lines until the app has committed KILL_AFTER_PROCESSED of them
+    (holding the stream at KILL_BY_SENT if the app is slow), so that a kill
+    comes while it is busy."""
+    def processed() -> int:
+        try:
+            return sum(streams_app.committed(app.bootstrap, app.application_id, stream.topic,
+                                             list(range(INPUT_PARTITIONS))).values())
+        except Exception:
+            return 0
+
+    deadline = time.monotonic() + 90
+    next_check = 0.0
+    while True:
+        if stream.sent < KILL_BY_SENT:
+            stream.tick()
+        else:
+            stream.producer.poll(0.02)
+        app.check()
+        if time.monotonic() >= next_check:
+            if processed() >= KILL_AFTER_PROCESSED:
+                return
+            next_check = time.monotonic() + 0.5
+        assert time.monotonic() < deadline, f"app committed {processed()} lines in 90 s"
+
+
+def check_at_least_once(bootstrap: str, app: WordCountApp, lines: list[str]) -> None:
+    """After a failure, at_least_once promises no loss, not no duplicates:
+    Streams may process again records whose offsets it had not committed
+    (and its producer may have sent their results before the failure), so
+    a word may be counted more than once; it must never be counted less.
+    So: the words in the output topic are exactly the words of the input
+    topic (none missing, none invented); each word's final count is at least
+    its number of occurrences in the input topic as stored (read back, and
+    checked to hold each line sent exactly once: the test's producer is
+    idempotent); and the changelog's final counts are the output's (the
+    store and what it sent agree)."""
+    stored = streams_app.read_topic(bootstrap, app.input_topic)
+    keys = Counter(int(key) for _, _, key, _ in stored)
+    assert keys == Counter(range(len(lines))), "the input topic should hold each line once"
+    expected = word_counts(value.decode() for _, _, _, value in stored)
+    counts = streams_app.latest(bootstrap, app.output_topic)
+    assert set(counts) == set(expected), (
+        f"missing {sorted(set(expected) - set(counts))[:10]}, "
+        f"unexpected {sorted(set(counts) - set(expected))[:10]}")
+    under = {w: (counts[w], n) for w, n in expected.items() if counts[w] < n}
+    assert not under, f"words counted fewer times than they occur (count, occurrences): {under}"
+    over = {w: counts[w] - n for w, n in expected.items() if counts[w] > n}
+    print(f"over-counted after the failure (at_least_once): {len(over)} words, "
+          f"{sum(over.values())} extra of {sum(expected.values())}")
+    assert streams_app.latest(bootstrap, app.changelog_topic) == counts
 
 
 def test_word_count_survives_broker_kill9(own_broker, new_topic, tmp_path):
     """The single broker is killed with SIGKILL while the app is processing a
-    steady stream of lines, and restarted on the same port and data directory.
+    steady stream of lines, and restarted on the same port and data
+    directory; the app rides it out and its final counts pass
+    check_at_least_once.
 
     kill -9 rather than SIGTERM: the harder case for Streams and for us.
     Nothing is shut down in order: requests in flight (produce to the
     repartition, changelog and output topics, fetches, offset commits,
-    heartbeats) go unanswered, the group coordinator's members and
-    generation are gone, and the broker comes back through log recovery. A
+    heartbeats) go unanswered, the broker comes back through log recovery
+    and its group coordinator reloads the group from __consumer_offsets. A
     graceful restart keeping topics and offsets is covered for plain clients
-    by test_interop_durability.
-
-    The check: at_least_once promises no loss, not no duplicates. After a
-    failure Streams may process again records whose offsets it had not
-    committed (its producer may also have sent them before the failure), so
-    a word may be counted more than once; it must never be counted less. So
-    once the app has caught up: the words in the output topic are exactly
-    the words of the input topic (none missing, none invented), each word's
-    final count is at least its number of occurrences in the input topic as
-    stored (read back after the run, and checked to hold each line sent
-    exactly once: the test's own producer is idempotent), and the changelog
-    holds the same final counts as the output (the store and what it sent
-    agree)."""
+    by test_interop_durability."""
     input_topic = new_topic(partitions=INPUT_PARTITIONS)
     output_topic = new_topic(partitions=2)
     app_id = f"wordcount-{input_topic[-8:]}"
     app = WordCountApp(own_broker.bootstrap, input_topic, output_topic, app_id,
                        tmp_path / "state", tmp_path / "streams.log")
     lines = corpus(STREAM_LINES, seed=3)
-    producer = Producer(confluent_client.producer_config(
-        own_broker.bootstrap, idempotent=True,
-        **{"message.timeout.ms": 120_000, "retry.backoff.ms": 50,
-           "reconnect.backoff.ms": 20, "reconnect.backoff.max.ms": 200}))
-    failed: list[str] = []
-    sent = 0
-
-    def send_tick() -> None:
-        nonlocal sent
-        for _ in range(min(PACE, len(lines) - sent)):
-            _produce(producer, input_topic, sent, lines[sent], failed)
-            sent += 1
-        producer.poll(0.02)
-
-    def processed() -> int:
-        try:
-            return sum(streams_app.committed(own_broker.bootstrap, app_id, input_topic,
-                                             list(range(INPUT_PARTITIONS))).values())
-        except Exception:
-            return 0
-
+    stream = LineStream(own_broker.bootstrap, input_topic, lines)
     with app:
         app.wait_for_state("RUNNING")
-        deadline = time.monotonic() + 90
-        next_check = 0.0
-        while True:
-            if sent < KILL_BY_SENT:
-                send_tick()
-            else:  # a slow app: hold the stream here and let it catch up
-                producer.poll(0.02)
-            app.check()
-            if time.monotonic() >= next_check:
-                if processed() >= KILL_AFTER_PROCESSED:
-                    break
-                next_check = time.monotonic() + 0.5
-            assert time.monotonic() < deadline, f"app committed {processed()} lines in 90 s"
-
+        stream_until_processing(stream, app)
         own_broker.kill9()
-        resume_at = sent + DOWN_LINES
-        while sent < resume_at:
-            send_tick()
+        stream.send(DOWN_LINES)
         own_broker.start()
-        while sent < len(lines):
-            send_tick()
-        assert producer.flush(120) == 0, "input lines not delivered within 120 s"
-        assert not failed, failed[:5]
+        stream.finish()
 
         wait_until_caught_up(app, timeout=150)
         app.check()
         assert app.state == "RUNNING", app.events
-
-        stored = streams_app.read_topic(own_broker.bootstrap, input_topic)
-        keys = Counter(int(key) for _, _, key, _ in stored)
-        assert keys == Counter(range(len(lines))), "the input topic should hold each line once"
-        expected = word_counts(value.decode() for _, _, _, value in stored)
-        counts = streams_app.latest(own_broker.bootstrap, output_topic)
-        assert set(counts) == set(expected), (
-            f"missing {sorted(set(expected) - set(counts))[:10]}, "
-            f"unexpected {sorted(set(counts) - set(expected))[:10]}")
-        under = {w: (counts[w], n) for w, n in expected.items() if counts[w] < n}
-        assert not under, f"words counted fewer times than they occur (count, occurrences): {under}"
-        over = {w: counts[w] - n for w, n in expected.items() if counts[w] > n}
-        print(f"over-counted after the kill (at_least_once): {len(over)} words, "
-              f"{sum(over.values())} extra of {sum(expected.values())}")
-        assert streams_app.latest(own_broker.bootstrap, app.changelog_topic) == counts
+        check_at_least_once(own_broker.bootstrap, app, lines)
     assert app.stop() == 0
+
+
+def test_word_count_survives_app_kill9(broker, new_topic, tmp_path):
+    """The app itself is killed with SIGKILL while processing the stream (no
+    commit, no close, no checkpoint: RocksDB and the state directory left as
+    they were) and started again on the same state directory, the stream
+    going on meanwhile; its final counts pass check_at_least_once. Here
+    at_least_once really may over-count: the records processed after the
+    last commit are processed again by the new instance.
+
+    The dead instance's consumers never leave the group, so the new one's
+    rebalance waits for the coordinator to expire them: the app's
+    session.timeout.ms is 6 s (the broker's minimum; Kafka's default is 45 s)."""
+    input_topic = new_topic(partitions=INPUT_PARTITIONS)
+    output_topic = new_topic(partitions=2)
+    app_id = f"wordcount-{input_topic[-8:]}"
+    configs = {"session.timeout.ms": "6000", "heartbeat.interval.ms": "1000"}
+    app = WordCountApp(broker.bootstrap, input_topic, output_topic, app_id,
+                       tmp_path / "state", tmp_path / "streams.log", configs=configs)
+    lines = corpus(STREAM_LINES, seed=4)
+    stream = LineStream(broker.bootstrap, input_topic, lines)
+    with app:
+        app.wait_for_state("RUNNING")
+        stream_until_processing(stream, app)
+        app.kill9()
+        stream.send(DOWN_LINES)
+    again = WordCountApp(broker.bootstrap, input_topic, output_topic, app_id,
+                         tmp_path / "state", tmp_path / "streams.log", configs=configs)
+    with again:
+        stream.finish()
+        again.wait_for_state("RUNNING")
+        wait_until_caught_up(again, timeout=150)
+        again.check()
+        check_at_least_once(broker.bootstrap, again, lines)
+    assert again.stop() == 0
