@@ -121,4 +121,6 @@ def test_three_members_rebalancing_while_consuming(broker, new_topic, tmp_path, 
     # live member makes): every member that gave partitions up committed.
     for member in (a, b, c):
         assert any(e["event"] == "committed" for e in member.events), member.summary()
-    assert not [e for m in group.members for e in m.events if e["event"] == "commit_failed"]
+    failures = [(m.name, e["error"]) for m in group.members for e in m.events
+                if e["event"] == "commit_failed"]
+    assert not failures, group.describe()

@@ -36,6 +36,7 @@ import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.consumer.OffsetAndMetadata;
 import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.errors.RebalanceInProgressException;
 
 final class GroupWorker {
 
@@ -109,24 +110,53 @@ final class GroupWorker {
             }
         });
         while (!stop.get()) {
-            List<Object> pairs = new ArrayList<>();
-            for (ConsumerRecord<byte[], byte[]> r : consumer.poll(Duration.ofMillis(100))) {
-                pairs.add(List.of(r.partition(), r.offset()));
-                pending.put(new TopicPartition(r.topic(), r.partition()), r.offset() + 1);
-            }
-            if (!pairs.isEmpty()) {
-                emit("records", Map.of("records", pairs));
-            }
+            pollOnce();
         }
         // close() of a dynamic member revokes (and so commits) too, but a static
-        // member's close leaves it in the group without a revocation.
-        commit(new HashMap<>(pending));
+        // member's close leaves it in the group without a revocation. While a
+        // rebalance is under way (another member joining or leaving) the
+        // consumer refuses to commit (RebalanceInProgressException) until a
+        // poll() completes it: poll and retry, as the exception says to.
+        for (int attempt = 1; ; attempt++) {
+            RuntimeException error = tryCommit(new HashMap<>(pending));
+            if (error == null) {
+                break;
+            }
+            if (!(error instanceof RebalanceInProgressException) || attempt == 100) {
+                reportFailure(error);
+                break;
+            }
+            pollOnce();
+        }
+    }
+
+    private void pollOnce() {
+        List<Object> pairs = new ArrayList<>();
+        for (ConsumerRecord<byte[], byte[]> r : consumer.poll(Duration.ofMillis(100))) {
+            pairs.add(List.of(r.partition(), r.offset()));
+            pending.put(new TopicPartition(r.topic(), r.partition()), r.offset() + 1);
+        }
+        if (!pairs.isEmpty()) {
+            emit("records", Map.of("records", pairs));
+        }
     }
 
     /** commitSync of `offsets`; reported either way, dropped from pending on success. */
     private void commit(Map<TopicPartition, Long> offsets) {
+        RuntimeException error = tryCommit(offsets);
+        if (error != null) {
+            reportFailure(error);
+        }
+    }
+
+    private void reportFailure(RuntimeException e) {
+        emit("commit_failed", Map.of("error", e.getClass().getSimpleName() + ": " + e.getMessage()));
+    }
+
+    /** commitSync of `offsets`: null when done (reported, dropped from pending), else the error. */
+    private RuntimeException tryCommit(Map<TopicPartition, Long> offsets) {
         if (offsets.isEmpty()) {
-            return;
+            return null;
         }
         Map<TopicPartition, OffsetAndMetadata> commit = new HashMap<>();
         Map<String, Object> reported = new TreeMap<>();
@@ -137,13 +167,13 @@ final class GroupWorker {
         try {
             consumer.commitSync(commit);
         } catch (RuntimeException e) {
-            emit("commit_failed", Map.of("error", e.getClass().getSimpleName() + ": " + e.getMessage()));
-            return;
+            return e;
         }
         for (Map.Entry<TopicPartition, Long> e : offsets.entrySet()) {
             pending.remove(e.getKey(), e.getValue());
         }
         emit("committed", Map.of("offsets", reported));
+        return null;
     }
 
     private static List<Integer> numbers(Collection<TopicPartition> partitions) {
