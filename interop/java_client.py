@@ -159,6 +159,7 @@ class Session:
 
     def __init__(self, args: list[str], *, timeout: float = 60.0):
         self.timeout = timeout
+        self._killed = False
         self._stderr = tempfile.TemporaryFile()
         self._process = subprocess.Popen(command() + args, stdin=subprocess.PIPE,
                                          stdout=subprocess.PIPE, stderr=self._stderr)
@@ -217,10 +218,12 @@ class Session:
                                       + self.stderr_tail()) from None
         self._reader.join(timeout)
         code = self._process.returncode
-        if code != 0:
+        if code != 0 and not self._killed:
             raise JavaClientError(f"java session exited with {code}:\n{self.stderr_tail()}")
 
     def kill(self) -> None:
+        """SIGKILL the JVM (by its pid); close() then doesn't complain."""
+        self._killed = True
         if self._process.poll() is None:
             self._process.kill()
             self._process.wait()

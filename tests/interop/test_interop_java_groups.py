@@ -14,10 +14,12 @@ commits only synchronously in onPartitionsRevoked and before close:
 """
 from __future__ import annotations
 
+import uuid
 from typing import Callable
 
 import pytest
 
+from interop import java_client
 from interop.group_checks import assert_consumed_exactly_once
 from interop.group_member import BROKER_OVERRIDES, ConsumerGroup, GroupMember
 from interop.group_producer import TrickleProducer
@@ -124,3 +126,24 @@ def test_three_members_rebalancing_while_consuming(broker, new_topic, tmp_path, 
     failures = [(m.name, e["error"]) for m in group.members for e in m.events
                 if e["event"] == "commit_failed"]
     assert not failures, group.describe()
+
+
+def test_second_consumer_with_the_same_instance_id_fences_the_first(broker, new_topic):
+    """Two live consumers with one group.instance.id: the newer one takes the
+    member's place and its assignment, the older one's next heartbeat or poll
+    fails with FencedInstanceIdException (Kafka's FENCED_INSTANCE_ID)."""
+    topic = new_topic(partitions=2)
+    group = f"java-fenced-{uuid.uuid4().hex[:8]}"
+    with java_client.consumer_session(broker.bootstrap, topic, group=group,
+                                      instance_id="twin") as first, \
+            java_client.consumer_session(broker.bootstrap, topic, group=group,
+                                         instance_id="twin") as second:
+        first.call("subscribe")
+        assert first.call("wait-assignment", timeout_ms=30_000) == [0, 1]
+        second.call("subscribe")
+        assert second.call("wait-assignment", timeout_ms=30_000) == [0, 1]
+        answer = first.answer("poll", count=0, timeout_ms=15_000)
+        assert answer.get("error") == "FencedInstanceIdException", answer
+        # The newer one carries on: it commits as the group's member.
+        second.call("commit-sync", offsets=[[0, 0, "still here"]])
+        first.kill()  # fenced, its close() would fail too
