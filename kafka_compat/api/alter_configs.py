@@ -116,6 +116,8 @@ def _apply_ops(overrides: dict[str, str], resource) -> None:
 
 async def _alter_topic(broker, resource, incremental: bool, validate_only: bool) -> None:
     name = resource.resource_name
+    if not name:  # ZkAdminManager, before anything else (and Kafka 4.4's controller)
+        raise _invalid_request("Default topic resources are not allowed.")
     meta = broker.topics.get(name)
     if incremental:
         overrides = dict(meta.configs) if meta is not None else {}
@@ -124,7 +126,8 @@ async def _alter_topic(broker, resource, incremental: bool, validate_only: bool)
         overrides = {c.name: c.value for c in resource.configs}
     validate_topic_name(name)
     if meta is None:
-        raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"Topic '{name}' does not exist.")
+        # ZkAdminManager.alterTopicConfigs's metadata cache check (Kafka 4.4 says the same)
+        raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"The topic '{name}' does not exist.")
     try:
         validate_topic_configs(overrides, broker.config)
     except InvalidTopicConfigValue as e:

@@ -74,7 +74,7 @@ async def test_errors_in_kafka_order(broker):
     client = await broker.client()
     for name in "abcde":
         await create_topic(client, name)
-    dup_a, dup_b, keys, nulls, missing, unknown, bad_value, not_list, bad_name = await incremental(
+    dup_a, dup_b, keys, nulls, missing, unknown, bad_value, not_list, bad_name, default = await incremental(
         client,
         topic_resource("dup", [("retention.ms", SET, "1")]),
         topic_resource("dup", [("retention.ms", SET, "1")]),
@@ -85,6 +85,7 @@ async def test_errors_in_kafka_order(broker):
         topic_resource("d", [("retention.ms", SET, "soon")]),
         topic_resource("e", [("retention.ms", APPEND, "1")]),
         topic_resource("bad/name", [("retention.ms", SET, "1")]),
+        topic_resource("", [("retention.ms", SET, "1")]),
     )
     for r in (dup_a, dup_b):
         assert (r.error_code, r.error_message) == (ErrorCode.INVALID_REQUEST, "Each resource must appear at most once.")
@@ -92,7 +93,7 @@ async def test_errors_in_kafka_order(broker):
     assert (nulls.error_code, nulls.error_message) == (
         ErrorCode.INVALID_REQUEST, "Null value not supported for : retention.ms, segment.ms")
     assert (missing.error_code, missing.error_message) == (
-        ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, "Topic 'nope' does not exist.")
+        ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, "The topic 'nope' does not exist.")
     assert (unknown.error_code, unknown.error_message) == (ErrorCode.INVALID_CONFIG, "Unknown topic config name: no.such.config")
     assert bad_value.error_code == ErrorCode.INVALID_CONFIG
     assert bad_value.error_message == (
@@ -101,6 +102,8 @@ async def test_errors_in_kafka_order(broker):
     assert (not_list.error_code, not_list.error_message) == (
         ErrorCode.INVALID_CONFIG, "Config value append is not allowed for config key: retention.ms")
     assert bad_name.error_code == ErrorCode.INVALID_TOPIC_EXCEPTION
+    assert (default.error_code, default.error_message) == (
+        ErrorCode.INVALID_REQUEST, "Default topic resources are not allowed.")
     for name in "abcde":
         assert await overrides(client, name) == {}
     # The legacy API has no DELETE: a missing value is refused, and so is the logger resource.
