@@ -6,7 +6,7 @@ writes, read back.
 ./scripts/test runs it), follows the KafkaStreams state changes the app
 prints on stdout, and stops it by its PID: SIGTERM closes Streams cleanly.
 The app's stderr (Streams' own log, warnings and up by default) goes to a
-file. `read_topic` and `latest` read an output or changelog topic back;
+file; the tasks it runs are reported each time it becomes RUNNING. `read_topic` and `latest` read an output or changelog topic back;
 `committed` and `end_offsets` say how far the app has got.
 """
 from __future__ import annotations
@@ -129,6 +129,13 @@ class WordCountApp:
         states = [e["new"] for e in self.events if e.get("event") == "state"]
         return states[-1] if states else None
 
+    @property
+    def tasks(self) -> dict[str, list[str]] | None:
+        """The active and standby task ids ("0_1", ...) this instance had when
+        it last became RUNNING: {"active": [...], "standby": [...]}."""
+        reports = [e for e in self.events if e.get("event") == "tasks"]
+        return {k: reports[-1][k] for k in ("active", "standby")} if reports else None
+
     def errors(self) -> list[dict]:
         return [e for e in self.events if e.get("event") == "error"]
 
@@ -141,14 +148,19 @@ class WordCountApp:
                                   f"events {self.events}\n{self.log_tail()}")
 
     def wait_for_state(self, state: str, timeout: float = 60.0) -> None:
+        self.wait_until(lambda: self.state == state, f"state {state}", timeout)
+
+    def wait_until(self, condition, what: str, timeout: float = 60.0) -> None:
+        """Wait until condition() holds, re-checked at each event the app
+        prints (and twice a second); raise if the app dies first."""
         deadline = time.monotonic() + timeout
         with self._changed:
-            while self.state != state:
+            while not condition():
                 self.check()
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise StreamsAppError(f"app not {state} after {timeout}s (state {self.state})"
-                                          f"\n{self.log_tail()}")
+                    raise StreamsAppError(f"app not at {what} after {timeout}s (state "
+                                          f"{self.state}, tasks {self.tasks})\n{self.log_tail()}")
                 self._changed.wait(min(remaining, 0.5))
 
     def stop(self, timeout: float = 45.0) -> int:

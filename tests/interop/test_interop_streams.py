@@ -359,3 +359,52 @@ def test_word_count_survives_app_kill9(broker, new_topic, tmp_path):
         again.check()
         check_at_least_once(broker.bootstrap, again, lines)
     assert again.stop() == 0
+
+
+def test_word_count_scales_out_and_in(broker, new_topic, tmp_path):
+    """Two instances of the app share the work (tasks move between processes
+    through Streams' assignor over the classic group protocol, each with a
+    standby replica of the store on the other instance), then the first one
+    is stopped cleanly mid-stream and the second takes over every task. No
+    failure, so nothing may be counted twice: the final counts are exact and
+    each word's counts in the output only rise."""
+    input_topic = new_topic(partitions=INPUT_PARTITIONS)
+    output_topic = new_topic(partitions=2)
+    app_id = f"wordcount-{input_topic[-8:]}"
+    configs = {"num.standby.replicas": "1"}
+    first = WordCountApp(broker.bootstrap, input_topic, output_topic, app_id,
+                         tmp_path / "state-1", tmp_path / "streams-1.log", configs=configs)
+    second = WordCountApp(broker.bootstrap, input_topic, output_topic, app_id,
+                          tmp_path / "state-2", tmp_path / "streams-2.log", configs=configs)
+    lines = corpus(STREAM_LINES, seed=5)
+    stream = LineStream(broker.bootstrap, input_topic, lines)
+    try:
+        first.start()
+        first.wait_for_state("RUNNING")
+        stream.send(1_000)
+        second.start()
+        # Stateless (0_x) and stateful (1_x, the store's) tasks move over as
+        # the assignor balances them between the two instances.
+        second.wait_until(lambda: second.state == "RUNNING" and second.tasks["active"],
+                          "running some of the tasks")
+        first.wait_until(lambda: first.state == "RUNNING"
+                         and len(first.tasks["active"]) < 2 * INPUT_PARTITIONS,
+                         "handing tasks over")
+        stream.send(2_000)
+        assert first.stop() == 0
+        second.wait_until(lambda: second.state == "RUNNING"
+                          and len(second.tasks["active"]) == 2 * INPUT_PARTITIONS,
+                          "running every task")
+        stream.finish()
+        wait_until_caught_up(second)
+        second.check()
+        expected = word_counts(lines)
+        histories = count_histories(broker.bootstrap, output_topic)
+        assert {w: h[-1] for w, h in histories.items()} == dict(expected)
+        for word, history in histories.items():
+            assert history == sorted(set(history)), f"{word}: counts not increasing: {history}"
+        assert streams_app.latest(broker.bootstrap, second.changelog_topic) == dict(expected)
+        assert second.stop() == 0
+    finally:
+        for app in (first, second):
+            app.__exit__(None, None, None)

@@ -1,5 +1,6 @@
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Locale;
@@ -14,6 +15,8 @@ import org.apache.kafka.streams.CloseOptions;
 import org.apache.kafka.streams.KafkaStreams;
 import org.apache.kafka.streams.StreamsBuilder;
 import org.apache.kafka.streams.StreamsConfig;
+import org.apache.kafka.streams.TaskMetadata;
+import org.apache.kafka.streams.ThreadMetadata;
 import org.apache.kafka.streams.Topology;
 import org.apache.kafka.streams.errors.StreamsUncaughtExceptionHandler;
 import org.apache.kafka.streams.kstream.Consumed;
@@ -41,6 +44,8 @@ import org.apache.kafka.streams.state.KeyValueStore;
  *
  * processing.guarantee is at_least_once. stdout carries one JSON object a
  * line: {"event":"state","old":..,"new":..} at each KafkaStreams state change,
+ * then {"event":"tasks","active":[..],"standby":[..]} (task ids) on each
+ * change to RUNNING,
  * {"event":"error","thread":..,"error":..} for an exception that kills a
  * stream thread (the client then shuts down, so a failure is never hidden),
  * and {"event":"closed","clean":true|false} last. SIGTERM closes the
@@ -110,6 +115,9 @@ public final class WordCountApp {
         AtomicBoolean failed = new AtomicBoolean(false);
         streams.setStateListener((newState, oldState) -> {
             emit("{\"event\":\"state\",\"old\":\"" + oldState + "\",\"new\":\"" + newState + "\"}");
+            if (newState == KafkaStreams.State.RUNNING) {
+                emitTasks(streams);
+            }
             if (newState == KafkaStreams.State.ERROR) {
                 failed.set(true);
             }
@@ -138,6 +146,24 @@ public final class WordCountApp {
             Runtime.getRuntime().halt(1);
         }
         // NOT_RUNNING without ERROR: the shutdown hook is closing it.
+    }
+
+    /** {"event":"tasks","active":["0_1",..],"standby":[..]}: this instance's tasks. */
+    static void emitTasks(KafkaStreams streams) {
+        List<String> active = new ArrayList<>();
+        List<String> standby = new ArrayList<>();
+        for (ThreadMetadata thread : streams.metadataForLocalThreads()) {
+            for (TaskMetadata task : thread.activeTasks()) {
+                active.add("\"" + task.taskId() + "\"");
+            }
+            for (TaskMetadata task : thread.standbyTasks()) {
+                standby.add("\"" + task.taskId() + "\"");
+            }
+        }
+        Collections.sort(active);
+        Collections.sort(standby);
+        emit("{\"event\":\"tasks\",\"active\":[" + String.join(",", active)
+             + "],\"standby\":[" + String.join(",", standby) + "]}");
     }
 
     static List<String> words(String line) {
