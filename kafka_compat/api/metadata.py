@@ -163,6 +163,10 @@ async def metadata(ctx, request) -> dict:
             else:
                 error = await _lookup(broker, name, allow_auto_create)
                 if error is not None:
+                    # Kafka sets the operations on every topic looked up by
+                    # name, unknown or invalid ones too (not on unknown ids).
+                    error["topic_authorized_operations"] = (
+                        ALL_TOPIC_OPERATIONS if include_ops else OPERATIONS_NOT_REQUESTED)
                     topic_entries.append(error)
                     continue
                 meta = broker.topics.get(name)

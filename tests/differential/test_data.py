@@ -78,6 +78,11 @@ CASES = [
                       "include_cluster_authorized_operations": True,
                       "include_topic_authorized_operations": True},
          setup=(topic(1),)),
+    Case("metadata-authorized-operations-unknown-topic", "Metadata", (8, 10),
+         lambda ctx: {"topics": [{"name": ctx.topic}, {"name": "bad name!"}], "allow_auto_topic_creation": False,
+                      "include_cluster_authorized_operations": False,
+                      "include_topic_authorized_operations": True},
+         sort={"topics": "name"}),  # Kafka answers unknown topics in a hash set's order
     # ---------------------------------------------------------------- Produce
     Case("produce-unknown-topic", "Produce", PRODUCE_VERSIONS, produce_body()),
     Case("produce-unknown-partition", "Produce", (3, 9, 11), produce_body(partition=4),
