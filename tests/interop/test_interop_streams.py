@@ -20,6 +20,7 @@ Kafka's 3 s initial rebalance delay, so runs take seconds, not minutes.
 from __future__ import annotations
 
 import random
+import subprocess
 import time
 from collections import Counter
 
@@ -29,9 +30,11 @@ from kafka.admin import ConfigResource, ConfigResourceType
 
 from interop import confluent_client, streams_app
 from interop.admin import admin_client
+from interop.reference_kafka import ROOT
 from interop.streams_app import WordCountApp
 
 INPUT_PARTITIONS = 4
+KAFKA_TOOL = ROOT / "scripts" / "kafka-tool"
 # A Zipf-ish vocabulary: a few words very often, many rarely, so counts range
 # from a handful to thousands.
 VOCABULARY = [f"w{i:03d}" for i in range(300)]
@@ -196,6 +199,51 @@ def test_word_count_exact(broker, new_topic, tmp_path):
         assert streams_app.latest(broker.bootstrap, output_topic) == dict(expected)
         assert streams_app.latest(broker.bootstrap, app.changelog_topic) == dict(expected)
     assert app.stop() == 0
+
+
+def test_application_reset_then_recount(broker, new_topic, tmp_path):
+    """Kafka's kafka-streams-application-reset (./scripts/kafka-tool) on a
+    stopped app: it rewinds the group's input offsets to the beginning and
+    deletes the internal topics (DescribeGroups, ListOffsets, OffsetCommit,
+    ListTopics, DeleteTopics against us); the app then run again on a fresh
+    state directory counts the whole input from zero, exactly."""
+    input_topic = new_topic(partitions=INPUT_PARTITIONS)
+    output_topic = new_topic(partitions=2)
+    lines = corpus(2_000, seed=6)
+    produce_lines(broker.bootstrap, input_topic, lines)
+    expected = dict(word_counts(lines))
+    app_id = f"wordcount-{input_topic[-8:]}"
+
+    def run(state_dir: str) -> WordCountApp:
+        app = WordCountApp(broker.bootstrap, input_topic, output_topic, app_id,
+                           tmp_path / state_dir, tmp_path / "streams.log")
+        with app:
+            app.wait_for_state("RUNNING")
+            wait_until_caught_up(app)
+            assert streams_app.latest(broker.bootstrap, output_topic) == expected
+            assert streams_app.latest(broker.bootstrap, app.changelog_topic) == expected
+            assert app.stop() == 0
+        return app
+
+    app = run("state-1")
+    internal = sorted([app.changelog_topic, app.repartition_topic])
+    reset = subprocess.run(
+        [str(KAFKA_TOOL), "kafka-streams-application-reset", "--bootstrap-server",
+         broker.bootstrap, "--application-id", app_id, "--input-topics", input_topic],
+        capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert reset.returncode == 0, reset.stderr
+    said = reset.stdout.splitlines()
+    for partition in range(INPUT_PARTITIONS):  # (in no particular order)
+        assert f"Topic: {input_topic} Partition: {partition} Offset: 0" in said, reset.stdout
+    [deleting] = [line for line in said if line.startswith("Deleting inferred internal topics ")]
+    assert sorted(deleting.split(" [", 1)[1].rstrip("]").split(", ")) == internal, reset.stdout
+    with admin_client(broker.bootstrap) as client:
+        assert not set(internal) & set(client.list_topics())
+    assert streams_app.committed(broker.bootstrap, app_id, input_topic,
+                                 list(range(INPUT_PARTITIONS))) == dict.fromkeys(range(INPUT_PARTITIONS), 0)
+    # Counted again from zero: the output's latest counts (and the new
+    # changelog's) are the input's, not twice them.
+    run("state-2")
 
 
 # --- failures mid-run -------------------------------------------------------
