@@ -55,6 +55,19 @@ def brokers(tmp_path_factory):
             ours.stop()
 
 
+@pytest.fixture(scope="module")
+def shared(brokers):
+    """The client cases' admin clients and Java admin session, one of each per
+    broker, kept for the module (tests/differential/clients.py)."""
+    from .clients import Shared
+    sides = {"kafka": Shared(brokers.reference.bootstrap), "ours": Shared(brokers.ours.bootstrap)}
+    try:
+        yield sides
+    finally:
+        for side in sides.values():
+            side.close()
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
     """On failure, show the end of both brokers' logs next to the traceback."""
