@@ -5,13 +5,20 @@ processing.guarantee=at_least_once, run as a process by interop/streams_app.py.
 The app reads lines from a 4-partition input topic, splits them into words,
 re-keys them by word (groupBy: the repartition topic <app>-words-repartition),
 counts them into a RocksDB store backed by the changelog topic
-<app>-counts-changelog and sends every count to the output topic. Streams
+<app>-counts-changelog and sends the counts to the output topic (as the
+store's cache flushes, at each commit). Streams
 creates the internal topics itself through the admin client (CreateTopics
 with replication factor -1 and its own configs, after DescribeTopics and
 DescribeConfigs), runs its own partition assignor over the classic group
 protocol, commits offsets, restores the store from the changelog with a
 separate assigned consumer and purges the repartition topic with
 DeleteRecords: all of that is checked below through what the app writes.
+
+The tests: exact counts without failures (and the internal topics as
+Streams makes them, a restore from the changelog), a run through
+kafka-streams-application-reset, at-least-once counts through a broker
+kill -9 and through the app's own kill -9, and two instances sharing and
+handing over the work.
 
 The app commits every 200 ms and purges every second (Streams' defaults are
 30 s each; interop/streams_app.py), and the broker starts groups without
@@ -411,8 +418,8 @@ def test_word_count_survives_app_kill9(broker, new_topic, tmp_path):
 
 def test_word_count_scales_out_and_in(broker, new_topic, tmp_path):
     """Two instances of the app share the work (tasks move between processes
-    through Streams' assignor over the classic group protocol, each with a
-    standby replica of the store on the other instance), then the first one
+    through Streams' assignor over the classic group protocol, with standby
+    replicas of the store on the other instance), then the first one
     is stopped cleanly mid-stream and the second takes over every task. No
     failure, so nothing may be counted twice: the final counts are exact and
     each word's counts in the output only rise."""
@@ -431,8 +438,10 @@ def test_word_count_scales_out_and_in(broker, new_topic, tmp_path):
         first.wait_for_state("RUNNING")
         stream.send(1_000)
         second.start()
-        # Stateless (0_x) and stateful (1_x, the store's) tasks move over as
-        # the assignor balances them between the two instances.
+        # The assignor balances the tasks over both instances: stateless ones
+        # (0_x) move at once, the store's (1_x) too while the new instance's
+        # changelog lag is under acceptable.recovery.lag (else it warms up a
+        # replica first).
         second.wait_until(lambda: second.state == "RUNNING" and second.tasks["active"],
                           "running some of the tasks")
         first.wait_until(lambda: first.state == "RUNNING"
