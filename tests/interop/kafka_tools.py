@@ -171,13 +171,17 @@ _ADDRESS = re.compile(r"(127\.0\.0\.1|localhost)(/127\.0\.0\.1)?:\d+")
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 # Client-generated ids: console-consumer-12345, perf-consumer-12345.
 _CLIENT_ID = re.compile(r"\b((?:console|perf)-consumer)-\d+\b")
+# A client numbers its requests; it asks us ApiVersions twice (v5, which we
+# don't have, then v4), so its later requests are numbered one higher.
+_CORRELATION_ID = re.compile(r"correlation id \d+")
 
 
 def error_text(result: subprocess.CompletedProcess) -> list[str]:
     """stdout and stderr's lines as they must match between brokers: log
     lines without their timestamp, no stack frames (they name the tool's
     code, not the broker's answer), broker addresses as HOST:PORT, UUIDs
-    and generated client ids as placeholders, blank lines dropped."""
+    generated client ids and request numbers as placeholders, blank lines
+    dropped."""
     lines = []
     for line in (result.stdout + result.stderr).splitlines():
         if not line.strip() or _STACK_FRAME.match(line):
@@ -186,6 +190,7 @@ def error_text(result: subprocess.CompletedProcess) -> list[str]:
         line = _ADDRESS.sub("HOST:PORT", line)
         line = _UUID.sub("UUID", line)
         line = _CLIENT_ID.sub(r"\1-N", line)
+        line = _CORRELATION_ID.sub("correlation id N", line)
         lines.append(line.rstrip())
     return lines
 
