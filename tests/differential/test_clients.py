@@ -169,6 +169,24 @@ def ck_list_topic(env):
     return {"error": t.error.name() if t.error else None, "partitions": sorted(t.partitions)}
 
 
+def ck_describe_broker(broker_id, names=("log.retention.hours",)):
+    def op(env):
+        from confluent_kafka.admin import ConfigResource
+        fs = env.shared.ck_admin.describe_configs([ConfigResource("BROKER", broker_id)], request_timeout=20)
+        (f,) = fs.values()
+        configs = f.result()
+        return {n: (configs[n].value, configs[n].source) for n in names}
+    return op
+
+
+def ck_list_groups(env):
+    """The case's group among all listed (other cases' groups are on the same brokers)."""
+    result = env.shared.ck_admin.list_consumer_groups(request_timeout=20).result()
+    mine = [(g.group_id, str(g.state), g.is_simple_consumer_group, str(g.type))
+            for g in result.valid if g.group_id == env.group]
+    return {"mine": mine, "errors": [str(e) for e in result.errors]}
+
+
 LONG_NAME = "x" * 250
 
 CK_CASES = [
@@ -258,6 +276,15 @@ CK_CASES = [
     ClientCase("alter-group-offsets-empty-group", "confluent", ck_alter_group_offsets(),
                setup=(topic(), commit(3))),
     ClientCase("describe-cluster", "confluent", ck_describe_cluster),
+    # more input users get wrong
+    ClientCase("create-broker-defaults", "confluent", ck_new_topic(partitions=-1, rf=-1)),
+    ClientCase("delete-records-unknown-topic", "confluent", ck_delete_records(1)),
+    ClientCase("list-offsets-unknown-topic", "confluent", ck_list_offsets("latest")),
+    ClientCase("describe-configs-broker", "confluent",
+               ck_describe_broker("1", ("log.retention.hours", "num.partitions", "message.max.bytes",
+                                        "auto.create.topics.enable", "broker.id"))),
+    ClientCase("list-groups-states", "confluent", ck_list_groups,
+               setup=(topic(), group(subscribe="topic"))),
 ]
 
 

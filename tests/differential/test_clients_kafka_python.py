@@ -107,6 +107,36 @@ def kp_alter_group_offsets(env):
         env.group, {tp(env): OffsetAndMetadata(2, "", -1)}))
 
 
+def kp_alter_group_offsets_metadata(metadata, key="topic"):
+    def op(env):
+        from kafka.structs import OffsetAndMetadata
+        return errors_by_partition(env.shared.kp_admin.alter_group_offsets(
+            env.group, {tp(env, key=key): OffsetAndMetadata(2, metadata, -1)}))
+    return op
+
+
+def kp_list_groups(env):
+    """The case's group among all listed (other cases' groups are on the same brokers)."""
+    listed = env.shared.kp_admin.list_groups()
+    return [g for g in listed if (g[0] if isinstance(g, tuple) else g.get("group_id")) == env.group]
+
+
+def kp_consumer_commit(key):
+    """A group consumer (no subscription) commits an offset, then reads it back."""
+    def op(env):
+        from kafka import KafkaConsumer
+        from kafka.structs import OffsetAndMetadata
+        consumer = KafkaConsumer(bootstrap_servers=env.bootstrap, group_id=env.group, enable_auto_commit=False,
+                                 request_timeout_ms=20000)
+        try:
+            consumer.commit({tp(env, key=key): OffsetAndMetadata(3, "meta", -1)})
+            committed = consumer.committed(tp(env, key=key), metadata=True)
+            return None if committed is None else (committed.offset, committed.metadata)
+        finally:
+            consumer.close()
+    return op
+
+
 def kp_delete_group_offsets(env):
     return errors_by_partition(env.shared.kp_admin.delete_group_offsets(env.group, [tp(env)]))
 
@@ -218,6 +248,12 @@ CASES = [
                setup=(topic(), coordinator)),
     ClientCase("remove-unknown-member", FAMILY, kp_remove_members, setup=(topic(), group(subscribe="topic"))),
     ClientCase("describe-cluster", FAMILY, kp_describe_cluster, differs=DESCRIBE_CLUSTER_V2),
+    ClientCase("alter-group-offsets-metadata-too-large", FAMILY, kp_alter_group_offsets_metadata("m" * 5000),
+               setup=(topic(), commit(1))),
+    ClientCase("alter-group-offsets-unknown-topic", FAMILY, kp_alter_group_offsets_metadata("x", key="topic2"),
+               setup=(topic(), commit(1))),
+    ClientCase("list-groups-states", FAMILY, kp_list_groups, setup=(topic(), group(subscribe="topic"))),
+    ClientCase("consumer-commit-and-read-back", FAMILY, kp_consumer_commit("topic"), setup=(topic(), coordinator)),
     # producer
     ClientCase("produce-ok", FAMILY, kp_produce(), setup=(topic(), records(2))),
     ClientCase("produce-too-large-for-topic", FAMILY, kp_produce(size=3000),
