@@ -358,7 +358,36 @@ def ck_consumer_offsets(env):
         consumer.close()
 
 
-# librdkafka's own delivery error texts name the broker ("127.0.0.1:PORT/1")
+def ck_group_member(env):
+    """A subscribed group consumer reads every record of a 2-partition topic
+    and commits; then the admin describes the group and lists its offsets."""
+    import time
+
+    from confluent_kafka import ConsumerGroupTopicPartitions, Consumer
+    consumer = Consumer({"bootstrap.servers": env.bootstrap, "group.id": env.group, "client.id": "ck-member",
+                        "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    try:
+        consumer.subscribe([env.topic])
+        got = []
+        deadline = time.monotonic() + 30
+        while len(got) < 3 and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is not None and not msg.error():
+                got.append((msg.partition(), msg.offset(), msg.value()))
+        consumer.commit(asynchronous=False)
+        admin = env.shared.ck_admin
+        (d,) = admin.describe_consumer_groups([env.group], request_timeout=20).values()
+        d = d.result()
+        (o,) = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(env.group)],
+                                                 request_timeout=20).values()
+        return {"got": sorted(got), "state": str(d.state), "assignor": d.partition_assignor,
+                "members": [(m.client_id, m.host, sorted(tp.partition for tp in m.assignment.topic_partitions))
+                            for m in d.members],
+                "offsets": sorted((tp.partition, tp.offset) for tp in o.result().topic_partitions)}
+    finally:
+        consumer.close()
+
+
 CK_PRODUCER_CASES = [
     ClientCase("produce-ok", "confluent", ck_produce(), setup=(topic(), records(2))),
     ClientCase("produce-idempotent", "confluent", ck_produce(**{"enable.idempotence": True, "retries": 5}),
@@ -377,6 +406,8 @@ CK_PRODUCER_CASES = [
     ClientCase("consume-no-commit-reset-error", "confluent", ck_consume(None), setup=(topic(), records(3))),
     ClientCase("consume-committed-position", "confluent", ck_consume(None, count=1),
                setup=(topic(), records(3), commit(2))),
+    ClientCase("group-member-consumes-and-commits", "confluent", ck_group_member,
+               setup=(topic(2), records(2), records(1, partition=1))),
     ClientCase("consumer-offsets", "confluent", ck_consumer_offsets, setup=(topic(2), records(3), commit(1))),
 ]
 

@@ -33,6 +33,11 @@ def groups(env):
     return [env.group]
 
 
+def java_list_groups(env):
+    """The case's group among the Stable ones listed (other cases' groups are on the same brokers)."""
+    return [g for g in env.shared.java.call("list-groups", states=["Stable"]) if g["group"] == env.group]
+
+
 CASES = [
     ClientCase("partitions-decrease", FAMILY, java("create-partitions", topic=name(), count=1),
                setup=(topic(2),), differs=KRAFT_WORDING),
@@ -69,6 +74,9 @@ CASES = [
                java("list-offsets", partitions=parts(0, 1), spec="max-timestamp"), setup=(topic(2), records(3))),
     ClientCase("describe-group-unknown", FAMILY, java("describe-groups", groups=groups), setup=(coordinator,),
                differs=KIP_848_DESCRIBE),
+    ClientCase("describe-group-stable", FAMILY, java("describe-groups", groups=groups),
+               setup=(topic(2), group(subscribe="topic"))),
+    ClientCase("list-groups-stable", FAMILY, java_list_groups, setup=(topic(), group(subscribe="topic"))),
     ClientCase("delete-group-unknown", FAMILY, java("delete-groups", groups=groups), setup=(coordinator,)),
     ClientCase("delete-group-non-empty", FAMILY, java("delete-groups", groups=groups),
                setup=(topic(), group(subscribe="topic"))),
