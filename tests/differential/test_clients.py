@@ -161,6 +161,17 @@ def ck_describe_topic(env):
                 if "ok" in v else v) for k, v in result.items()}
 
 
+def ck_describe_with_ops(env):
+    """describe_topics and describe_cluster with authorized operations (no authorizer: all supported ones)."""
+    from confluent_kafka import TopicCollection
+    a = env.shared.ck_admin
+    (t,) = a.describe_topics(TopicCollection([env.topic]), include_authorized_operations=True,
+                             request_timeout=20).values()
+    c = a.describe_cluster(include_authorized_operations=True, request_timeout=20).result()
+    return {"topic": sorted(str(op) for op in t.result().authorized_operations),
+            "cluster": sorted(str(op) for op in c.authorized_operations)}
+
+
 def ck_list_topic(env):
     """Metadata of one unknown topic through list_topics: librdkafka asks
     with allow_auto_topic_creation, so both brokers create it."""
@@ -210,6 +221,7 @@ CK_CASES = [
                setup=(topic(),)),
     ClientCase("describe-topic-unknown", "confluent", ck_describe_topic),
     ClientCase("describe-topic-ok", "confluent", ck_describe_topic, setup=(topic(2),)),
+    ClientCase("describe-authorized-operations", "confluent", ck_describe_with_ops, setup=(topic(),)),
     ClientCase("list-topics-auto-creates", "confluent", ck_list_topic, differs=AUTO_CREATE),
     # Configs
     ClientCase("describe-configs-unknown-topic", "confluent", ck_describe_configs(["retention.ms"])),
@@ -318,7 +330,17 @@ def KafkaException(err):  # noqa: N802 - confluent_kafka.KafkaException, importe
     return K(err)
 
 
-def ck_consume(start, reset="error", count=3):
+def records_of(size, count):
+    """A setup step: `count` one-record batches of `size`-byte values."""
+    def step(ctx):
+        from .harness import batch, produce
+        for i in range(count):
+            resp = produce(ctx, ctx.topic, batch([bytes([65 + i]) * size]))
+            assert resp["responses"][0]["partition_responses"][0]["error_code"] == 0, resp
+    return step
+
+
+def ck_consume(start, reset="error", count=3, **config):
     """Assign partition 0 at `start` (None: from the reset policy); poll until
     `count` records or the first error event."""
     def op(env):
@@ -326,7 +348,7 @@ def ck_consume(start, reset="error", count=3):
 
         from confluent_kafka import OFFSET_INVALID, Consumer, TopicPartition
         consumer = Consumer({"bootstrap.servers": env.bootstrap, "group.id": env.group,
-                             "auto.offset.reset": reset, "enable.auto.commit": False})
+                             "auto.offset.reset": reset, "enable.auto.commit": False, **config})
         try:
             consumer.assign([TopicPartition(env.topic, 0, OFFSET_INVALID if start is None else start)])
             got = []
@@ -337,11 +359,35 @@ def ck_consume(start, reset="error", count=3):
                     continue
                 if msg.error():
                     raise KafkaException(msg.error())
-                got.append((msg.offset(), msg.value()))
+                got.append((msg.offset(), msg.value() if len(msg.value()) < 100 else len(msg.value())))
             return {"got": got}
         finally:
             consumer.close()
     return op
+
+
+def ck_log_append_time(env):
+    """Produce to a LogAppendTime topic, read it back: the timestamp type
+    (the times themselves are each broker's clock: compared only as set)."""
+    from confluent_kafka import Consumer, Producer, TopicPartition
+    producer = Producer({"bootstrap.servers": env.bootstrap, "compression.type": "zstd"})
+    reports = []
+    producer.produce(env.topic, b"v", key=b"k", partition=0, timestamp=1_600_000_000_000,
+                     headers=[("h", b"1")], on_delivery=lambda err, msg: reports.append((err, msg)))
+    producer.flush(30)
+    ((err, msg),) = reports
+    if err is not None:
+        raise KafkaException(err)
+    consumer = Consumer({"bootstrap.servers": env.bootstrap, "group.id": env.group})
+    try:
+        consumer.assign([TopicPartition(env.topic, 0, 0)])
+        got = consumer.consume(1, timeout=20)
+        (m,) = got
+        return {"delivered": (msg.offset(), msg.timestamp()[0], msg.timestamp()[1] > 1_600_000_000_000),
+                "read": (m.offset(), m.key(), m.value(), m.headers(), m.timestamp()[0],
+                         m.timestamp()[1] > 1_600_000_000_000)}
+    finally:
+        consumer.close()
 
 
 def ck_consumer_offsets(env):
@@ -408,6 +454,13 @@ CK_PRODUCER_CASES = [
                setup=(topic(), records(3), commit(2))),
     ClientCase("group-member-consumes-and-commits", "confluent", ck_group_member,
                setup=(topic(2), records(2), records(1, partition=1))),
+    ClientCase("produce-auto-creates-topic", "confluent", ck_produce()),
+    ClientCase("consume-record-over-fetch-limits", "confluent",
+               ck_consume(0, count=2, **{"fetch.max.bytes": 1000, "max.partition.fetch.bytes": 1000,
+                                         "message.max.bytes": 1000, "receive.message.max.bytes": 10000}),
+               setup=(topic(), records_of(4000, 2))),
+    ClientCase("log-append-time-zstd", "confluent", ck_log_append_time,
+               setup=(topic(configs={"message.timestamp.type": "LogAppendTime"}),)),
     ClientCase("consumer-offsets", "confluent", ck_consumer_offsets, setup=(topic(2), records(3), commit(1))),
 ]
 

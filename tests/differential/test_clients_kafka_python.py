@@ -157,14 +157,26 @@ def kp_describe_cluster(env):
 def kp_produce(size=10, partition=0, **config):
     def op(env):
         from kafka import KafkaProducer
-        producer = KafkaProducer(bootstrap_servers=env.bootstrap, request_timeout_ms=20000, retries=0,
-                                 max_block_ms=20000, **config)
+        producer = KafkaProducer(bootstrap_servers=env.bootstrap, request_timeout_ms=20000,
+                                 max_block_ms=20000, **{"retries": 0, **config})
         try:
             meta = producer.send(env.topic, b"x" * size, partition=partition).get(timeout=30)
             return {"partition": meta.partition, "offset": meta.offset}
         finally:
             producer.close(timeout=10)
     return op
+
+
+def kp_log_dirs(env):
+    """The case's partitions in the broker's log dir: sizes (the same record
+    batches on disk), lag; the directory's path is each broker's own."""
+    out = []
+    for broker in env.shared.kp_admin.describe_log_dirs():
+        for d in broker["log_dirs"]:
+            topics = [t for t in d["topics"] if t["name"] == env.topic]
+            out.append({"broker": broker["broker"], "error_code": d["error_code"],
+                        "dir_set": bool(d["log_dir"]), "topics": topics})
+    return out
 
 
 def kp_consume(start, reset="none", count=3):
@@ -261,6 +273,10 @@ CASES = [
     ClientCase("produce-acks-0-too-large", FAMILY, kp_produce(size=3000, acks=0),
                setup=(topic(configs={"max.message.bytes": "1000"}),)),
     ClientCase("produce-unknown-partition", FAMILY, kp_produce(partition=7), setup=(topic(),)),
+    ClientCase("produce-idempotent-lz4", FAMILY, kp_produce(enable_idempotence=True, compression_type="lz4",
+                                                           retries=3, acks="all"),
+               setup=(topic(), records(2))),
+    ClientCase("describe-log-dirs", FAMILY, kp_log_dirs, setup=(topic(2), records(3))),
     # consumer
     ClientCase("consume-out-of-range-reset-none", FAMILY, kp_consume(50), setup=(topic(), records(3))),
     ClientCase("consume-past-end-reset-earliest", FAMILY, kp_consume(50, reset="earliest"),
