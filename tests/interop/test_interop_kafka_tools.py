@@ -7,13 +7,7 @@ import subprocess
 
 from interop import admin
 from interop.reference_kafka import ROOT
-
-TOOL = ROOT / "scripts" / "kafka-tool"
-
-
-def kafka_tool(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([str(TOOL), *args], capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL)
+from tests.interop.kafka_tools import TOOL, kafka_tool
 
 
 def test_unknown_tool_names_the_tools():
