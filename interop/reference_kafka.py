@@ -79,8 +79,12 @@ def kafka_libs() -> Path:
 
 def random_cluster_id() -> str:
     """A cluster id as `kafka-storage random-uuid` prints it: 16 random
-    bytes, URL-safe base64 without padding."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    bytes, URL-safe base64 without padding, never starting with "-" (Kafka's
+    Uuid.randomUuid draws again: the id must pass as a command-line value)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def metadata_broker_count(host: str, port: int, timeout: float = 2.0) -> int:
