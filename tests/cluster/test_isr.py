@@ -51,6 +51,13 @@ def end_offset(port: int, topic: str) -> int:
     """The partition's high watermark, as the leader answers a consumer's
     ListOffsets(latest) (on the wire: a client would also talk to the stopped
     broker)."""
+    error, offset = list_latest(port, topic)
+    assert error == ErrorCode.NONE
+    return offset
+
+
+def list_latest(port: int, topic: str) -> tuple[int, int]:
+    """(error code, offset) of ListOffsets(latest) for partition 0."""
     async def go():
         client = await WireClient.connect(port)
         try:
@@ -59,8 +66,7 @@ def end_offset(port: int, topic: str) -> int:
         finally:
             await client.aclose()
         p = resp.topics[0].partitions[0]
-        assert p.error_code == ErrorCode.NONE
-        return p.offset
+        return p.error_code, p.offset
     return trio.run(go)
 
 
@@ -149,6 +155,7 @@ def test_writes_behind_a_waiting_acks_all_write_are_appended_and_answered_in_ord
     leader_id = state(zk, "waits")["leader"]
     leader = cluster.brokers[leader_id]
     admin.create_topics([NewTopic("alone", 1, replica_assignment=[[leader_id]])])["alone"].result(30)
+    wait_for(lambda: list_latest(leader.port, "alone") == (ErrorCode.NONE, 0), 10, "the leader to lead 'alone'")
     follower_id = next(b for b in state(zk, "waits")["isr"] if b != leader_id)
     follower = cluster.brokers[follower_id]
     wait_for(lambda: end_offset(leader.port, "waits") == 1, 10, "the high watermark at 1")
