@@ -132,9 +132,18 @@ class WordCountApp:
     @property
     def tasks(self) -> dict[str, list[str]] | None:
         """The active and standby task ids ("0_1", ...) this instance had when
-        it last became RUNNING: {"active": [...], "standby": [...]}."""
-        reports = [e for e in self.events if e.get("event") == "tasks"]
+        it last became RUNNING: {"active": [...], "standby": [...]}; None
+        until that report follows the state change (the app prints the new
+        state first)."""
+        events = list(self.events)
+        running = [i for i, e in enumerate(events) if e.get("event") == "state" and e["new"] == "RUNNING"]
+        reports = [e for e in events[running[-1]:] if e.get("event") == "tasks"] if running else []
         return {k: reports[-1][k] for k in ("active", "standby")} if reports else None
+
+    def active_tasks(self) -> list[str]:
+        """tasks["active"], or [] until they are reported."""
+        tasks = self.tasks
+        return tasks["active"] if tasks else []
 
     def errors(self) -> list[dict]:
         return [e for e in self.events if e.get("event") == "error"]

@@ -442,15 +442,15 @@ def test_word_count_scales_out_and_in(broker, new_topic, tmp_path):
         # (0_x) move at once, the store's (1_x) too while the new instance's
         # changelog lag is under acceptable.recovery.lag (else it warms up a
         # replica first).
-        second.wait_until(lambda: second.state == "RUNNING" and second.tasks["active"],
+        second.wait_until(lambda: second.state == "RUNNING" and second.active_tasks(),
                           "running some of the tasks")
         first.wait_until(lambda: first.state == "RUNNING"
-                         and len(first.tasks["active"]) < 2 * INPUT_PARTITIONS,
+                         and 0 < len(first.active_tasks()) < 2 * INPUT_PARTITIONS,
                          "handing tasks over")
         stream.send(2_000)
         assert first.stop() == 0
         second.wait_until(lambda: second.state == "RUNNING"
-                          and len(second.tasks["active"]) == 2 * INPUT_PARTITIONS,
+                          and len(second.active_tasks()) == 2 * INPUT_PARTITIONS,
                           "running every task")
         stream.finish()
         wait_until_caught_up(second)
