@@ -34,8 +34,12 @@ def produce(bootstrap: str, topic: str, count: int, replication_factor: int = 1)
 
 
 def offsets_leader(bootstrap: str, group: str) -> int:
+    """The leader of the group's __consumer_offsets partition; -1 while the
+    answer doesn't list that partition (seen once in CI, from a broker just
+    restarted after kill -9; the cause is not found yet)."""
     metadata = AdminClient({"bootstrap.servers": bootstrap}).list_topics("__consumer_offsets", timeout=10)
-    return metadata.topics["__consumer_offsets"].partitions[partition_for(group, OFFSETS_PARTITIONS)].leader
+    partition = metadata.topics["__consumer_offsets"].partitions.get(partition_for(group, OFFSETS_PARTITIONS))
+    return -1 if partition is None else partition.leader
 
 
 def consume_confluent(bootstrap: str, group: str, topic: str, count: int) -> list[int]:
