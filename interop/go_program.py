@@ -7,6 +7,7 @@ import json
 import subprocess
 from pathlib import Path
 
+from . import program as interop_program
 from .messages import Message, Record, message_to_json, record_from_json
 
 GO_DIR = Path(__file__).resolve().parent / "go"
@@ -27,16 +28,8 @@ def command(program: str) -> list[str]:
 
 def run(program: str, args: list[str], *, stdin: bytes = b"", timeout: float = 90.0,
         ok_codes: tuple[int, ...] = (0,)) -> subprocess.CompletedProcess:
-    cmd = command(program) + args
-    try:
-        done = subprocess.run(cmd, input=stdin, capture_output=True, timeout=timeout)
-    except subprocess.TimeoutExpired as exc:
-        raise GoClientError(f"{program} {' '.join(args)} still running after {timeout}s; stderr:\n"
-                            f"{(exc.stderr or b'').decode(errors='replace')[-3000:]}") from None
-    if done.returncode not in ok_codes:
-        raise GoClientError(f"{program} {' '.join(args)} exited with {done.returncode}; stderr:\n"
-                            f"{done.stderr.decode(errors='replace')[-3000:]}")
-    return done
+    return interop_program.run(command(program) + args, f"{program} {' '.join(args)}", GoClientError,
+                               stdin=stdin, timeout=timeout, ok_codes=ok_codes)
 
 
 def run_json(program: str, args: list[str], *, timeout: float = 90.0):

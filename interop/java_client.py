@@ -14,6 +14,7 @@ import threading
 import uuid
 from pathlib import Path
 
+from . import program
 from .messages import Message, Record, message_to_json, record_from_json
 
 JAVA_DIR = Path(__file__).resolve().parent / "java"
@@ -44,16 +45,8 @@ def command() -> list[str]:
 
 def run(args: list[str], *, stdin: bytes = b"", timeout: float = 90.0,
         ok_codes: tuple[int, ...] = (0,)) -> subprocess.CompletedProcess:
-    cmd = command() + args
-    try:
-        done = subprocess.run(cmd, input=stdin, capture_output=True, timeout=timeout)
-    except subprocess.TimeoutExpired as exc:
-        raise JavaClientError(f"java {' '.join(args)} still running after {timeout}s; stderr:\n"
-                              f"{(exc.stderr or b'').decode(errors='replace')[-3000:]}") from None
-    if done.returncode not in ok_codes:
-        raise JavaClientError(f"java {' '.join(args)} exited with {done.returncode}; stderr:\n"
-                              f"{done.stderr.decode(errors='replace')[-3000:]}")
-    return done
+    return program.run(command() + args, f"java {' '.join(args)}", JavaClientError,
+                       stdin=stdin, timeout=timeout, ok_codes=ok_codes)
 
 
 def produce(bootstrap: str, topic: str, messages: list[Message], *, partition: int | None = 0,
