@@ -98,15 +98,50 @@ def _no_wait() -> None:
     pass
 
 
+def _produce_transactions(producer: Producer, topic: str, partitions: int, count: int, payload: bytes,
+                          per_transaction: int, commit_ns: list[int]) -> None:
+    """Produce ``count`` copies of ``payload`` in transactions of
+    ``per_transaction`` messages spread over the partitions, each committed.
+    The time of each commit alone (EndTxn, answered once the markers are
+    written) goes to ``commit_ns``: the messages are flushed before it."""
+    remaining = count
+    while remaining:
+        size = min(per_transaction, remaining)
+        producer.begin_transaction()
+        share = -(-size // partitions)
+        queued = 0
+        for partition in range(partitions):
+            n = min(share, size - queued)
+            if n <= 0:
+                break
+            left = n
+            while left:
+                batch = [{"value": payload} for _ in range(left)]
+                left -= producer.produce_batch(topic, batch, partition=partition)
+                if left:  # the local queue is full: let deliveries drain it
+                    producer.poll(0.001)
+            queued += n
+        producer.flush(TIMEOUT_S)
+        t0 = time.perf_counter_ns()
+        producer.commit_transaction(TIMEOUT_S)
+        commit_ns.append(time.perf_counter_ns() - t0)
+        remaining -= size
+
+
 def produce(bootstrap: str, topic: str, partitions: int, count: int, size: int, acks: str = "all",
             idempotent: bool = False, producers: int = 1, replication_factor: int = 1, existing: bool = False,
-            ready: Callable[[], None] = _no_wait) -> dict:
+            transaction_size: int = 0, ready: Callable[[], None] = _no_wait) -> dict:
     """Throughput of ``producers`` producers writing ``count`` messages of
     ``size`` bytes in all (after warm-up messages), timed from the
     first message to the last ack, into a new topic of ``replication_factor``
     (or an ``existing`` one).
     Every message must be acked without error (high watermarks are not
-    checked: Tansu 0.6 reports them wrong)."""
+    checked: Tansu 0.6 reports them wrong). With ``transaction_size``, one
+    transactional producer writes them in committed transactions of that many
+    messages, and the figures include the commits' latency."""
+    if transaction_size:
+        return _produce_transactional(bootstrap, topic, partitions, count, size, transaction_size,
+                                      replication_factor, existing, ready)
     if not existing:
         create_topic(bootstrap, topic, partitions, replication_factor=replication_factor)
     payload = bytes(range(256)) * (size // 256) + bytes(size % 256)
@@ -139,12 +174,35 @@ def produce(bootstrap: str, topic: str, partitions: int, count: int, size: int, 
     return _throughput(count, size, seconds, cpu)
 
 
-def consume(bootstrap: str, topic: str, partitions: int, count: int, size: int,
+def _produce_transactional(bootstrap: str, topic: str, partitions: int, count: int, size: int,
+                           transaction_size: int, replication_factor: int, existing: bool,
+                           ready: Callable[[], None]) -> dict:
+    if not existing:
+        create_topic(bootstrap, topic, partitions, replication_factor=replication_factor)
+    payload = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    producer = _Producer({**_producer_config(bootstrap, "all", True), "transactional.id": f"bench-{topic}"})
+    producer.init_transactions(TIMEOUT_S)
+    producer.list_topics(topic, timeout=TIMEOUT_S)
+    commit_ns: list[int] = []
+    # Warm-up: one transaction through every partition (not counted).
+    _produce_transactions(producer, topic, partitions, partitions, payload, partitions, [])
+    ready()
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    _produce_transactions(producer, topic, partitions, count, payload, transaction_size, commit_ns)
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    if producer.errors:
+        raise RuntimeError(f"{len(producer.errors)} delivery errors, the first: {producer.errors[0]}")
+    return {**_throughput(count, size, seconds, cpu), **_latency_figures("commit", commit_ns)}
+
+
+def consume(bootstrap: str, topic: str, partitions: int, count: int, size: int, isolation: str = "read_uncommitted",
             ready: Callable[[], None] = _no_wait) -> dict:
     """Throughput of one consumer reading ``count`` messages from offset 0 of
-    every partition (assigned, no group: group coordination is not measured)."""
+    every partition (assigned, no group: group coordination is not measured)
+    at the given isolation level (``read_committed`` or ``read_uncommitted``;
+    the transaction markers among the records are not counted)."""
     consumer = Consumer({**_common(bootstrap), **CONSUMER_PREFETCH, "group.id": "bench",
-                         "enable.auto.commit": False, "auto.offset.reset": "error"})
+                         "enable.auto.commit": False, "auto.offset.reset": "error", "isolation.level": isolation})
     leaders = {p.leader: p.id for p in consumer.list_topics(topic, timeout=TIMEOUT_S).topics[topic].partitions.values()}
     if len(leaders) > 1:  # a cluster: connected to every leader before the timed part (the sink has no ListOffsets)
         for partition in leaders.values():

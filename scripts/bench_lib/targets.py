@@ -138,6 +138,21 @@ def _at_most(workload_prefix: str, figure: str, limit: float, unit: str) -> Call
     return check
 
 
+def _workload_ratio_at_least(workload: str, baseline: str, figure: str, minimum: float
+                             ) -> Callable[[dict], tuple[str, bool | None]]:
+    """Our figure in ``workload`` against ours in ``baseline`` (same run)."""
+    def check(summaries: dict) -> tuple[str, bool | None]:
+        try:
+            ours, base = summaries[workload][figure]["ours"], summaries[baseline][figure]["ours"]
+        except KeyError:
+            return NOT_MEASURED
+        if ours is None or not base:
+            return NOT_MEASURED
+        return f"{ours / base:.2f}x ({ours:,.0f} against {base:,.0f})", ours / base >= minimum
+
+    return check
+
+
 TARGETS = [
     Target("every throughput figure >= 1.0x the peer", _ratio_at_least("", "msg_per_s", 1.0), not_with_peer=KAFKA),
     Target("every throughput figure >= 1.0x Apache Kafka's", _ratio_at_least("", "msg_per_s", 1.0), peer=KAFKA),
@@ -162,6 +177,12 @@ TARGETS = [
            _cluster_at_most("cluster-failover", ("failover_s", "rejoin_s"), 2, "s")),
     Target("create a 1,000-partition topic on 3 brokers < 3 s",
            _cluster_at_most("cluster-create", ("create_s",), 3, "s")),
+    Target("transactional produce of 1 KiB in transactions of 1,000 >= 0.8x the idempotent producer",
+           _workload_ratio_at_least("produce-transactional-1KiB-p6", "produce-idempotent-1KiB-p6", "msg_per_s", 0.8)),
+    Target("EndTxn p99 < 10 ms on the single broker", _at_most("produce-transactional", "commit_p99_ms", 10, "ms")),
+    Target("a read_committed consumer reads >= 0.9x as fast as read_uncommitted over the same committed data",
+           _workload_ratio_at_least("consume-transactional-1KiB-p6-read-committed",
+                                    "consume-transactional-1KiB-p6-read-uncommitted", "msg_per_s", 0.9)),
     Target("replication factor 3, acks=all: produce 1 KiB >= 0.5x the single broker's acks=1",
            _cluster_ratio_at_least(("cluster-rf3-produce",), 0.5)),
     Target("replication factor 3, acks=all at 2,000 msg/s: produce-ack p99 < 10 ms",

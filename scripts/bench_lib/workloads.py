@@ -22,6 +22,7 @@ THROUGHPUT = ("msg_per_s", "mb_per_s", "cpu_us_per_msg", "peak_rss_mb")
 ACK_LATENCY = ("ack_p50_ms", "ack_p99_ms", "ack_p999_ms")
 E2E_LATENCY = ("e2e_p50_ms", "e2e_p99_ms", "e2e_p999_ms")
 METADATA_LATENCY = ("metadata_p50_ms", "metadata_p99_ms", "metadata_p999_ms")
+COMMIT_LATENCY = ("commit_p50_ms", "commit_p99_ms", "commit_max_ms")
 SINGLE_AND_CLUSTER = ("ours", "cluster")
 
 KIB = 1024
@@ -100,6 +101,7 @@ QUICK = Sizes(small=300_000, large=100_000, latency_seconds=4, many_producers=40
               cluster=300_000, catch_up=250_000)
 
 LATENCY_RATE = 2000
+TRANSACTION_SIZE = 1000  # messages per transaction
 PRODUCERS = 20
 STARTUP_PARTITIONS = 1000
 RSS_PARTITIONS = 100
@@ -114,8 +116,8 @@ def _produce(count: int, size: int, partitions: int, acks: str = "all", **extra)
     return ClientStep("produce", {"count": count, "size": size, "partitions": partitions, "acks": acks, **extra})
 
 
-def _consume(count: int, size: int, partitions: int) -> ClientStep:
-    return ClientStep("consume", {"count": count, "size": size, "partitions": partitions})
+def _consume(count: int, size: int, partitions: int, **extra) -> ClientStep:
+    return ClientStep("consume", {"count": count, "size": size, "partitions": partitions, **extra})
 
 
 def _size_name(size: int) -> str:
@@ -140,6 +142,11 @@ def produce_workloads(sizes: Sizes) -> list[Workload]:
         f"idempotent producer, {sizes.large:,} x 1KiB into 6 partitions",
         _produce(sizes.large, KIB, 6, idempotent=True), THROUGHPUT, ceiling=True))
     out.append(Workload(
+        "produce-transactional-1KiB-p6",
+        f"transactional producer, {sizes.large:,} x 1KiB into 6 partitions in committed transactions of "
+        f"{TRANSACTION_SIZE:,}; the commits' latency (EndTxn, the messages flushed before it)",
+        _produce(sizes.large, KIB, 6, transaction_size=TRANSACTION_SIZE), THROUGHPUT + COMMIT_LATENCY))
+    out.append(Workload(
         f"produce-{PRODUCERS}-producers-1KiB-p6",
         f"{PRODUCERS} producers at once, {sizes.many_producers:,} x 1KiB in all into 6 partitions, acks=all",
         _produce(sizes.many_producers, KIB, 6, producers=PRODUCERS), THROUGHPUT, ceiling=True))
@@ -147,11 +154,18 @@ def produce_workloads(sizes: Sizes) -> list[Workload]:
 
 
 def consume_workloads(sizes: Sizes) -> list[Workload]:
+    committed = _produce(sizes.large, KIB, 6, transaction_size=TRANSACTION_SIZE)
     return [
         Workload(f"consume-{_size_name(size)}-p6",
                  f"consume {count:,} x {_size_name(size)} from offset 0 of 6 partitions",
                  _consume(count, size, 6), THROUGHPUT, setup=(_produce(count, size, 6, "1"),), ceiling=True)
         for size, count in ((100, sizes.small), (KIB, sizes.large))
+    ] + [
+        Workload(f"consume-transactional-1KiB-p6-{isolation.replace('_', '-')}",
+                 f"consume {sizes.large:,} x 1KiB written in committed transactions of {TRANSACTION_SIZE:,}, "
+                 f"from offset 0 of 6 partitions, isolation.level={isolation}",
+                 _consume(sizes.large, KIB, 6, isolation=isolation), THROUGHPUT, setup=(committed,))
+        for isolation in ("read_committed", "read_uncommitted")
     ]
 
 
