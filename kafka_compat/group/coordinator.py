@@ -751,8 +751,43 @@ class GroupCoordinator:
         error = await self.manager.storage.replicated(self.manager.partition_for(group_id), self.commit_timeout_s)
         return commit_error(error) if error != ErrorCode.NONE else error
 
+    def commit_txn_offsets(self, group_id: str, producer_id: int, producer_epoch: int, member_id: str,
+                           group_instance_id: str | None, generation_id: int,
+                           offsets: dict[TopicPartition, OffsetAndMetadata]) -> dict[TopicPartition, ErrorCode]:
+        """TxnOffsetCommit for partitions of existing topics: the offsets are
+        written in the producer's transaction and stay pending (invisible to
+        OffsetFetch) until its marker. From v3 (KIP-447) the member and
+        generation are checked as an OffsetCommit's; older versions send
+        neither, so any producer may commit for a group with members."""
+        error = self._group_status_error(group_id, "TxnOffsetCommit")
+        if error is not None:
+            return dict.fromkeys(offsets, error)
+        group = self.manager.get(group_id)
+        if group is None:
+            group = self.manager.new_group(group_id)
+        error = self._offset_commit_error(group, generation_id, member_id, group_instance_id, transactional=True)
+        if error is not None:
+            return dict.fromkeys(offsets, error)
+        return self.manager.store_offsets(group, offsets, producer_id, producer_epoch)
+
+    async def txn_offsets_replicated(self, group_id: str, producer_id: int,
+                                     partitions: list[TopicPartition]) -> ErrorCode:
+        """``offsets_replicated`` for a TxnOffsetCommit: when its records are not
+        replicated in time, its pending offsets are dropped too."""
+        group = self.manager.get(group_id)
+        error = await self.offsets_replicated(group_id)
+        if error != ErrorCode.NONE and group is not None:
+            self.manager.fail_txn_offsets(group, producer_id, partitions)
+        return error
+
+    def complete_txn_offsets(self, offsets_partition: int, producer_id: int, committed: bool) -> None:
+        """Called once a COMMIT or ABORT marker of the producer is written to
+        ``__consumer_offsets-<offsets_partition>``: its pending offsets in that
+        partition's groups become committed or vanish."""
+        self.manager.complete_txn_offsets(offsets_partition, producer_id, committed)
+
     def _offset_commit_error(self, group: GroupMetadata, generation_id: int, member_id: str,
-                             instance_id: str | None) -> ErrorCode | None:
+                             instance_id: str | None, transactional: bool = False) -> ErrorCode | None:
         if group.is_(DEAD):
             return ErrorCode.COORDINATOR_NOT_AVAILABLE
         if generation_id < 0 and group.is_(EMPTY):
@@ -762,18 +797,19 @@ class GroupCoordinator:
             if error is None and generation_id != group.generation_id:
                 error = ErrorCode.ILLEGAL_GENERATION
             return error
-        if not group.is_(EMPTY):
+        if not transactional and not group.is_(EMPTY):
             return ErrorCode.UNKNOWN_MEMBER_ID  # only members may commit for a group with members
         return None
 
     def fetch_offsets(self, group_id: str, partitions: list[TopicPartition] | None,
                       require_stable: bool = False) -> tuple[ErrorCode, dict[TopicPartition, FetchedOffset]]:
         """Committed offsets, whatever the group's state (simple consumers use
-        groups without members)."""
+        groups without members); with ``require_stable`` (v7+), partitions with
+        pending transactional offsets answer UNSTABLE_OFFSET_COMMIT."""
         error = self._group_status_error(group_id, "OffsetFetch")
         if error is not None:
             return error, {}
-        return ErrorCode.NONE, self.manager.get_offsets(group_id, partitions)
+        return ErrorCode.NONE, self.manager.get_offsets(group_id, partitions, require_stable)
 
     def delete_offsets(self, group_id: str, partitions: list[TopicPartition]
                        ) -> tuple[ErrorCode, dict[TopicPartition, ErrorCode]]:
@@ -800,9 +836,11 @@ class GroupCoordinator:
         return ErrorCode.NONE, errors
 
     def on_topic_deleted(self, topic: str) -> int:
-        """Drop every group's offsets of a deleted topic (with tombstones)."""
+        """Drop every group's offsets of a deleted topic, pending transactional
+        ones too (with tombstones for the committed ones)."""
         return self.manager.cleanup_group_metadata(
-            self.manager.groups.values(), lambda g: g.remove_offsets([tp for tp in g.offsets if tp[0] == topic]))
+            self.manager.groups.values(),
+            lambda g: g.remove_offsets([tp for tp in g.partitions_with_offsets() if tp[0] == topic]))
 
     def _missing_group_error(self, group_id: str) -> ErrorCode:
         return ErrorCode.GROUP_ID_NOT_FOUND if self.manager.group_not_exists(group_id) else ErrorCode.NOT_COORDINATOR

@@ -16,6 +16,7 @@ import logging
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from enum import Enum
 
 from ..protocol import schema
@@ -27,6 +28,20 @@ log = logging.getLogger(__name__)
 
 CONSUMER_PROTOCOL_TYPE = "consumer"
 TopicPartition = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class CommitRecord:
+    """A committed offset and the base offset of the ``__consumer_offsets``
+    batch holding its record (Kafka's CommitRecordMetadataAndOffset): when
+    regular and transactional commits mix, the later record wins, whatever
+    order the transaction's marker comes in."""
+
+    batch_offset: int
+    value: OffsetAndMetadata
+
+    def older_than(self, other: CommitRecord) -> bool:
+        return self.batch_offset < other.batch_offset
 
 
 class GroupState(Enum):
@@ -82,7 +97,13 @@ class GroupMetadata:
         self.static_members: dict[str, str] = {}  # group.instance.id -> member id
         self.pending_members: set[str] = set()  # told MEMBER_ID_REQUIRED, not joined yet
         self.pending_sync_members: set[str] = set()
-        self.offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+        self.offsets: dict[TopicPartition, CommitRecord] = {}
+        # TxnOffsetCommit offsets per producer id, invisible until the
+        # producer's transaction commits (its marker reaches the partition).
+        self.pending_txn_offsets: dict[int, dict[TopicPartition, CommitRecord]] = {}
+        # Whether this generation saw regular and transactional commits (Kafka warns when both).
+        self.received_consumer_commits = False
+        self.received_txn_commits = False
         # For 'consumer' groups: the topics the members subscribe to, or None
         # when unknown (then every topic counts as subscribed).
         self.subscribed_topics: set[str] | None = None
@@ -263,6 +284,7 @@ class GroupMetadata:
             self.protocol_name = None
             self.subscribed_topics = self.compute_subscribed_topics()
             self.transition_to(GroupState.EMPTY)
+        self.received_consumer_commits = self.received_txn_commits = False
         self.pending_sync_members.clear()
 
     def compute_subscribed_topics(self) -> set[str] | None:
@@ -285,15 +307,86 @@ class GroupMetadata:
         return self.subscribed_topics is None or topic in self.subscribed_topics
 
     # -- offsets -------------------------------------------------------------
+    def offset(self, tp: TopicPartition) -> OffsetAndMetadata | None:
+        record = self.offsets.get(tp)
+        return None if record is None else record.value
+
+    @property
+    def has_offsets(self) -> bool:
+        """Committed or pending transactional offsets: an Empty group without
+        either may die."""
+        return bool(self.offsets) or bool(self.pending_txn_offsets)
+
+    def on_offset_commit_append(self, offsets: dict[TopicPartition, OffsetAndMetadata], batch_offset: int) -> None:
+        """Regular commits written at ``batch_offset`` become the committed offsets."""
+        self.received_consumer_commits = True
+        for tp, value in offsets.items():
+            record = CommitRecord(batch_offset, value)
+            current = self.offsets.get(tp)
+            if current is None or current.older_than(record):
+                self.offsets[tp] = record
+
+    def on_txn_offset_commit_append(self, producer_id: int, offsets: dict[TopicPartition, OffsetAndMetadata],
+                                    batch_offset: int) -> None:
+        """A producer's transactional commits written at ``batch_offset``: pending
+        until its transaction ends (Kafka's prepareTxnOffsetCommit and
+        onTxnOffsetCommitAppend in one step, as our appends are synchronous)."""
+        self.received_txn_commits = True
+        pending = self.pending_txn_offsets.setdefault(producer_id, {})
+        for tp, value in offsets.items():
+            pending[tp] = CommitRecord(batch_offset, value)
+
+    def fail_pending_txn_offset_commit(self, producer_id: int, partitions: Iterable[TopicPartition]) -> None:
+        """The commit's records did not make it (not replicated as acks=all
+        asks): the client retries, maybe elsewhere."""
+        pending = self.pending_txn_offsets.get(producer_id)
+        if pending is None:
+            return
+        for tp in partitions:
+            pending.pop(tp, None)
+        if not pending:
+            del self.pending_txn_offsets[producer_id]
+
+    def complete_pending_txn_offset_commit(self, producer_id: int, committed: bool) -> None:
+        """The producer's transaction ended: on commit its offsets replace the
+        committed ones they are newer than; on abort they vanish."""
+        pending = self.pending_txn_offsets.pop(producer_id, None)
+        if pending is None or not committed:
+            return
+        for tp, record in pending.items():
+            current = self.offsets.get(tp)
+            if current is None or current.older_than(record):
+                self.offsets[tp] = record
+
+    def partitions_with_offsets(self) -> set[TopicPartition]:
+        """Partitions with a committed or a pending transactional offset."""
+        return set(self.offsets).union(*self.pending_txn_offsets.values())
+
+    def has_pending_offset_commits_from_producer(self, producer_id: int) -> bool:
+        return producer_id in self.pending_txn_offsets
+
+    def has_pending_offset_commits_for(self, tp: TopicPartition) -> bool:
+        return any(tp in pending for pending in self.pending_txn_offsets.values())
+
+    @property
+    def has_consistent_offset_commits(self) -> bool:
+        return not (self.received_consumer_commits and self.received_txn_commits)
+
     def remove_offsets(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, OffsetAndMetadata]:
+        """Drop the partitions' committed offsets (returned) and any pending
+        transactional ones."""
         removed = {}
         for tp in partitions:
-            offset = self.offsets.pop(tp, None)
-            if offset is not None:
-                removed[tp] = offset
+            for pending in self.pending_txn_offsets.values():
+                pending.pop(tp, None)
+            record = self.offsets.pop(tp, None)
+            if record is not None:
+                removed[tp] = record.value
         return removed
 
     def remove_all_offsets(self) -> dict[TopicPartition, OffsetAndMetadata]:
+        """Every committed offset; pending transactional offsets of other
+        partitions stay, as in Kafka (removeOffsets(offsets.keySet))."""
         return self.remove_offsets(list(self.offsets))
 
     def remove_expired_offsets(self, now_ms: int, retention_ms: int) -> dict[TopicPartition, OffsetAndMetadata]:
@@ -301,7 +394,8 @@ class GroupMetadata:
         from the time it became empty; for a Stable consumer group only offsets of
         topics nobody subscribes to, from their commit; for a group without a
         protocol (commits only) from the commit. An explicit expire timestamp
-        (OffsetCommit v2-v4) wins."""
+        (OffsetCommit v2-v4) wins. Pending transactional offsets neither expire
+        nor keep a committed offset from expiring."""
         keep: set[str] = set()
         if self.protocol_type is not None and self.is_(GroupState.EMPTY):
             def base(o: OffsetAndMetadata) -> int:
@@ -324,4 +418,5 @@ class GroupMetadata:
                 return now_ms >= o.expire_timestamp
             return now_ms - base(o) >= retention_ms
 
-        return self.remove_offsets([tp for tp, o in self.offsets.items() if expired(tp, o)])
+        expired_tps = [tp for tp, record in self.offsets.items() if expired(tp, record.value)]
+        return {tp: self.offsets.pop(tp).value for tp in expired_tps}

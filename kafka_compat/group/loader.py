@@ -1,17 +1,23 @@
 """Rebuilding groups from the records of a ``__consumer_offsets`` partition:
-the last record of a key wins and a tombstone deletes it."""
+the last record of a key wins and a tombstone deletes it.
+
+Offsets in transactional batches (TxnOffsetCommit) are held per producer id
+until that producer's marker: COMMIT makes them committed (where they are
+newer than the committed offset), ABORT drops them; a transaction still open
+at the end of the partition leaves them pending, as Kafka's
+GroupMetadataManager.doLoadGroupsAndOffsets does."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..protocol.records import Record
-from .group import GroupMetadata, GroupState, TopicPartition
+from ..protocol.errors import KafkaError
+from ..protocol.records import BatchView, ControlType, parse_end_txn_marker
+from .group import CommitRecord, GroupMetadata, GroupState, TopicPartition
 from .log_format import (
     GroupKey,
     GroupRecord,
-    OffsetAndMetadata,
     OffsetKey,
     UnknownFormat,
     read_group_value,
@@ -26,38 +32,78 @@ log = logging.getLogger(__name__)
 @dataclass
 class LoadedPartition:
     """What a partition's records leave, built up as they are read (``apply``
-    one chunk at a time, so only one chunk's records are in memory at once)."""
+    one batch at a time, so only one chunk's records are in memory at once)."""
 
     groups: dict[str, GroupRecord] = field(default_factory=dict)
-    offsets: dict[str, dict[TopicPartition, OffsetAndMetadata]] = field(default_factory=dict)
+    offsets: dict[str, dict[TopicPartition, CommitRecord]] = field(default_factory=dict)
+    # producer id -> group -> partition -> offset, for transactions not ended yet
+    pending: dict[int, dict[str, dict[TopicPartition, CommitRecord]]] = field(default_factory=dict)
 
-    def apply(self, records: Iterable[Record]) -> None:
-        for record in records:
+    def apply(self, batch: BatchView) -> None:
+        if batch.is_control:
+            self._end_transaction(batch)
+            return
+        pending = self.pending.setdefault(batch.producer_id, {}) if batch.is_transactional else None
+        for record in batch.records():
             if record.key is None:
                 log.warning("skipping a record without a key at offset %d", record.offset)
                 continue
             try:
-                self._apply(record)
+                key = read_key(record.key)
+                if isinstance(key, OffsetKey):
+                    self._apply_offset(pending, key, batch.base_offset, record.value)
+                elif isinstance(key, GroupKey):
+                    self._apply_group(key.group, record.value)
             except (UnknownFormat, ValueError) as e:
                 log.warning("skipping an unreadable record at offset %d: %s", record.offset, e)
 
-    def _apply(self, record: Record) -> None:
-        key = read_key(record.key)
-        if isinstance(key, OffsetKey):
-            tp = (key.topic, key.partition)
-            if record.value is None:
-                offsets = self.offsets.get(key.group)
-                if offsets is not None:
-                    offsets.pop(tp, None)
-                    if not offsets:
-                        del self.offsets[key.group]
-            else:
-                self.offsets.setdefault(key.group, {})[tp] = read_offset_value(record.value)
-        elif isinstance(key, GroupKey):
-            if record.value is None:
-                self.groups.pop(key.group, None)
-            else:
-                self.groups[key.group] = read_group_value(record.value)
+    def _apply_offset(self, pending: dict | None, key: OffsetKey, batch_offset: int, value: bytes | None) -> None:
+        offsets = self.offsets if pending is None else pending
+        tp = (key.topic, key.partition)
+        if value is None:
+            group_offsets = offsets.get(key.group)
+            if group_offsets is not None:
+                group_offsets.pop(tp, None)
+                if not group_offsets:
+                    del offsets[key.group]
+        else:
+            offsets.setdefault(key.group, {})[tp] = CommitRecord(batch_offset, read_offset_value(value))
+
+    def _apply_group(self, group_id: str, value: bytes | None) -> None:
+        if value is None:
+            self.groups.pop(group_id, None)
+        else:
+            self.groups[group_id] = read_group_value(value)
+
+    def _end_transaction(self, batch: BatchView) -> None:
+        """A marker ends the producer's transaction: on COMMIT its pending
+        offsets become committed where the committed one is older."""
+        pending = self.pending.pop(batch.producer_id, {})
+        record = next(iter(batch.records()), None)
+        if record is None:
+            return
+        try:
+            control_type, _ = parse_end_txn_marker(record)
+        except KafkaError as e:
+            log.warning("skipping an unreadable control record at offset %d: %s", record.offset, e)
+            return
+        if control_type != ControlType.COMMIT:
+            return
+        for group_id, offsets in pending.items():
+            committed = self.offsets.setdefault(group_id, {})
+            for tp, commit in offsets.items():
+                current = committed.get(tp)
+                if current is None or current.older_than(commit):
+                    committed[tp] = commit
+
+    def pending_by_group(self) -> dict[str, dict[int, dict[TopicPartition, CommitRecord]]]:
+        """The open transactions' offsets: group -> producer id -> offsets."""
+        by_group: dict[str, dict[int, dict[TopicPartition, CommitRecord]]] = {}
+        for producer_id, groups in self.pending.items():
+            for group_id, offsets in groups.items():
+                if offsets:
+                    by_group.setdefault(group_id, {})[producer_id] = offsets
+        return by_group
 
 
 def group_from_record(group_id: str, record: GroupRecord, clock_ms: Callable[[], int]) -> GroupMetadata:

@@ -1,7 +1,8 @@
 """The groups this broker coordinates and their persistence (Kafka's
 GroupMetadataManager): which ``__consumer_offsets`` partition holds a group,
 which partitions are loaded or loading, writing group metadata and committed
-offsets, reading offsets back, and removing expired or deleted ones with
+(or transactional, pending) offsets, reading offsets back, ending the
+transactions of pending offsets, and removing expired or deleted ones with
 tombstones."""
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from ..protocol.errors import ErrorCode, KafkaError
+from ..protocol.records import NO_PRODUCER_EPOCH, NO_PRODUCER_ID
 from .group import GroupMetadata, GroupState, TopicPartition
 from .internal_topics import OFFSETS_TOPIC, partition_count
 from .loader import group_from_record
@@ -49,6 +51,7 @@ class FetchedOffset:
 
 
 NO_OFFSET = FetchedOffset(INVALID_OFFSET, -1, "")
+UNSTABLE_OFFSET = FetchedOffset(INVALID_OFFSET, -1, "", ErrorCode.UNSTABLE_OFFSET_COMMIT)
 
 
 class GroupManager:
@@ -62,6 +65,8 @@ class GroupManager:
         self.groups: dict[str, GroupMetadata] = {}
         self.owned: set[int] = set()
         self.loading: set[int] = set()
+        # producer id -> ids of the groups holding its pending transactional offsets
+        self.producer_groups: dict[int, set[str]] = {}
 
     # -- where groups live -----------------------------------------------------
     def partition_for(self, group_id: str) -> int:
@@ -107,36 +112,92 @@ class GroupManager:
             return store_group_error(e.code)
         return ErrorCode.NONE
 
-    def store_offsets(self, group: GroupMetadata,
-                      offsets: dict[TopicPartition, OffsetAndMetadata]) -> dict[TopicPartition, ErrorCode]:
-        """Append one record per committed offset (those whose metadata is not
-        over offset.metadata.max.bytes) and cache them once written."""
+    def store_offsets(self, group: GroupMetadata, offsets: dict[TopicPartition, OffsetAndMetadata],
+                      producer_id: int = NO_PRODUCER_ID,
+                      producer_epoch: int = NO_PRODUCER_EPOCH) -> dict[TopicPartition, ErrorCode]:
+        """Append one record per offset (those whose metadata is not over
+        offset.metadata.max.bytes) and cache them once written: as committed
+        offsets, or, with a producer id (TxnOffsetCommit), as that producer's
+        pending offsets in a transactional batch."""
+        if not group.has_consistent_offset_commits:
+            log.warning("group %s with leader %s has received offset commits from consumers as well as "
+                        "transactional producers. Mixing both types of offset commits will generally result in "
+                        "surprises and should be avoided.", group.group_id, group.leader_id)
         valid = {tp: o for tp, o in offsets.items() if java_length(o.metadata) <= self.max_metadata_size}
         error = ErrorCode.NONE
         if valid:
             records = [(offset_key(group.group_id, topic, partition), offset_value(o))
                        for (topic, partition), o in valid.items()]
             try:
-                self.storage.append(self.partition_for(group.group_id), records, self.clock_ms())
+                batch_offset = self.storage.append(self.partition_for(group.group_id), records, self.clock_ms(),
+                                                   producer_id, producer_epoch)
             except KafkaError as e:
                 error = commit_error(e.code)
             else:
-                if not group.is_(GroupState.DEAD):
-                    group.offsets.update(valid)
+                self._cache_offsets(group, valid, batch_offset, producer_id)
         return {tp: error if tp in valid else ErrorCode.OFFSET_METADATA_TOO_LARGE for tp in offsets}
 
+    def _cache_offsets(self, group: GroupMetadata, offsets: dict[TopicPartition, OffsetAndMetadata],
+                       batch_offset: int, producer_id: int) -> None:
+        if group.is_(GroupState.DEAD):
+            return  # deleted or unloaded while appending
+        if producer_id == NO_PRODUCER_ID:
+            group.on_offset_commit_append(offsets, batch_offset)
+        else:
+            self.producer_groups.setdefault(producer_id, set()).add(group.group_id)
+            group.on_txn_offset_commit_append(producer_id, offsets, batch_offset)
+
+    def fail_txn_offsets(self, group: GroupMetadata, producer_id: int, partitions: list[TopicPartition]) -> None:
+        """A TxnOffsetCommit's records were not replicated as asked: its
+        pending offsets go (the producer retries)."""
+        if group.is_(GroupState.DEAD):
+            return
+        group.fail_pending_txn_offset_commit(producer_id, partitions)
+        if not group.has_pending_offset_commits_from_producer(producer_id):
+            self._forget_producer_group(producer_id, group.group_id)
+
+    def complete_txn_offsets(self, partition: int, producer_id: int, committed: bool) -> None:
+        """The producer's marker is in ``__consumer_offsets-<partition>``: its
+        pending offsets in that partition's groups are committed or dropped
+        (Kafka's handleTxnCompletion)."""
+        for group_id in [g for g in self.producer_groups.get(producer_id, ()) if self.partition_for(g) == partition]:
+            group = self.groups.get(group_id)
+            if group is None:
+                log.info("group %s has moved away after the transaction marker of producer %d was written; "
+                         "its new coordinator loads the outcome", group_id, producer_id)
+                continue
+            if not group.is_(GroupState.DEAD):
+                group.complete_pending_txn_offset_commit(producer_id, committed)
+                self._forget_producer_group(producer_id, group_id)
+
+    def _forget_producer_group(self, producer_id: int, group_id: str) -> None:
+        groups = self.producer_groups.get(producer_id)
+        if groups is not None:
+            groups.discard(group_id)
+            if not groups:
+                del self.producer_groups[producer_id]
+
+    def _forget_group_producers(self, group_id: str) -> None:
+        for producer_id in list(self.producer_groups):
+            self._forget_producer_group(producer_id, group_id)
+
     # -- reading -------------------------------------------------------------------
-    def get_offsets(self, group_id: str, partitions: list[TopicPartition] | None) -> dict[TopicPartition, FetchedOffset]:
+    def get_offsets(self, group_id: str, partitions: list[TopicPartition] | None,
+                    require_stable: bool = False) -> dict[TopicPartition, FetchedOffset]:
         """Committed offsets of ``partitions`` (None: all the group has); -1 for
-        partitions without one. Nothing is ever pending here (commits are
-        written before they are cached), so require_stable changes nothing."""
+        partitions without one. With ``require_stable``, a partition with
+        pending transactional offsets answers UNSTABLE_OFFSET_COMMIT (regular
+        commits are cached once written, so never pending here)."""
         group = self.groups.get(group_id)
         if group is None or group.is_(GroupState.DEAD):
             return {tp: NO_OFFSET for tp in partitions or ()}
         wanted = sorted(group.offsets) if partitions is None else partitions
         fetched = {}
         for tp in wanted:
-            o = group.offsets.get(tp)
+            if require_stable and group.has_pending_offset_commits_for(tp):
+                fetched[tp] = UNSTABLE_OFFSET
+                continue
+            o = group.offset(tp)
             fetched[tp] = NO_OFFSET if o is None else FetchedOffset(o.offset, o.leader_epoch, o.metadata)
         return fetched
 
@@ -150,7 +211,7 @@ class GroupManager:
         removed_total = 0
         for group in list(groups):
             removed = selector(group)
-            if group.is_(GroupState.EMPTY) and not group.offsets:
+            if group.is_(GroupState.EMPTY) and not group.has_offsets:
                 log.info("group %s transitioned to Dead in generation %d", group.group_id, group.generation_id)
                 group.transition_to(GroupState.DEAD)
             tombstones = [(offset_key(group.group_id, topic, partition), None) for topic, partition in removed]
@@ -190,25 +251,33 @@ class GroupManager:
         COORDINATOR_LOAD_IN_PROGRESS, until this ends."""
         try:
             loaded = await self.storage.load(partition)
+            pending = loaded.pending_by_group()
+            for group_id, producers in pending.items():
+                for producer_id in producers:
+                    self.producer_groups.setdefault(producer_id, set()).add(group_id)
             for group_id, record in loaded.groups.items():
                 group = group_from_record(group_id, record, self.clock_ms)
-                group.offsets.update(loaded.offsets.get(group_id, {}))
-                on_loaded(self.add(group))
-            # Groups that only commit offsets have no metadata record.
-            for group_id, offsets in loaded.offsets.items():
-                if group_id not in loaded.groups:
-                    group = GroupMetadata(group_id, GroupState.EMPTY, self.clock_ms)
-                    group.offsets.update(offsets)
-                    on_loaded(self.add(group))
+                self._load_group(group, loaded.offsets.get(group_id, {}), pending.get(group_id, {}), on_loaded)
+            # Groups that only commit offsets (or have only pending ones) have no metadata record.
+            for group_id in (loaded.offsets.keys() | pending.keys()) - loaded.groups.keys():
+                group = GroupMetadata(group_id, GroupState.EMPTY, self.clock_ms)
+                self._load_group(group, loaded.offsets.get(group_id, {}), pending.get(group_id, {}), on_loaded)
             if not self.storage.has_partition(partition):  # leadership moved away while loading
                 self.unload_partition(partition, lambda group: None)
                 return
             self.owned.add(partition)
-            count = len(loaded.groups.keys() | loaded.offsets.keys())
+            count = len(loaded.groups.keys() | loaded.offsets.keys() | pending.keys())
             log.log(logging.INFO if count else logging.DEBUG, "loaded %d groups from %s-%d",
                     count, OFFSETS_TOPIC, partition)
         finally:
             self.loading.discard(partition)
+
+    def _load_group(self, group: GroupMetadata, offsets: dict, pending: dict,
+                    on_loaded: Callable[[GroupMetadata], None]) -> None:
+        """Offsets go in before the group is cached, so that nobody sees it without them."""
+        group.offsets.update(offsets)
+        group.pending_txn_offsets.update(pending)
+        on_loaded(self.add(group))
 
     def unload_partition(self, partition: int, on_unloaded: Callable[[GroupMetadata], None]) -> list[GroupMetadata]:
         """Stop coordinating one partition's groups (its leadership moved): each
@@ -216,6 +285,7 @@ class GroupManager:
         groups = [g for g in self.groups.values() if self.partition_for(g.group_id) == partition]
         for group in groups:
             del self.groups[group.group_id]
+            self._forget_group_producers(group.group_id)
         self.owned.discard(partition)
         for group in groups:
             on_unloaded(group)
@@ -225,6 +295,7 @@ class GroupManager:
         """Stop coordinating (shutdown): every group is told and forgotten."""
         groups = list(self.groups.values())
         self.groups.clear()
+        self.producer_groups.clear()
         self.owned.clear()
         for group in groups:
             on_unloaded(group)

@@ -6,7 +6,7 @@ import logging
 import trio
 
 from ..protocol.errors import ErrorCode, KafkaError
-from ..protocol.records import build_batch, iter_batches
+from ..protocol.records import NO_PRODUCER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE, build_batch, iter_batches
 from .internal_topics import OFFSETS_TOPIC
 from .loader import LoadedPartition
 
@@ -59,8 +59,11 @@ class OffsetsLog:
         """Whether this broker leads the partition (so coordinates its groups)."""
         return self._log(partition) is not None and self.broker.replicas.is_leader(OFFSETS_TOPIC, partition)
 
-    def append(self, partition: int, records: list[tuple[bytes, bytes | None]], timestamp_ms: int) -> int:
+    def append(self, partition: int, records: list[tuple[bytes, bytes | None]], timestamp_ms: int,
+               producer_id: int = NO_PRODUCER_ID, producer_epoch: int = NO_PRODUCER_EPOCH) -> int:
         """Append (key, value) records as one batch; the offset of the first.
+        With a producer id the batch is transactional, as Kafka writes a
+        TxnOffsetCommit's: that producer's id and epoch, base sequence 0.
         Raises the log's KafkaError (see ``commit_error``, ``store_group_error``)."""
         try:
             partition_log = self.broker.replicas.leader_log(OFFSETS_TOPIC, partition)
@@ -69,7 +72,10 @@ class OffsetsLog:
                 raise KafkaError(ErrorCode.NOT_COORDINATOR, f"{OFFSETS_TOPIC}-{partition} is not led here") from None
             raise
         codec = self.broker.config.offsets_topic_compression_codec
-        data = bytearray(build_batch([(key, value, [], timestamp_ms) for key, value in records], codec=codec))
+        transactional = producer_id != NO_PRODUCER_ID
+        data = bytearray(build_batch([(key, value, [], timestamp_ms) for key, value in records], codec=codec,
+                                     producer_id=producer_id, producer_epoch=producer_epoch,
+                                     base_sequence=0 if transactional else NO_SEQUENCE, transactional=transactional))
         max_bytes = self.broker.topics.effective_config(OFFSETS_TOPIC)["max.message.bytes"]
         if len(data) > max_bytes:
             raise KafkaError(ErrorCode.MESSAGE_TOO_LARGE, f"The record batch size in the append to "
@@ -107,8 +113,8 @@ class OffsetsLog:
     async def load(self, partition: int) -> LoadedPartition:
         """The groups and offsets the partition's records (up to its log end,
         as Kafka loads them: a new leader's last records may be above the high
-        watermark it had as a follower) leave, skipping control and
-        transactional batches. Records
+        watermark it had as a follower) leave, transactional offsets resolved
+        by the markers that follow them. Records
         are read, decoded and applied one chunk (offsets.load.buffer.size) at a
         time, so memory holds one chunk besides the groups themselves; a large
         partition's chunks are handled in worker threads, a small one's at
@@ -138,7 +144,5 @@ def _apply_chunk(loaded: LoadedPartition, read_bytes, offset: int) -> int:
     data = read_bytes()
     for batch in iter_batches(data):
         offset = max(offset, batch.next_offset)
-        if batch.is_control or batch.is_transactional:
-            continue  # transactional offset commits are not supported yet
-        loaded.apply(batch.records())
+        loaded.apply(batch)
     return offset

@@ -51,7 +51,7 @@ async def test_loading_keeps_memory_to_a_chunk_not_the_partition(tmp_path):
     finally:
         tracemalloc.stop()
 
-    assert {tp: o.offset for tp, o in loaded.offsets["g"].items()} == {("t", p): o for p, o in latest.items()}
+    assert {tp: o.value.offset for tp, o in loaded.offsets["g"].items()} == {("t", p): o for p, o in latest.items()}
     # Replaying the whole partition at once peaked at ~6.5x its size on disk (29 MB
     # here); chunk by chunk it peaks at ~0.5 MB.
     assert on_disk > 4_000_000

@@ -3,7 +3,7 @@ import struct
 
 import pytest
 
-from kafka_compat.group.group import GroupMetadata, GroupState, subscribed_topics
+from kafka_compat.group.group import CommitRecord, GroupMetadata, GroupState, subscribed_topics
 from kafka_compat.group.log_format import OffsetAndMetadata
 from kafka_compat.group.member import MemberMetadata
 from kafka_compat.protocol import schema
@@ -127,8 +127,8 @@ def test_generation_without_members_is_empty():
     assert group.subscribed_topics == set()
 
 
-def offset(commit_ts: int, expire: int | None = None) -> OffsetAndMetadata:
-    return OffsetAndMetadata(1, -1, "", commit_ts, expire)
+def offset(commit_ts: int, expire: int | None = None) -> CommitRecord:
+    return CommitRecord(0, OffsetAndMetadata(1, -1, "", commit_ts, expire))
 
 
 def test_empty_group_offsets_expire_from_when_the_group_became_empty():

@@ -1,0 +1,253 @@
+"""Transactional offset commits in the group coordinator (Kafka's
+GroupMetadata pending transactional offsets, GroupMetadataManager.storeOffsets
+with a producer id, handleTxnCompletion and the loading of transactional
+batches and markers): pending until the producer's marker, then committed or
+gone, and rebuilt the same way from ``__consumer_offsets`` after a restart."""
+from __future__ import annotations
+
+from kafka_compat.group.group import CommitRecord, GroupMetadata, GroupState
+from kafka_compat.group.loader import LoadedPartition
+from kafka_compat.group.log_format import OffsetAndMetadata, offset_key, offset_value
+from kafka_compat.protocol.errors import ErrorCode as E
+from kafka_compat.protocol.records import NO_PRODUCER_ID, ControlType, build_batch, build_control_batch, iter_batches
+
+from test_group_coordinator import WallClock, om, parts, stable_group, start  # noqa: F401 (parts: a fixture)
+
+PID, EPOCH = 4000, 0
+TP = ("t", 0)
+
+
+def end_txn(c, group_id: str, producer_id: int, commit: bool) -> None:
+    """What a partition leader does once it wrote the producer's marker to the
+    group's ``__consumer_offsets`` partition (the marker itself is the log's)."""
+    c.complete_txn_offsets(c.manager.partition_for(group_id), producer_id, commit)
+
+
+def txn_commit(c, offsets, group="g", producer_id=PID, member="", generation=-1, instance=None):
+    return c.commit_txn_offsets(group, producer_id, EPOCH, member, instance, generation, offsets)
+
+
+def fetched(c, partitions, group="g", require_stable=False):
+    error, result = c.fetch_offsets(group, partitions, require_stable)
+    assert error == E.NONE
+    return {tp: (o.offset, o.error) for tp, o in result.items()}
+
+
+# -- GroupMetadata ----------------------------------------------------------------------
+
+
+def value(offset: int) -> OffsetAndMetadata:
+    return OffsetAndMetadata(offset, -1, "", 0)
+
+
+def test_pending_offsets_are_committed_or_dropped_with_their_transaction():
+    group = GroupMetadata("g", GroupState.EMPTY, lambda: 0)
+    group.on_txn_offset_commit_append(1, {TP: value(5)}, batch_offset=10)
+    group.on_txn_offset_commit_append(2, {TP: value(6), ("t", 1): value(7)}, batch_offset=11)
+    assert group.offset(TP) is None and group.has_offsets
+    assert group.has_pending_offset_commits_for(TP) and group.has_pending_offset_commits_from_producer(2)
+    group.complete_pending_txn_offset_commit(2, committed=False)
+    assert group.offsets == {} and not group.has_pending_offset_commits_for(("t", 1))
+    group.complete_pending_txn_offset_commit(1, committed=True)
+    assert group.offsets == {TP: CommitRecord(10, value(5))}
+    assert not group.pending_txn_offsets
+
+
+def test_a_later_regular_commit_wins_over_a_transaction_committed_after_it():
+    """The committed offset is the one whose record comes last in the log,
+    whatever order the marker comes in."""
+    group = GroupMetadata("g", GroupState.EMPTY, lambda: 0)
+    group.on_txn_offset_commit_append(1, {TP: value(5), ("t", 1): value(6)}, batch_offset=10)
+    group.on_offset_commit_append({TP: value(8)}, batch_offset=12)
+    group.complete_pending_txn_offset_commit(1, committed=True)
+    assert (group.offset(TP).offset, group.offset(("t", 1)).offset) == (8, 6)
+    assert not group.has_consistent_offset_commits
+
+
+def test_removing_offsets_drops_pending_ones_expiry_does_not():
+    group = GroupMetadata("g", GroupState.EMPTY, lambda: 0)
+    group.on_offset_commit_append({TP: value(1), ("t", 1): value(1)}, batch_offset=1)
+    group.on_txn_offset_commit_append(1, {TP: value(2), ("t", 1): value(2), ("t", 2): value(2)}, batch_offset=2)
+    assert set(group.remove_expired_offsets(10**12, 1)) == {TP, ("t", 1)}
+    assert set(group.pending_txn_offsets[1]) == {TP, ("t", 1), ("t", 2)}
+    assert group.remove_offsets([TP, ("t", 2)]) == {}
+    assert set(group.pending_txn_offsets[1]) == {("t", 1)}
+    assert group.has_offsets
+
+
+# -- the coordinator ----------------------------------------------------------------------
+
+
+async def test_txn_offsets_stay_pending_until_the_commit_marker(autojump_clock, parts, nursery):
+    c = await start(parts, nursery)
+    c.commit_offsets("g", "", None, -1, {TP: om(1)})
+    assert txn_commit(c, {TP: om(5), ("t", 1): om(6)}) == {TP: E.NONE, ("t", 1): E.NONE}
+    assert fetched(c, [TP, ("t", 1)]) == {TP: (1, E.NONE), ("t", 1): (-1, E.NONE)}
+    assert fetched(c, [TP, ("t", 1), ("t", 2)], require_stable=True) == {
+        TP: (-1, E.UNSTABLE_OFFSET_COMMIT), ("t", 1): (-1, E.UNSTABLE_OFFSET_COMMIT), ("t", 2): (-1, E.NONE)}
+    # All of a group's partitions are the committed ones.
+    assert fetched(c, None, require_stable=True) == {TP: (-1, E.UNSTABLE_OFFSET_COMMIT)}
+
+    end_txn(c, "g", PID, commit=True)
+    assert fetched(c, [TP, ("t", 1)], require_stable=True) == {TP: (5, E.NONE), ("t", 1): (6, E.NONE)}
+    assert c.manager.producer_groups == {}
+
+
+async def test_aborted_txn_offsets_vanish(autojump_clock, parts, nursery):
+    c = await start(parts, nursery)
+    c.commit_offsets("g", "", None, -1, {TP: om(1)})
+    txn_commit(c, {TP: om(5)})
+    end_txn(c, "g", PID, commit=False)
+    assert fetched(c, [TP], require_stable=True) == {TP: (1, E.NONE)}
+
+
+async def test_a_marker_completes_only_its_producer_in_its_partition(autojump_clock, parts, nursery):
+    c = await start(parts, nursery)
+    groups = ["g", "h", "i", "j"]
+    elsewhere = next(g for g in groups if c.manager.partition_for(g) != c.manager.partition_for("g"))
+    txn_commit(c, {TP: om(5)})
+    txn_commit(c, {TP: om(6)}, group=elsewhere)
+    txn_commit(c, {("t", 1): om(7)}, producer_id=PID + 1)
+    end_txn(c, "g", PID, commit=True)
+    assert fetched(c, [TP, ("t", 1)], require_stable=True) == {TP: (5, E.NONE), ("t", 1): (-1, E.UNSTABLE_OFFSET_COMMIT)}
+    assert fetched(c, [TP], group=elsewhere, require_stable=True) == {TP: (-1, E.UNSTABLE_OFFSET_COMMIT)}
+
+
+async def test_member_checks_from_v3(autojump_clock, parts, nursery):
+    """KIP-447: a member's generation and id are checked as an OffsetCommit's;
+    without them (before v3) any producer may commit for a group with members."""
+    c = await start(parts, nursery)
+    ids, generation = await stable_group(c, nursery, "a", "b", instances={"b": "inst-b"})
+    assert txn_commit(c, {TP: om(1)}) == {TP: E.NONE}
+    assert txn_commit(c, {TP: om(1)}, member=ids["a"], generation=generation + 1) == {TP: E.ILLEGAL_GENERATION}
+    assert txn_commit(c, {TP: om(1)}, member="other", generation=generation) == {TP: E.UNKNOWN_MEMBER_ID}
+    assert txn_commit(c, {TP: om(1)}, member="", generation=-1, instance="inst-b") == {TP: E.FENCED_INSTANCE_ID}
+    assert txn_commit(c, {TP: om(1)}, member=ids["b"], generation=generation, instance="nobody") == \
+        {TP: E.UNKNOWN_MEMBER_ID}
+    assert txn_commit(c, {TP: om(2)}, member=ids["b"], generation=generation, instance="inst-b",
+                      producer_id=PID + 1) == {TP: E.NONE}
+    # A group this coordinator doesn't know is created, and knows no members.
+    assert txn_commit(c, {TP: om(1)}, group="new", member="m", generation=3) == {TP: E.UNKNOWN_MEMBER_ID}
+    assert c.manager.get("new").is_(GroupState.EMPTY)
+    # Group id checks come first.
+    assert txn_commit(c, {TP: om(1)}, group="") == {TP: E.INVALID_GROUP_ID}
+
+
+async def test_group_with_only_pending_offsets(autojump_clock, parts, nursery):
+    """It lives (expiry leaves it), DeleteGroups deletes it, and its producer's
+    marker then finds nothing to complete."""
+    clock = WallClock()
+    c = await start(parts, nursery, clock)
+    txn_commit(c, {TP: om(5)})
+    clock.now += 10**12
+    assert c.manager.expire_offsets() == 0
+    assert c.manager.get("g") is not None
+    assert c.delete_groups(["g"]) == {"g": E.NONE}
+    assert c.manager.get("g") is None
+    end_txn(c, "g", PID, commit=True)
+    assert fetched(c, [TP], require_stable=True) == {TP: (-1, E.NONE)}
+
+
+async def test_offset_delete_and_topic_deletion_drop_pending_offsets(autojump_clock, parts, nursery):
+    c = await start(parts, nursery)
+    txn_commit(c, {TP: om(5), ("u", 0): om(6)})
+    assert c.delete_offsets("g", [TP]) == (E.NONE, {TP: E.NONE})
+    assert fetched(c, [TP], require_stable=True) == {TP: (-1, E.NONE)}
+    c.on_topic_deleted("u")
+    assert fetched(c, [("u", 0)], require_stable=True) == {("u", 0): (-1, E.NONE)}
+    # As in Kafka, the producer's transaction still counts as the group's
+    # offsets (an empty entry) until its marker; then the group can go.
+    assert c.manager.get("g") is not None
+    end_txn(c, "g", PID, commit=True)
+    c.manager.expire_offsets()
+    assert c.manager.get("g") is None
+
+
+# -- loading ------------------------------------------------------------------------------
+
+
+class Log:
+    """Batches of a ``__consumer_offsets`` partition, at consecutive offsets."""
+
+    def __init__(self):
+        self.data = bytearray()
+        self.next_offset = 0
+
+    def _add(self, batch: bytes, count: int) -> None:
+        self.data += batch
+        self.next_offset += count
+
+    def commit(self, offsets: dict, group: str = "g", producer_id: int = NO_PRODUCER_ID) -> None:
+        records = [(offset_key(group, *tp), None if o is None else offset_value(value(o)), [], 0)
+                   for tp, o in offsets.items()]
+        transactional = producer_id != NO_PRODUCER_ID
+        self._add(build_batch(records, base_offset=self.next_offset, producer_id=producer_id, producer_epoch=0,
+                              base_sequence=0 if transactional else -1, transactional=transactional), len(records))
+
+    def marker(self, producer_id: int, commit: bool) -> None:
+        self._add(build_control_batch(ControlType.COMMIT if commit else ControlType.ABORT, producer_id=producer_id,
+                                      producer_epoch=0, coordinator_epoch=0, timestamp_ms=0,
+                                      base_offset=self.next_offset), 1)
+
+    def load(self) -> LoadedPartition:
+        loaded = LoadedPartition()
+        for batch in iter_batches(self.data):
+            loaded.apply(batch)
+        return loaded
+
+
+def committed(loaded: LoadedPartition, group: str = "g") -> dict:
+    return {tp: record.value.offset for tp, record in loaded.offsets.get(group, {}).items()}
+
+
+def test_loading_resolves_transactions_by_their_markers():
+    log = Log()
+    log.commit({TP: 1, ("t", 1): 1})
+    log.commit({TP: 5, ("t", 2): 5}, producer_id=1)
+    log.commit({TP: 6, ("t", 1): 6}, producer_id=2)
+    log.commit({("t", 3): 7}, group="h", producer_id=1)
+    log.marker(2, commit=False)
+    log.marker(1, commit=True)
+    loaded = log.load()
+    assert committed(loaded) == {TP: 5, ("t", 1): 1, ("t", 2): 5}
+    assert committed(loaded, "h") == {("t", 3): 7}
+    assert loaded.pending_by_group() == {}
+
+
+def test_a_transaction_open_at_the_end_stays_pending():
+    log = Log()
+    log.commit({TP: 1})
+    log.commit({TP: 5, ("t", 1): 5}, producer_id=1)
+    log.commit({("t", 1): None}, producer_id=1)  # a tombstone in the transaction
+    log.commit({TP: 9}, group="only-pending", producer_id=1)
+    loaded = log.load()
+    assert committed(loaded) == {TP: 1}
+    pending = loaded.pending_by_group()
+    assert {g: {pid: {tp: r.value.offset for tp, r in o.items()} for pid, o in p.items()}
+            for g, p in pending.items()} == {"g": {1: {TP: 5}}, "only-pending": {1: {TP: 9}}}
+
+
+def test_the_later_record_wins_when_a_transaction_commits_after_a_regular_commit():
+    log = Log()
+    log.commit({TP: 5, ("t", 1): 5}, producer_id=1)
+    log.commit({TP: 8})
+    log.marker(1, commit=True)
+    assert committed(log.load()) == {TP: 8, ("t", 1): 5}
+
+
+async def test_pending_offsets_survive_a_restart_and_complete_after_it(autojump_clock, parts, nursery):
+    c = await start(parts, nursery)
+    c.commit_offsets("g", "", None, -1, {TP: om(1)})
+    txn_commit(c, {TP: om(5)})
+    txn_commit(c, {TP: om(9)}, group="only-pending", producer_id=PID + 1)
+    c.running.stop()
+
+    reloaded = await start(parts, nursery)
+    assert fetched(reloaded, [TP]) == {TP: (1, E.NONE)}
+    assert fetched(reloaded, [TP], require_stable=True) == {TP: (-1, E.UNSTABLE_OFFSET_COMMIT)}
+    assert fetched(reloaded, [TP], group="only-pending", require_stable=True) == {TP: (-1, E.UNSTABLE_OFFSET_COMMIT)}
+    assert reloaded.manager.get("only-pending").is_(GroupState.EMPTY)
+    end_txn(reloaded, "g", PID, commit=True)
+    end_txn(reloaded, "only-pending", PID + 1, commit=False)
+    assert fetched(reloaded, [TP], require_stable=True) == {TP: (5, E.NONE)}
+    assert fetched(reloaded, [TP], group="only-pending", require_stable=True) == {TP: (-1, E.NONE)}
