@@ -21,10 +21,11 @@ from .replica.fetcher import ReplicaFetcherManager
 from .replica.manager import ReplicaManager
 from .config import BrokerConfig
 from .group.coordinator import GroupCoordinator
-from .group.internal_topics import OFFSETS_TOPIC
+from .group.internal_topics import OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC
 from .log.manager import LogDirError, LogManager
 from .server.listener import Server, advertised_endpoints, unsupported_listener
 from .api.waiters import AppendWaiters
+from .txn.coordinator import TransactionCoordinator
 from .txn.producer_ids import ProducerIdManager
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,7 @@ class Broker:
         self.cluster = None  # the ZooKeeper-mode member: None for a single broker
         self.producer_ids = None
         self.groups = None
+        self.transactions = None
         self.exit_status = 0
 
     async def _open_listeners(self) -> list[tuple[str, trio.SocketListener]]:
@@ -141,6 +143,7 @@ class Broker:
                 start_leader_epoch(partition_log, self.metadata.leader_epoch(partition_log.topic, partition_log.partition))
         self.producer_ids = ProducerIdManager(self.metadata)
         self.groups = GroupCoordinator(self)
+        self.transactions = TransactionCoordinator(self)
         try:
             async with trio.open_nursery() as nursery:
                 background = trio.CancelScope()
@@ -150,6 +153,7 @@ class Broker:
                         async with trio.open_nursery() as tasks:
                             tasks.start_soon(self.logs.run)
                             tasks.start_soon(self.groups.run)
+                            tasks.start_soon(self.transactions.run)
                             if self.cluster is not None:
                                 tasks.start_soon(self.cluster.run)
                                 tasks.start_soon(self.replicas.fetchers.run)
@@ -177,6 +181,7 @@ class Broker:
                 self.server.stop_accepting()
                 self.waiters.wake_all()
                 self.groups.shutdown()
+                self.transactions.shutdown()
                 with trio.move_on_after(SHUTDOWN_GRACE_SECONDS) as grace:
                     while self.server.connections:
                         await trio.sleep(0.01)
@@ -211,6 +216,11 @@ class Broker:
                 self.groups.on_election(partition)
             else:
                 self.groups.on_resignation(partition)
+        elif topic == TRANSACTION_STATE_TOPIC:
+            if leads:
+                self.transactions.on_election(partition)
+            else:
+                self.transactions.on_resignation(partition)
 
     def _log_dir_failed(self, log_dir: Path) -> None:
         """A log dir went offline: its partitions lose their leader. When it is

@@ -54,6 +54,8 @@ async def _coordinator(broker, listener: str, key_type: int, key: str) -> tuple[
             log.warning("cannot create %s: %s", topic, e)
         if topic == OFFSETS_TOPIC:
             broker.groups.start_loading()
+        else:
+            broker.transactions.start_loading()
         return ErrorCode.COORDINATOR_NOT_AVAILABLE, NO_NODE
     if partition >= meta.partitions:
         return ErrorCode.COORDINATOR_NOT_AVAILABLE, NO_NODE

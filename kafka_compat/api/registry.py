@@ -81,7 +81,7 @@ def load_handlers() -> dict[int, ApiEntry]:
         metadata,
         offset_for_leader_epoch,
         produce,
-        producer_id,
+        transactions,
     )
 
     return REGISTRY

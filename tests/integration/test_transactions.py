@@ -1,0 +1,181 @@
+"""The transaction coordinator through raw requests: InitProducerId with
+transactional ids, AddPartitionsToTxn, AddOffsetsToTxn, EndTxn, DescribeTransactions,
+ListTransactions, and the state reloaded after a restart."""
+from __future__ import annotations
+
+import trio
+
+from kafka_compat.protocol.errors import ErrorCode
+
+from .conftest import make_config, start_broker
+from .test_requests import create_topic
+
+RETRIABLE = (ErrorCode.COORDINATOR_NOT_AVAILABLE, ErrorCode.COORDINATOR_LOAD_IN_PROGRESS,
+             ErrorCode.NOT_COORDINATOR, ErrorCode.CONCURRENT_TRANSACTIONS)
+
+
+async def until_answered(client, api, version, body, error_field="error_code", deadline_s=10):
+    """The first answer that is not a retriable coordinator error."""
+    with trio.fail_after(deadline_s):
+        while True:
+            response = await client.request(api, version, body)
+            if response[error_field] not in RETRIABLE:
+                return response
+            await trio.sleep(0.01)
+
+
+async def find_txn_coordinator(client, transactional_id):
+    return await until_answered(client, "FindCoordinator", 3, {"key": transactional_id, "key_type": 1})
+
+
+def init_body(transactional_id, timeout_ms=60000, producer_id=-1, producer_epoch=-1):
+    return {"transactional_id": transactional_id, "transaction_timeout_ms": timeout_ms,
+            "producer_id": producer_id, "producer_epoch": producer_epoch}
+
+
+async def init(client, transactional_id, version=4, **kw):
+    return await until_answered(client, "InitProducerId", version, init_body(transactional_id, **kw))
+
+
+def add_body(transactional_id, pid, epoch, topics):
+    return {"v3_and_below_transactional_id": transactional_id, "v3_and_below_producer_id": pid,
+            "v3_and_below_producer_epoch": epoch,
+            "v3_and_below_topics": [{"name": t, "partitions": ps} for t, ps in topics.items()]}
+
+
+async def add_partitions(client, transactional_id, pid, epoch, topics, version=3):
+    response = await client.request("AddPartitionsToTxn", version, add_body(transactional_id, pid, epoch, topics))
+    return {(t.name, p.partition_index): ErrorCode(p.partition_error_code)
+            for t in response.results_by_topic_v3_and_below for p in t.results_by_partition}
+
+
+async def describe(client, transactional_id):
+    response = await client.request("DescribeTransactions", 0, {"transactional_ids": [transactional_id]})
+    return response.transaction_states[0]
+
+
+async def test_init_producer_id_bumps_the_epoch_of_a_transactional_id(broker):
+    client = await broker.client()
+    await find_txn_coordinator(client, "tx-a")
+    first = await init(client, "tx-a")
+    assert (first.error_code, first.producer_epoch) == (ErrorCode.NONE, 0)
+    second = await init(client, "tx-a")
+    assert (second.error_code, second.producer_id, second.producer_epoch) == (0, first.producer_id, 1)
+    # KIP-360: the current epoch bumps, the previous one (a retry) gets the same answer, others are fenced.
+    third = await init(client, "tx-a", producer_id=first.producer_id, producer_epoch=1)
+    assert (third.error_code, third.producer_epoch) == (0, 2)
+    retry = await init(client, "tx-a", producer_id=first.producer_id, producer_epoch=1)
+    assert (retry.error_code, retry.producer_epoch) == (0, 2)
+    zombie = await init(client, "tx-a", producer_id=first.producer_id, producer_epoch=0)
+    assert (zombie.error_code, zombie.producer_id, zombie.producer_epoch) == (ErrorCode.PRODUCER_FENCED, -1, -1)
+    old = await init(client, "tx-a", version=3, producer_id=first.producer_id, producer_epoch=0)
+    assert old.error_code == ErrorCode.INVALID_PRODUCER_EPOCH
+    # Only one of producer id and epoch: refused before the coordinator looks.
+    half = await client.request("InitProducerId", 4, init_body("tx-a", producer_id=first.producer_id))
+    assert half.error_code == ErrorCode.INVALID_REQUEST
+
+
+async def test_init_producer_id_checks(tmp_path, nursery):
+    broker, client = await start_broker(make_config(tmp_path / "data", transaction_max_timeout_ms=5000), nursery)
+    await find_txn_coordinator(client, "tx-b")
+    too_long = await client.request("InitProducerId", 4, init_body("tx-b", timeout_ms=5001))
+    assert too_long.error_code == ErrorCode.INVALID_TRANSACTION_TIMEOUT
+    zero = await client.request("InitProducerId", 4, init_body("tx-b", timeout_ms=0))
+    assert zero.error_code == ErrorCode.INVALID_TRANSACTION_TIMEOUT
+    empty = await client.request("InitProducerId", 4, init_body(""))
+    assert (empty.error_code, empty.producer_id) == (ErrorCode.INVALID_REQUEST, -1)
+    ok = await init(client, "tx-b", timeout_ms=5000)
+    assert ok.error_code == ErrorCode.NONE
+    broker.shutdown()
+
+
+async def test_add_partitions_checks_and_describe(broker):
+    client = await broker.client()
+    await create_topic(client, "t", 2)
+    await create_topic(client, "u")
+    await find_txn_coordinator(client, "tx-c")
+    got = await init(client, "tx-c")
+    pid = got.producer_id
+    assert await add_partitions(client, "tx-unknown", pid, 0, {"t": [0]}) == {
+        ("t", 0): ErrorCode.INVALID_PRODUCER_ID_MAPPING}
+    assert await add_partitions(client, "tx-c", pid + 1, 0, {"t": [0]}) == {
+        ("t", 0): ErrorCode.INVALID_PRODUCER_ID_MAPPING}
+    assert await add_partitions(client, "tx-c", pid, 1, {"t": [0]}) == {("t", 0): ErrorCode.PRODUCER_FENCED}
+    assert await add_partitions(client, "tx-c", pid, 1, {"t": [0]}, version=1) == {
+        ("t", 0): ErrorCode.INVALID_PRODUCER_EPOCH}
+    assert await add_partitions(client, "tx-c", pid, 0, {"t": [0], "nope": [0]}) == {
+        ("t", 0): ErrorCode.OPERATION_NOT_ATTEMPTED, ("nope", 0): ErrorCode.UNKNOWN_TOPIC_OR_PARTITION}
+    end = await client.request("EndTxn", 3, {"transactional_id": "tx-c", "producer_id": pid, "producer_epoch": 0,
+                                             "committed": True})
+    assert end.error_code == ErrorCode.INVALID_TXN_STATE
+    empty = await describe(client, "tx-c")
+    assert (empty.error_code, empty.transaction_state, empty.producer_id, empty.topics) == (0, "Empty", pid, [])
+    assert await add_partitions(client, "tx-c", pid, 0, {"t": [0, 1]}) == {
+        ("t", 0): ErrorCode.NONE, ("t", 1): ErrorCode.NONE}
+    offsets = await client.request("AddOffsetsToTxn", 3, {"transactional_id": "tx-c", "producer_id": pid,
+                                                          "producer_epoch": 0, "group_id": "g"})
+    assert offsets.error_code == ErrorCode.NONE
+    ongoing = await describe(client, "tx-c")
+    assert (ongoing.error_code, ongoing.transaction_state, ongoing.producer_epoch,
+            ongoing.transaction_timeout_ms) == (0, "Ongoing", 0, 60000)
+    assert ongoing.transaction_start_time_ms > 0
+    topics = {t.topic: sorted(t.partitions) for t in ongoing.topics}
+    assert topics["t"] == [0, 1] and list(topics) == ["__consumer_offsets", "t"]
+    unknown = await describe(client, "tx-none")
+    assert (unknown.error_code, unknown.transaction_state, unknown.producer_id) == (
+        ErrorCode.TRANSACTIONAL_ID_NOT_FOUND, "", 0)
+    # Verify-only (v4, as a partition leader asks): in the transaction or not.
+    verify = await client.request("AddPartitionsToTxn", 4, {"transactions": [
+        {"transactional_id": "tx-c", "producer_id": pid, "producer_epoch": 0, "verify_only": True,
+         "topics": [{"name": "t", "partitions": [1]}, {"name": "u", "partitions": [0]}]}]})
+    assert verify.error_code == 0
+    result = {(t.name, p.partition_index): p.partition_error_code
+              for t in verify.results_by_transaction[0].topic_results for p in t.results_by_partition}
+    assert result == {("t", 1): ErrorCode.NONE, ("u", 0): ErrorCode.TRANSACTION_ABORTABLE}
+
+
+async def test_list_transactions_filters(broker):
+    client = await broker.client()
+    await create_topic(client, "t")
+    await find_txn_coordinator(client, "tx-d")
+    d = await init(client, "tx-d")
+    e = await init(client, "tx-e")
+    assert await add_partitions(client, "tx-d", d.producer_id, 0, {"t": [0]}) == {("t", 0): 0}
+
+    async def listed(**filters):
+        body = {"state_filters": [], "producer_id_filters": [], "duration_filter": -1}
+        body.update(filters)
+        response = await client.request("ListTransactions", 1, body)
+        assert response.error_code == 0
+        return sorted((t.transactional_id, t.producer_id, t.transaction_state)
+                      for t in response.transaction_states), list(response.unknown_state_filters)
+
+    both = [("tx-d", d.producer_id, "Ongoing"), ("tx-e", e.producer_id, "Empty")]
+    assert await listed() == (both, [])
+    assert await listed(state_filters=["Ongoing", "Bogus"]) == ([both[0]], ["Bogus"])
+    assert await listed(producer_id_filters=[e.producer_id]) == ([both[1]], [])
+    # Running longer than an hour: not tx-d; an Empty id has no start time (-1)
+    # and so passes, as in Kafka 3.9's filter.
+    assert await listed(duration_filter=3_600_000) == ([both[1]], [])
+
+
+async def test_transactions_are_reloaded_after_a_restart(tmp_path):
+    config = make_config(tmp_path / "data")
+    async with trio.open_nursery() as nursery:
+        broker, client = await start_broker(config, nursery)
+        await create_topic(client, "t")
+        await find_txn_coordinator(client, "tx-r")
+        got = await init(client, "tx-r")
+        assert await add_partitions(client, "tx-r", got.producer_id, 0, {"t": [0]}) == {("t", 0): 0}
+        await client.aclose()
+        broker.shutdown()
+    async with trio.open_nursery() as nursery:
+        broker, client = await start_broker(config, nursery)
+        with trio.fail_after(10):
+            while (state := await describe(client, "tx-r")).error_code in RETRIABLE:
+                await trio.sleep(0.01)
+        assert (state.error_code, state.transaction_state, state.producer_id, state.producer_epoch) == (
+            0, "Ongoing", got.producer_id, 0)
+        assert [(t.topic, list(t.partitions)) for t in state.topics] == [("t", [0])]
+        await client.aclose()
+        broker.shutdown()
