@@ -112,6 +112,13 @@ class OffsetIndex:
         i = bisect_right(self._pos, position) - 1
         return self._pos[i] if i >= 0 else 0
 
+    def upper_bound_offset(self, position: int) -> int | None:
+        """The offset of the first entry at or after ``position`` (Kafka's
+        fetchUpperBoundOffset), None if there is none."""
+        self._ensure()
+        i = bisect_left(self._pos, position)
+        return self.base_offset + self._rel[i] if i < len(self._pos) else None
+
     # -- mutation ----------------------------------------------------------
     def append(self, offset: int, position: int) -> None:
         self._ensure()

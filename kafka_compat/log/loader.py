@@ -38,6 +38,7 @@ from .leader_epochs import (
     write_leader_epoch_checkpoint,
 )
 from .segment import DELETED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, LogSegment
+from .txn_index import TXN_INDEX_SUFFIX, AbortedTxn
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,8 @@ def load_log(
     else:
         recovery_point = next_offset
     log_start_offset = min(max(log_start_offset, segments[0].base_offset), next_offset)
-    state = load_producer_state(directory, names, segments, next_offset, recovery_point)
+    state = load_producer_state(directory, names, segments, next_offset, recovery_point,
+                                rebuild_txn_index_from=recovered_from)
     epochs = _load_leader_epochs(directory, segments, recovered_from, log_start_offset, next_offset)
     return LoadedLog(segments, next_offset, log_start_offset, recovery_point, state, epochs)
 
@@ -108,7 +110,7 @@ def _discover_segments(directory: Path, names: list[str]) -> list[int]:
             bases.add(int(stem))
     for name in names:
         stem, _, suffix = name.partition(".")
-        if "." + suffix in (INDEX_SUFFIX, TIME_INDEX_SUFFIX) and stem.isdigit() and int(stem) not in bases:
+        if "." + suffix in (INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX) and stem.isdigit() and int(stem) not in bases:
             log.info("deleting index %s without a log file", directory / name)
             (directory / name).unlink(missing_ok=True)
     return sorted(bases)
@@ -135,6 +137,8 @@ def _recover(segments: list[LogSegment], recovery_point: int) -> tuple[list[LogS
         if not segment.index_files_look_valid():
             segment.recover()
     next_offset = checked_from = segments[first_unflushed].base_offset
+    for segment in segments[first_unflushed:]:
+        segment.txn_index.reset()  # rebuilt by load_producer_state, as the producer state replays them
     for i in range(first_unflushed, len(segments)):
         segment = segments[i]
         if segment.base_offset < next_offset:
@@ -157,19 +161,27 @@ def _drop(segments: list[LogSegment]) -> None:
 
 
 def load_producer_state(
-    directory: Path, names: list[str], segments: list[LogSegment], next_offset: int, recovery_point: int
+    directory: Path, names: list[str], segments: list[LogSegment], next_offset: int, recovery_point: int,
+    rebuild_txn_index_from: int | None = None,
 ) -> ProducerStateManager:
     """The latest usable snapshot at or below the recovery point (the log end
-    after a clean shutdown), then the batch headers after it. Snapshots past
-    ``next_offset`` are deleted. Blocking."""
+    after a clean shutdown), then the batch headers after it (and the markers
+    of control batches). Snapshots past ``next_offset`` are deleted.
+
+    With ``rebuild_txn_index_from`` (the base offset of the first recovered
+    segment, whose .txnindex was emptied) the snapshot must be at or below it
+    and the aborted transactions the replay completes from there on go into
+    their segments' indexes again, as Kafka's LogSegment.recover rebuilds
+    them. Blocking."""
     state = ProducerStateManager()
+    limit = recovery_point if rebuild_txn_index_from is None else min(recovery_point, rebuild_txn_index_from)
     loaded = False
     for offset in reversed(snapshot_offsets(directory, names)):
         path = snapshot_path(directory, offset)
         if offset > next_offset:
             path.unlink(missing_ok=True)
             continue
-        if loaded or offset > recovery_point:
+        if loaded or offset > limit:
             continue
         try:
             state.load_snapshot_bytes(path.read_bytes())
@@ -185,9 +197,17 @@ def load_producer_state(
     if start < next_offset:  # after a clean shutdown the snapshot is at the log end
         first = max(bisect_right([s.base_offset for s in segments], start) - 1, 0)
         for segment in segments[first:]:
-            for _, header in segment.headers(segment.offset_index.lookup(start)[1]):
-                if header.base_offset >= start:
-                    state.replay(header, header.base_offset)
+            rebuild = rebuild_txn_index_from is not None and segment.base_offset >= rebuild_txn_index_from
+            for pos, header in segment.headers(segment.offset_index.lookup(start)[1]):
+                if header.base_offset >= start and header.producer_id >= 0:
+                    marker = segment.read_marker(pos, header) if header.is_control else None
+                    completed = state.replay(header, header.base_offset, marker)
+                    if completed is not None:
+                        if rebuild and completed.is_aborted:
+                            segment.txn_index.append(AbortedTxn(
+                                completed.producer_id, completed.first_offset, completed.last_offset,
+                                state.last_stable_offset(completed)))
+                        state.complete_txn(completed)
     state.end_offset = next_offset
     return state
 

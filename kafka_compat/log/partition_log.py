@@ -31,12 +31,20 @@ from kafka_compat.protocol.errors import ErrorCode, KafkaError
 from kafka_compat.protocol.records import (
     CURRENT_MAGIC,
     BatchView,
+    ControlType,
+    build_control_batch,
     iter_batches,
     set_base_offset,
     set_log_append_time,
     set_partition_leader_epoch,
 )
-from kafka_compat.txn.producer_state import ProducerStateManager, snapshot_offsets, snapshot_path, write_snapshot_file
+from kafka_compat.txn.producer_state import (
+    CompletedTxn,
+    ProducerStateManager,
+    snapshot_offsets,
+    snapshot_path,
+    write_snapshot_file,
+)
 
 from .background import DirFailed, DiskWork
 from .config import LogConfig
@@ -48,7 +56,8 @@ from .leader_epochs import (
     write_leader_epoch_checkpoint,
 )
 from .loader import LoadedLog, load_log, load_producer_state
-from .segment import DELETED_SUFFIX, LogSegment
+from .segment import DELETED_SUFFIX, LogSegment, marker_of
+from .txn_index import AbortedTxn
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +83,8 @@ class ReadResult:
     high_watermark: int
     log_start_offset: int
     log_end_offset: int
+    # The aborted transactions overlapping the read (asked for: READ_COMMITTED), else None.
+    aborted_transactions: list[AbortedTxn] | None = None
 
     @property
     def size(self) -> int:
@@ -131,8 +142,14 @@ class PartitionLog:
     ``flush``; LogManager drives retention, background flushes and ``close``.
 
     Offsets: ``log_start_offset`` (first readable), ``log_end_offset`` (next to
-    assign), ``high_watermark`` (what consumers may read), ``recovery_point``
-    (everything below it is fsynced).
+    assign), ``high_watermark`` (what consumers may read), ``last_stable_offset``
+    (what READ_COMMITTED consumers may read), ``recovery_point`` (everything
+    below it is fsynced).
+
+    Transactions: producers' transactional batches open transactions in the
+    producer state; ``append_marker`` writes the COMMIT/ABORT control batch
+    that closes one, and an aborted one goes into the active segment's
+    .txnindex, from which ``read(..., aborted=True)`` collects them.
 
     Replication: a follower writes the leader's batches with
     ``append_as_follower`` and cuts divergent data with ``truncate_to`` /
@@ -170,6 +187,7 @@ class PartitionLog:
         # turns this off and sets it as followers catch up.
         self.high_watermark_follows_leo = True
         self._high_watermark = self.log_end_offset
+        self.producer_state.on_high_watermark_updated(self._high_watermark)
         self._owns_work = work is None
         self._work = work if work is not None else DiskWork()
         self._clock = clock
@@ -221,6 +239,19 @@ class PartitionLog:
     def high_watermark(self, offset: int) -> None:
         offset = min(max(offset, self.log_start_offset), self.log_end_offset)
         self._high_watermark = offset
+        if self.producer_state.unreplicated:
+            self.producer_state.on_high_watermark_updated(offset)
+
+    @property
+    def last_stable_offset(self) -> int:
+        """What READ_COMMITTED consumers may read up to (Kafka's lastStableOffset):
+        the first unstable offset (never below the log start) if it is below
+        the high watermark, else the high watermark."""
+        first_unstable = self.producer_state.first_unstable_offset
+        if first_unstable is None:
+            return self._high_watermark
+        first_unstable = max(first_unstable, self.log_start_offset)
+        return first_unstable if first_unstable < self._high_watermark else self._high_watermark
 
     @property
     def size_in_bytes(self) -> int:
@@ -320,19 +351,67 @@ class PartitionLog:
             raise self._io_failed("appending records to", e) from e
         self.log_end_offset = last_offset + 1
         producer_append.commit()
-        self.producer_state.end_offset = self.log_end_offset
-        if leader_epoch >= 0:
-            self.assign_epoch_start_offset(leader_epoch, first_offset)
-        if self.high_watermark_follows_leo:
-            self._high_watermark = self.log_end_offset
-        if self.log_end_offset - self.recovery_point >= self.config.flush_messages:
-            self._work.request_flush(self)
+        self._appended(leader_epoch, first_offset)
         return AppendResult(
             first_offset,
             last_offset,
             -1 if log_append_time_ms is None else log_append_time_ms,
             self.log_start_offset,
         )
+
+    def _appended(self, leader_epoch: int, first_offset: int) -> None:
+        """After a leader's append: the producer state's end, the epoch cache,
+        the high watermark (alone in the ISR), a flush when flush.messages is due."""
+        self.producer_state.end_offset = self.log_end_offset
+        if leader_epoch >= 0:
+            self.assign_epoch_start_offset(leader_epoch, first_offset)
+        if self.high_watermark_follows_leo:
+            self._high_watermark = self.log_end_offset
+            if self.producer_state.unreplicated:
+                self.producer_state.on_high_watermark_updated(self._high_watermark)
+        if self.log_end_offset - self.recovery_point >= self.config.flush_messages:
+            self._work.request_flush(self)
+
+    def append_marker(self, producer_id: int, producer_epoch: int, commit: bool, coordinator_epoch: int,
+                      leader_epoch: int) -> AppendResult:
+        """Write a transaction marker (Kafka's appendAsLeader with origin
+        COORDINATOR): a control batch with one COMMIT or ABORT record, stamped
+        now. It closes the producer's open transaction, if any; an aborted one
+        goes into the active segment's .txnindex with the last stable offset
+        as of the marker. Raises KafkaError(INVALID_PRODUCER_EPOCH,
+        TRANSACTION_COORDINATOR_FENCED, KAFKA_STORAGE_ERROR)."""
+        self._check_open()
+        offset = self.log_end_offset
+        now = self._clock()
+        control_type = ControlType.COMMIT if commit else ControlType.ABORT
+        producer_append = self.producer_state.begin_append()
+        completed = producer_append.add_marker(producer_id, producer_epoch, control_type, coordinator_epoch,
+                                               offset, now)
+        records = build_control_batch(control_type, producer_id=producer_id, producer_epoch=producer_epoch,
+                                      coordinator_epoch=coordinator_epoch, timestamp_ms=now, base_offset=offset,
+                                      partition_leader_epoch=leader_epoch)
+        try:
+            segment = self.segments[-1]
+            if segment.should_roll(self.config, now, len(records), now, offset):
+                segment = self._roll()
+            segment.append(records, offset, now, offset)
+            self.log_end_offset = offset + 1
+            producer_append.commit()
+            if completed is not None:
+                self._complete_txn(segment, completed)
+        except OSError as e:
+            raise self._io_failed("appending a transaction marker to", e) from e
+        self._appended(leader_epoch, offset)
+        return AppendResult(offset, offset, -1, self.log_start_offset)
+
+    def _complete_txn(self, segment: LogSegment, completed: CompletedTxn) -> None:
+        """A marker in ``segment`` decided ``completed`` (Kafka's
+        updateTxnIndex + completeTxn). Raises OSError."""
+        state = self.producer_state
+        if completed.is_aborted:
+            segment.txn_index.append(AbortedTxn(completed.producer_id, completed.first_offset,
+                                                completed.last_offset, state.last_stable_offset(completed)))
+        state.complete_txn(completed)
 
     def _roll(self, base_offset: int | None = None) -> LogSegment:
         """Start a new active segment at ``base_offset`` (default: the log end;
@@ -415,14 +494,19 @@ class PartitionLog:
         if segment.should_roll(self.config, self._clock(), batch.size, batch.max_timestamp, batch.last_offset):
             segment = self._roll(batch.base_offset)
         segment.append(view[batch.pos:batch.end], batch.last_offset, batch.max_timestamp, batch.last_offset)
+        self.log_end_offset = batch.next_offset
         if batch.producer_id >= 0:
-            self.producer_state.replay(batch, batch.base_offset)
+            marker = marker_of(batch) if batch.is_control else None
+            completed = self.producer_state.replay(batch, batch.base_offset, marker)
+            if completed is not None:
+                self._complete_txn(segment, completed)
         if batch.partition_leader_epoch >= 0:
             self.assign_epoch_start_offset(batch.partition_leader_epoch, batch.base_offset)
-        self.log_end_offset = batch.next_offset
         self.producer_state.end_offset = self.log_end_offset
         if self.high_watermark_follows_leo:
             self._high_watermark = self.log_end_offset
+            if self.producer_state.unreplicated:
+                self.producer_state.on_high_watermark_updated(self._high_watermark)
         if self.log_end_offset - self.recovery_point >= self.config.flush_messages:
             self._work.request_flush(self)
 
@@ -488,6 +572,7 @@ class PartitionLog:
                 if self.leader_epochs.truncate_from_end(end):
                     self._save_leader_epochs()
                 self.producer_state = await trio.to_thread.run_sync(self._rebuild_producer_state, end)
+                self.producer_state.on_high_watermark_updated(self._high_watermark)
                 await trio.to_thread.run_sync(self._sync_blocking, [segment])
             except OSError as e:
                 raise self._io_failed("truncating", e) from e
@@ -571,13 +656,18 @@ class PartitionLog:
     # -- read --------------------------------------------------------------
     @_storage_errors("reading")
     def read(
-        self, fetch_offset: int, max_bytes: int, min_one_batch: bool, max_offset: int | None = None
+        self, fetch_offset: int, max_bytes: int, min_one_batch: bool, max_offset: int | None = None,
+        aborted: bool = False,
     ) -> ReadResult:
         """Whole batches from the one holding ``fetch_offset`` on, within one segment.
 
         At most ``max_bytes``, except that with ``min_one_batch`` the first batch
         is returned whole however big it is (KIP-74). Only batches entirely below
-        ``max_offset`` (e.g. the high watermark for consumers) are included.
+        ``max_offset`` (e.g. the high watermark for consumers, the last stable
+        offset for READ_COMMITTED ones) are included. With ``aborted``, the
+        result carries the aborted transactions a READ_COMMITTED consumer needs
+        (Kafka's addAbortedTransactions: those overlapping the fetch offset up
+        to the first index entry past the bytes Kafka would have read).
         Raises KafkaError(OFFSET_OUT_OF_RANGE) outside [log start, log end].
         """
         self._check_open()
@@ -590,6 +680,7 @@ class PartitionLog:
             )
         limit_offset = end_offset if max_offset is None else min(max_offset, end_offset)
         regions: list[tuple[int, int, int]] = []
+        aborted_txns: list[AbortedTxn] | None = [] if aborted else None
         i = self._segment_at(fetch_offset)
         while fetch_offset < limit_offset and i < len(self.segments):
             segment = self.segments[i]
@@ -607,11 +698,33 @@ class PartitionLog:
                 if bound is not None:
                     max_position = bound[0]
             budget = max(max_bytes, first.size) if min_one_batch else max_bytes
-            end = segment.batch_boundary_before(min(max_position, start + budget), start)
+            window = min(max_position, start + budget)
+            end = segment.batch_boundary_before(window, start)
             if end > start:
                 regions.append((segment.fd, start, end - start))
+            if aborted_txns is not None:
+                upper = segment.offset_index.upper_bound_offset(window)
+                if upper is None:
+                    upper = self._bases[i + 1] if i + 1 < len(self._bases) else end_offset
+                self._collect_aborted(i, fetch_offset, upper, aborted_txns)
             break
-        return ReadResult(regions, self._high_watermark, self.log_start_offset, end_offset)
+        return ReadResult(regions, self._high_watermark, self.log_start_offset, end_offset, aborted_txns)
+
+    def _collect_aborted(self, i: int, fetch_offset: int, upper_bound_offset: int, out: list[AbortedTxn]) -> None:
+        """Kafka's collectAbortedTransactions: segment ``i`` on, until an entry's
+        last stable offset reaches the upper bound."""
+        for segment in self.segments[i:]:
+            if segment.txn_index.collect(fetch_offset, upper_bound_offset, out):
+                return
+
+    @_storage_errors("reading the aborted transactions of")
+    def collect_aborted_transactions(self, start_offset: int, upper_bound_offset: int) -> list[AbortedTxn]:
+        """The aborted transactions overlapping [start_offset, upper_bound_offset)
+        (Kafka's UnifiedLog.collectAbortedTransactions)."""
+        self._check_open()
+        out: list[AbortedTxn] = []
+        self._collect_aborted(self._segment_at(start_offset), start_offset, upper_bound_offset, out)
+        return out
 
     # -- timestamps ----------------------------------------------------------
     @_storage_errors("searching by timestamp in")

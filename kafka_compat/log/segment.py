@@ -1,5 +1,6 @@
 """One log segment: a .log file of record batches as they go on the wire, with
-its sparse .index and .timeindex (Kafka's LogSegment).
+its sparse .index and .timeindex and its aborted-transaction .txnindex
+(Kafka's LogSegment).
 
 Only batch headers are read on the hot paths; record bytes are touched by
 recovery (CRC) and by timestamp lookups.
@@ -12,10 +13,12 @@ import random
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from kafka_compat.protocol.records import CURRENT_MAGIC, HEADER_SIZE, INT32_MAX, BatchView
+from kafka_compat.protocol.errors import KafkaError
+from kafka_compat.protocol.records import CURRENT_MAGIC, HEADER_SIZE, INT32_MAX, BatchView, parse_end_txn_marker
 
 from .config import LogConfig
 from .index import NO_TIMESTAMP, CorruptIndexError, OffsetIndex, TimeIndex
+from .txn_index import TXN_INDEX_SUFFIX, TransactionIndex
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +55,9 @@ class LogSegment:
         self._time_index = TimeIndex(
             directory / (name + TIME_INDEX_SUFFIX), base_offset, config.segment_index_bytes, exists=not create
         )
+        self.txn_index = TransactionIndex(directory / (name + TXN_INDEX_SUFFIX), base_offset)
+        if create:
+            self.txn_index.reset()  # a leftover file of an old segment of that name
         # Index files read from disk are loaded and sanity-checked (and rebuilt
         # if broken) on first use, so that opening a log touches none of them.
         self._offset_index_checked = self._time_index_checked = create
@@ -157,6 +163,7 @@ class LogSegment:
         found = self.find_batch(offset)
         self.offset_index.truncate_to(offset)
         self.time_index.truncate_to(offset)
+        self.txn_index.truncate_to(offset)
         self._bytes_since_index_entry = 0
         if found is None:
             return None
@@ -211,6 +218,11 @@ class LogSegment:
                 raise ValueError(f"{self.log_path}: batch at {pos} has size {size}")
             yield pos, view
             pos += size
+
+    def read_marker(self, position: int, header: BatchView) -> tuple[int, int] | None:
+        """(control type, coordinator epoch) of the control batch at
+        ``position``; None for an empty one (or one that is no marker)."""
+        return marker_of(BatchView(os.pread(self.fd, header.size, position), 0))
 
     def find_batch(self, offset: int, start: int | None = None) -> tuple[int, BatchView] | None:
         """The first batch whose last offset is >= ``offset`` (Kafka's translateOffset)."""
@@ -306,6 +318,7 @@ class LogSegment:
         """fsync the data; with ``save_indexes`` also write and fsync unsaved indexes.
         Blocking: call from a worker thread."""
         os.fsync(self.fd)
+        self.txn_index.flush()
         if save_indexes:
             for index in (self._offset_index, self._time_index):
                 if index.dirty:
@@ -315,9 +328,10 @@ class LogSegment:
         if not self.closed:
             self.closed = True
             os.close(self.fd)
+            self.txn_index.close()
 
     def files(self) -> list[Path]:
-        return [self.log_path, self._offset_index.path, self._time_index.path]
+        return [self.log_path, self._offset_index.path, self._time_index.path, self.txn_index.path]
 
     def rename_to_deleted(self) -> list[Path]:
         """Kafka renames a segment's files to *.deleted before removing them later."""
@@ -330,6 +344,17 @@ class LogSegment:
                 continue
             renamed.append(target)
         return renamed
+
+
+def marker_of(batch: BatchView) -> tuple[int, int] | None:
+    """(control type, coordinator epoch) of a control batch's transaction
+    marker; None when it has no record (cleaned away) or holds no marker."""
+    for record in batch.records():
+        try:
+            return parse_end_txn_marker(record)
+        except KafkaError:
+            return None
+    return None
 
 
 class _IndexRebuild:

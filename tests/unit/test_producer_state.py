@@ -139,7 +139,7 @@ def test_control_batch_bumps_the_epoch_without_sequences():
     marker = build_control_batch(
         ControlType.COMMIT, producer_id=PID, producer_epoch=1, coordinator_epoch=0, timestamp_ms=5
     )
-    state.replay(BatchView(marker, 0), 3)
+    state.replay(BatchView(marker, 0), 3, (ControlType.COMMIT, 0))
     assert state.producers[PID].epoch == 1
     assert not state.producers[PID].batches
 
