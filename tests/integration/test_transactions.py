@@ -179,3 +179,24 @@ async def test_transactions_are_reloaded_after_a_restart(tmp_path):
         assert [(t.topic, list(t.partitions)) for t in state.topics] == [("t", [0])]
         await client.aclose()
         broker.shutdown()
+
+
+async def test_idle_transactional_ids_expire(tmp_path, nursery):
+    config = make_config(tmp_path / "data", transactional_id_expiration_ms=200,
+                         transaction_remove_expired_transaction_cleanup_interval_ms=50)
+    broker, client = await start_broker(config, nursery)
+    await create_topic(client, "t")
+    await find_txn_coordinator(client, "tx-idle")
+    idle = await init(client, "tx-idle")
+    busy = await init(client, "tx-busy")
+    assert await add_partitions(client, "tx-busy", busy.producer_id, 0, {"t": [0]}) == {("t", 0): 0}
+    with trio.fail_after(10):
+        while (await describe(client, "tx-idle")).error_code == ErrorCode.NONE:
+            await trio.sleep(0.02)
+    assert (await describe(client, "tx-idle")).error_code == ErrorCode.TRANSACTIONAL_ID_NOT_FOUND
+    # An ongoing transaction never expires (it times out and is aborted instead).
+    assert (await describe(client, "tx-busy")).transaction_state == "Ongoing"
+    # The tombstone is in the log: a new InitProducerId starts afresh with a new producer id.
+    again = await init(client, "tx-idle")
+    assert again.error_code == 0 and again.producer_id != idle.producer_id and again.producer_epoch == 0
+    broker.shutdown()
