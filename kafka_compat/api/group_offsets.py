@@ -1,5 +1,5 @@
-"""OffsetCommit, OffsetFetch and OffsetDelete: committed offsets kept by the
-group coordinator in ``__consumer_offsets``.
+"""OffsetCommit, TxnOffsetCommit, OffsetFetch and OffsetDelete: committed
+offsets kept by the group coordinator in ``__consumer_offsets``.
 
 Partitions of topics that don't exist are answered UNKNOWN_TOPIC_OR_PARTITION
 here, before the coordinator sees the rest, as Kafka does. OffsetCommit and
@@ -61,6 +61,42 @@ async def offset_commit(ctx, request) -> dict:
             error = await broker.groups.offsets_replicated(request.group_id)
             if error != ErrorCode.NONE:
                 errors = {tp: error if e == ErrorCode.NONE else e for tp, e in errors.items()}
+    return {"topics": _by_topic(
+        (tp, {"error_code": errors.get(tp, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)}) for tp in requested
+    )}
+
+
+@handles("TxnOffsetCommit")
+async def txn_offset_commit(ctx, request) -> dict:
+    """Offsets committed in a producer's transaction (pending until its
+    marker). Unknown topics and partitions first, then the coordinator's
+    checks (KafkaApis.handleTxnOffsetCommitRequest); clients before v2 don't
+    know COORDINATOR_LOAD_IN_PROGRESS and get COORDINATOR_NOT_AVAILABLE."""
+    broker = ctx.broker
+    now = int(time.time() * 1000)
+    requested: list[tuple[str, int]] = []
+    offsets: dict[tuple[str, int], OffsetAndMetadata] = {}
+    for topic in request.topics:
+        for p in topic.partitions:
+            tp = (topic.name, p.partition_index)
+            requested.append(tp)
+            if _exists(broker, *tp):
+                offsets[tp] = OffsetAndMetadata(p.committed_offset, p.committed_leader_epoch,
+                                                p.committed_metadata or "", now)
+    errors = {}
+    if offsets:
+        coordinator = broker.groups
+        errors = coordinator.commit_txn_offsets(request.group_id, request.producer_id, request.producer_epoch,
+                                                request.member_id, request.group_instance_id, request.generation_id,
+                                                offsets)
+        written = [tp for tp, e in errors.items() if e == ErrorCode.NONE]
+        if written:
+            error = await coordinator.txn_offsets_replicated(request.group_id, request.producer_id, written)
+            if error != ErrorCode.NONE:
+                errors = {tp: error if e == ErrorCode.NONE else e for tp, e in errors.items()}
+    if ctx.api_version < 2:
+        errors = {tp: ErrorCode.COORDINATOR_NOT_AVAILABLE if e == ErrorCode.COORDINATOR_LOAD_IN_PROGRESS else e
+                  for tp, e in errors.items()}
     return {"topics": _by_topic(
         (tp, {"error_code": errors.get(tp, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)}) for tp in requested
     )}

@@ -1,0 +1,126 @@
+"""TxnOffsetCommit over the wire, every version, and what OffsetFetch answers
+for offsets pending in a transaction (require_stable, v7+)."""
+from __future__ import annotations
+
+import pytest
+
+from kafka_compat.protocol.errors import ErrorCode as E
+
+from .test_groups import assignment, create_topic, fetch_offsets, group_config, join_v5, offsets_of, ready, sync
+
+EPOCH = 0
+
+
+@pytest.fixture
+def broker_config(tmp_path):
+    return group_config(tmp_path / "data")
+
+
+async def txn_commit(client, offsets: dict, producer_id: int, group="g", version=4, generation=-1, member_id="",
+                     instance=None, transactional_id="txn") -> dict:
+    """TxnOffsetCommit {(topic, partition): offset}; the errors by partition."""
+    topics = {}
+    for (topic, partition), offset in offsets.items():
+        topics.setdefault(topic, []).append({"partition_index": partition, "committed_offset": offset,
+                                             "committed_leader_epoch": 3, "committed_metadata": f"m{offset}"})
+    resp = await client.request("TxnOffsetCommit", version, {
+        "transactional_id": transactional_id, "group_id": group, "producer_id": producer_id,
+        "producer_epoch": EPOCH, "generation_id": generation, "member_id": member_id,
+        "group_instance_id": instance, "topics": [{"name": t, "partitions": ps} for t, ps in topics.items()]})
+    return {(t.name, p.partition_index): p.error_code for t in resp.topics for p in t.partitions}
+
+
+async def fetch(client, group, partitions, version=7, require_stable=True) -> dict:
+    by_topic = {}
+    for topic, partition in partitions:
+        by_topic.setdefault(topic, []).append(partition)
+    topics = [{"name": t, "partition_indexes": ps} for t, ps in by_topic.items()]
+    if version >= 8:
+        resp = await client.request("OffsetFetch", version, {"groups": [{"group_id": group, "topics": topics}],
+                                                             "require_stable": require_stable})
+        (answer,) = resp.groups
+        assert answer.error_code == E.NONE
+        return offsets_of(answer)
+    resp = await client.request("OffsetFetch", version, {"group_id": group, "topics": topics,
+                                                         "require_stable": require_stable})
+    return offsets_of(resp)
+
+
+def end_txn(broker, group: str, producer_id: int, commit: bool) -> None:
+    """What the partition leader does once the producer's marker is written to
+    the group's ``__consumer_offsets`` partition."""
+    groups = broker.broker.groups
+    groups.complete_txn_offsets(groups.manager.partition_for(group), producer_id, commit)
+
+
+async def test_every_version_commits_pending_offsets(broker):
+    client = await broker.client()
+    await create_topic(client, "t", partitions=2)
+    await ready(client)
+    for version in range(5):
+        group, producer_id = f"g{version}", 100 + version
+        errors = await txn_commit(client, {("t", 0): 5, ("t", 1): 6, ("t", 2): 7, ("nope", 0): 8}, producer_id,
+                                  group=group, version=version)
+        assert errors == {("t", 0): E.NONE, ("t", 1): E.NONE, ("t", 2): E.UNKNOWN_TOPIC_OR_PARTITION,
+                          ("nope", 0): E.UNKNOWN_TOPIC_OR_PARTITION}
+        assert await fetch(client, group, [("t", 0)]) == {("t", 0): (-1, "", E.UNSTABLE_OFFSET_COMMIT)}
+        end_txn(broker, group, producer_id, commit=True)
+        assert await fetch(client, group, [("t", 0), ("t", 1)]) == {("t", 0): (5, "m5", E.NONE),
+                                                                     ("t", 1): (6, "m6", E.NONE)}
+    resp = await fetch_offsets(client, "g2", [("t", 0)], version=7)
+    assert resp.topics[0].partitions[0].committed_leader_epoch == 3
+
+
+async def test_offset_fetch_versions_and_require_stable(broker):
+    client = await broker.client()
+    await create_topic(client, "t")
+    await ready(client)
+    await txn_commit(client, {("t", 0): 5}, 200)
+    end_txn(broker, "g", 200, commit=True)
+    await txn_commit(client, {("t", 0): 9}, 201)
+    # Without require_stable (and before v7, which can't ask) the committed offset.
+    for version in range(1, 10):
+        assert await fetch(client, "g", [("t", 0)], version, require_stable=False) == {("t", 0): (5, "m5", E.NONE)}
+    for version in (7, 8, 9):
+        assert await fetch(client, "g", [("t", 0)], version) == {("t", 0): (-1, "", E.UNSTABLE_OFFSET_COMMIT)}
+    end_txn(broker, "g", 201, commit=False)
+    assert await fetch(client, "g", [("t", 0)], 8) == {("t", 0): (5, "m5", E.NONE)}
+
+
+async def test_member_checks_from_v3(broker):
+    """KIP-447: a consumer group's generation and member travel with the
+    transaction's offsets and are checked as an OffsetCommit's."""
+    client = await broker.client()
+    await create_topic(client, "t")
+    await ready(client)
+    joined = await join_v5(client, instance="inst")
+    await sync(client, 1, joined.member_id, {joined.member_id: assignment("t", 0)}, instance="inst")
+    tp = ("t", 0)
+    assert await txn_commit(client, {tp: 1}, 300, generation=2, member_id=joined.member_id) == \
+        {tp: E.ILLEGAL_GENERATION}
+    assert await txn_commit(client, {tp: 1}, 300, generation=1, member_id="other") == {tp: E.UNKNOWN_MEMBER_ID}
+    assert await txn_commit(client, {tp: 1}, 300, generation=1, member_id="other", instance="inst") == \
+        {tp: E.FENCED_INSTANCE_ID}
+    assert await txn_commit(client, {tp: 1}, 300, version=2) == {tp: E.NONE}  # no member before v3
+    assert await txn_commit(client, {tp: 2}, 301, generation=1, member_id=joined.member_id, instance="inst") == \
+        {tp: E.NONE}
+    assert await txn_commit(client, {tp: 1}, 302, group="") == {tp: E.INVALID_GROUP_ID}
+
+
+async def test_clients_before_v2_are_told_coordinator_not_available_while_loading(broker):
+    """Kafka's KAFKA-7296 workaround: 0.11-2.0 producers don't expect
+    COORDINATOR_LOAD_IN_PROGRESS from TxnOffsetCommit."""
+    client = await broker.client()
+    await create_topic(client, "t")
+    await ready(client)
+    manager = broker.broker.groups.manager
+    partition = manager.partition_for("g")
+    manager.owned.discard(partition)
+    manager.loading.add(partition)  # as while the partition is read back
+    try:
+        for version in range(5):
+            expected = E.COORDINATOR_NOT_AVAILABLE if version < 2 else E.COORDINATOR_LOAD_IN_PROGRESS
+            assert await txn_commit(client, {("t", 0): 1}, 400, version=version) == {("t", 0): expected}
+    finally:
+        manager.loading.discard(partition)
+        manager.owned.add(partition)
