@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -253,3 +254,95 @@ def consumer_session(bootstrap: str, topic: str, *, group: str | None = None,
     if client_id:
         args += ["--client-id", client_id]
     return Session(args, timeout=timeout)
+
+
+def txn_session(bootstrap: str, transactional_id: str, *, transaction_timeout_ms: int = 60_000,
+                timeout: float = 60.0) -> Session:
+    """A transactional KafkaProducer as a Session (requests: Transactions.java):
+    init, begin, send, send-offsets, commit, abort."""
+    return Session(["txn-session", "--bootstrap", bootstrap, "--transactional-id", transactional_id,
+                    "--transaction-timeout-ms", str(transaction_timeout_ms)], timeout=timeout)
+
+
+class ConsumeTransformProduce:
+    """The Java client's exactly-once consume-transform-produce loop (`ctp`,
+    Transactions.java) as a process: each input record (key, value) becomes
+    (key, b"t:" + value) in the same partition of the output, the offsets
+    committed in the same transaction for `group`. `committed` is how many
+    input records it has committed so far, `recoveries` the failures it rode
+    out; `wait()` returns once it has committed the input's end offsets (as
+    they were when it started). Stopped by its pid on exit."""
+
+    def __init__(self, bootstrap: str, input_topic: str, output_topic: str, group: str,
+                 transactional_id: str, *, transaction_timeout_ms: int = 15_000,
+                 timeout: float = 600.0):
+        self.timeout = timeout
+        self.committed = 0
+        self.recoveries: list[str] = []
+        self.done = False
+        self._changed = threading.Condition()
+        self._stderr = tempfile.TemporaryFile()
+        self._process = subprocess.Popen(
+            command() + ["ctp", "--bootstrap", bootstrap, "--input", input_topic,
+                         "--output", output_topic, "--group", group,
+                         "--transactional-id", transactional_id,
+                         "--transaction-timeout-ms", str(transaction_timeout_ms),
+                         "--timeout-ms", str(int(timeout * 1000))],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._stderr)
+        self._reader = threading.Thread(target=self._read, daemon=True,
+                                        name=f"java-ctp-{self._process.pid}")
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self._process.stdout:
+            event = json.loads(line)
+            with self._changed:
+                if "committed" in event:
+                    self.committed = event["committed"]
+                elif "recovering" in event:
+                    self.recoveries.append(event["recovering"])
+                elif "done" in event:
+                    self.committed = event["done"]
+                    self.done = True
+                self._changed.notify_all()
+        with self._changed:
+            self._changed.notify_all()
+
+    def stderr_tail(self, chars: int = 3000) -> str:
+        self._stderr.seek(0)
+        return self._stderr.read().decode(errors="replace")[-chars:]
+
+    def wait_until(self, condition, what: str, timeout: float) -> None:
+        """Until condition() holds; raises if the program exits first or the time is up."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while not condition():
+                if self._process.poll() is not None and not self._reader.is_alive():
+                    raise JavaClientError(f"java ctp exited with {self._process.returncode} before "
+                                          f"{what} (committed {self.committed})\n{self.stderr_tail()}")
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise JavaClientError(f"java ctp: not {what} within {timeout}s (committed "
+                                          f"{self.committed}, recoveries {self.recoveries[-5:]})\n"
+                                          + self.stderr_tail())
+                self._changed.wait(min(remaining, 0.5))
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Until it committed everything and exited 0."""
+        self.wait_until(lambda: self.done, "done", timeout or self.timeout)
+        code = self._process.wait(30)
+        if code != 0:
+            raise JavaClientError(f"java ctp exited with {code}\n{self.stderr_tail()}")
+
+    def kill(self) -> None:
+        if self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+
+    def __enter__(self) -> ConsumeTransformProduce:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.kill()
+        self._reader.join(10)
+        self._stderr.close()

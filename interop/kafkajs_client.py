@@ -27,7 +27,7 @@ def command() -> list[str]:
     return [node, str(SCRIPT)]
 
 
-def _run(args: list[str], *, stdin: bytes = b"", timeout: float) -> str:
+def run(args: list[str], *, stdin: bytes = b"", timeout: float) -> str:
     cmd = command() + args
     try:
         done = subprocess.run(cmd, input=stdin, capture_output=True, timeout=timeout, cwd=NODE_DIR)
@@ -50,7 +50,7 @@ def produce(bootstrap: str, topic: str, messages: list[Message], *, partition: i
     if idempotent:
         args.append("--idempotent")
     stdin = "".join(message_to_json(m) + "\n" for m in messages).encode()
-    out = _run(args, stdin=stdin, timeout=timeout)
+    out = run(args, stdin=stdin, timeout=timeout)
     return [json.loads(line)["offset"] for line in out.splitlines() if line.strip()]
 
 
@@ -63,19 +63,19 @@ def consume(bootstrap: str, topic: str, count: int, *, partition: int = 0,
         raise ValueError("kafkajs consumes through a group, from the beginning")
     args = ["consume", "--bootstrap", bootstrap, "--topic", topic, "--count", str(count),
             "--group", f"interop-{uuid.uuid4().hex}", "--timeout-ms", str(int(timeout * 1000))]
-    out = _run(args, timeout=timeout + 30)
+    out = run(args, timeout=timeout + 30)
     return [r for r in map(record_from_json, filter(str.strip, out.splitlines()))
             if r.partition == partition]
 
 
 def reassign(bootstrap: str, topic: str, partition: int, replicas: list[int], timeout: float = 60.0) -> None:
     """AlterPartitionReassignments of one partition (kafkajs raises on an error)."""
-    _run(["reassign", "--bootstrap", bootstrap, "--topic", topic, "--partition", str(partition),
+    run(["reassign", "--bootstrap", bootstrap, "--topic", topic, "--partition", str(partition),
           "--replicas", ",".join(map(str, replicas))], timeout=timeout)
 
 
 def reassignments(bootstrap: str, timeout: float = 60.0) -> dict[tuple[str, int], tuple[list[int], list[int], list[int]]]:
     """ListPartitionReassignments: (replicas, adding, removing) by partition."""
-    listed = json.loads(_run(["reassignments", "--bootstrap", bootstrap], timeout=timeout))
+    listed = json.loads(run(["reassignments", "--bootstrap", bootstrap], timeout=timeout))
     return {(t["name"], p["partition"]): (p["replicas"], p["addingReplicas"], p["removingReplicas"])
             for t in listed["topics"] for p in t["partitions"]}

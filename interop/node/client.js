@@ -17,6 +17,19 @@
 //     JSON lines on stdout, commits after every batch, leaves the group and
 //     exits on a "stop" line or the end of stdin.
 //
+//   node client.js transact --bootstrap H:P --transactional-id ID     < transactions.jsonl
+//     stdin: one transaction a line, {"records": [[topic, partition, key, value]],
+//     "commit": true|false}; each is begun, sent (acks=all) and committed or
+//     aborted in turn by one transactional producer. stdout: {"done": N}.
+//
+//   node client.js read --bootstrap H:P --group G --partition TOPIC:P:COUNT ...
+//        [--read-uncommitted] [--timeout-ms MS]
+//     a fresh group subscribed to the topics from the beginning, read_committed
+//     unless --read-uncommitted, until COUNT records of each named partition
+//     arrived (kafkajs has no assign()); stdout: one record a line, the consume
+//     encoding plus "topic". Records of other partitions are not printed; what
+//     arrived is printed when the time is up too (the caller compares).
+//
 //   node client.js reassign --bootstrap H:P --topic T --partition N --replicas 3,2
 //     AlterPartitionReassignments through the controller; stdout: {"ok": true}.
 //
@@ -37,6 +50,8 @@ function parseArgs(argv) {
   for (let i = 0; i < rest.length; i++) {
     const name = rest[i].replace(/^--/, '').replace(/-([a-z])/g, (_, c) => c.toUpperCase());
     if (name === 'idempotent') opts.idempotent = true;
+    else if (name === 'readUncommitted') opts.readUncommitted = true;
+    else if (name === 'partition' && opts.command === 'read') (opts.partitions = opts.partitions || []).push(rest[++i]);
     else opts[name] = rest[++i];
   }
   for (const numeric of ['partition', 'count', 'timeoutMs', 'sessionTimeoutMs', 'heartbeatIntervalMs']) {
@@ -155,6 +170,95 @@ async function consume(opts) {
   }
 }
 
+async function transact(opts) {
+  const lines = readline.createInterface({ input: process.stdin, crlfDelay: Infinity });
+  const transactions = [];
+  for await (const line of lines) if (line.trim()) transactions.push(JSON.parse(line));
+  const producer = client(opts).producer({
+    transactionalId: opts.transactionalId,
+    idempotent: true,
+    maxInFlightRequests: 1,
+    allowAutoTopicCreation: false,
+  });
+  await producer.connect();
+  try {
+    for (const t of transactions) {
+      const transaction = await producer.transaction();
+      try {
+        const byTopic = new Map();
+        for (const [topic, partition, key, value] of t.records) {
+          if (!byTopic.has(topic)) byTopic.set(topic, []);
+          byTopic.get(topic).push({ partition, key: fromB64(key), value: fromB64(value) });
+        }
+        await transaction.sendBatch({
+          acks: -1,
+          topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
+        });
+      } catch (err) {
+        await transaction.abort();
+        throw err;
+      }
+      if (t.commit) await transaction.commit();
+      else await transaction.abort();
+    }
+    process.stdout.write(JSON.stringify({ done: transactions.length }) + '\n');
+  } finally {
+    await producer.disconnect();
+  }
+}
+
+async function read(opts) {
+  const wanted = new Map();
+  for (const spec of opts.partitions) {
+    const last = spec.lastIndexOf(':');
+    const middle = spec.lastIndexOf(':', last - 1);
+    wanted.set(`${spec.slice(0, middle)}:${spec.slice(middle + 1, last)}`, Number(spec.slice(last + 1)));
+  }
+  const seen = new Map();
+  const complete = () => [...wanted].every(([k, n]) => (seen.get(k) || 0) >= n);
+  const consumer = client(opts).consumer({
+    groupId: opts.group, maxWaitTimeInMs: 100, readUncommitted: Boolean(opts.readUncommitted),
+  });
+  await consumer.connect();
+  let finish;
+  let fail;
+  const done = new Promise((resolve, reject) => { finish = resolve; fail = reject; });
+  const timer = setTimeout(() => {
+    process.stderr.write(`read: timed out after ${opts.timeoutMs} ms with ${JSON.stringify([...seen])} of ${JSON.stringify([...wanted])}\n`);
+    finish();
+  }, opts.timeoutMs);
+  consumer.on(consumer.events.CRASH, ({ payload }) => fail(payload.error));
+  try {
+    for (const topic of new Set([...wanted.keys()].map((k) => k.slice(0, k.lastIndexOf(':'))))) {
+      await consumer.subscribe({ topic, fromBeginning: true });
+    }
+    if (complete()) finish();
+    await consumer.run({
+      autoCommit: false,
+      eachMessage: async ({ topic, partition, message }) => {
+        const k = `${topic}:${partition}`;
+        if (!wanted.has(k)) return;
+        seen.set(k, (seen.get(k) || 0) + 1);
+        process.stdout.write(JSON.stringify({
+          topic,
+          partition,
+          offset: Number(message.offset),
+          key: toB64(message.key),
+          value: toB64(message.value),
+          headers: headerPairs(message.headers),
+          timestamp: Number(message.timestamp),
+          timestamp_type: null,
+        }) + '\n');
+        if (complete()) finish();
+      },
+    });
+    await done;
+  } finally {
+    clearTimeout(timer);
+    await consumer.disconnect();
+  }
+}
+
 const emit = (event, fields) => process.stdout.write(JSON.stringify({ event, ...fields }) + '\n');
 
 // Resolves on a "stop" line or the end of stdin.
@@ -237,9 +341,9 @@ async function reassignments(opts) {
 }
 
 const opts = parseArgs(process.argv.slice(2));
-const commands = { produce, consume, group, reassign, reassignments };
+const commands = { produce, consume, group, transact, read, reassign, reassignments };
 if (!commands[opts.command]) {
-  process.stderr.write('usage: client.js produce|consume|group|reassign|reassignments --bootstrap H:P ...\n');
+  process.stderr.write('usage: client.js produce|consume|group|transact|read|reassign|reassignments --bootstrap H:P ...\n');
   process.exit(2);
 }
 commands[opts.command](opts).catch((err) => {
