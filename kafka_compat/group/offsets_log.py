@@ -83,7 +83,8 @@ class OffsetsLog:
                              f"configured value of {max_bytes}.")
         leader_epoch = self.broker.replicas.state(OFFSETS_TOPIC, partition).leader_epoch
         try:
-            result = partition_log.append(data, list(iter_batches(data)), leader_epoch=leader_epoch)
+            result = partition_log.append(data, list(iter_batches(data)), leader_epoch=leader_epoch,
+                                          from_coordinator=True)
         except KafkaError as e:
             log.error("cannot append to %s-%d: %s", OFFSETS_TOPIC, partition, e)
             raise

@@ -290,6 +290,7 @@ class PartitionLog:
         batches: Sequence[BatchView],
         leader_epoch: int,
         log_append_time_ms: int | None = None,
+        from_coordinator: bool = False,
     ) -> AppendResult:
         """Append validated batches (views into ``records``), assigning offsets.
 
@@ -297,7 +298,10 @@ class PartitionLog:
         ``records`` itself when it is writable); with ``log_append_time_ms`` the
         batches become LogAppendTime batches. Batches with a producer id go
         through the idempotence checks first: a duplicate of a recent batch is
-        not written again, its original offsets are returned. Raises KafkaError
+        not written again, its original offsets are returned. A coordinator's
+        batches (``from_coordinator``, Kafka's AppendOrigin.COORDINATOR: a
+        TxnOffsetCommit's always has sequence 0) skip the duplicate and
+        sequence checks, not the epoch check. Raises KafkaError
         (INVALID_PRODUCER_EPOCH, OUT_OF_ORDER_SEQUENCE_NUMBER,
         RECORD_LIST_TOO_LARGE).
         """
@@ -317,13 +321,13 @@ class PartitionLog:
         offset = self.log_end_offset
         for batch in batches:
             if batch.producer_id >= 0:
-                if not batch.is_control:
+                if not batch.is_control and not from_coordinator:
                     duplicate = producer_append.find_duplicate(batch)
                     if duplicate is not None:
                         return AppendResult(
                             duplicate.first_offset, duplicate.last_offset, duplicate.timestamp, self.log_start_offset
                         )
-                producer_append.add(batch, offset)
+                producer_append.add(batch, offset, check_sequence=not from_coordinator)
             offset += batch.last_offset_delta + 1
 
         if memoryview(records).readonly:

@@ -196,30 +196,33 @@ class ProducerAppend:
                 f"which is smaller than the last seen epoch {entry.epoch}",
             )
 
-    def add(self, batch: BatchHeader, first_offset: int) -> None:
+    def add(self, batch: BatchHeader, first_offset: int, check_sequence: bool = True) -> None:
         """Validate a data batch (to be written at ``first_offset``) and stage its update.
+        Without ``check_sequence`` (a coordinator's append: Kafka checks
+        sequences of clients' batches only) the epoch is still checked.
 
         Raises KafkaError(INVALID_PRODUCER_EPOCH | OUT_OF_ORDER_SEQUENCE_NUMBER | INVALID_TXN_STATE).
         """
         pid, epoch = batch.producer_id, batch.producer_epoch
         committed, entry = self._entry(pid)
         self._check_epoch(entry, epoch, first_offset)
-        first_seq = batch.base_sequence
-        if epoch != entry.epoch:
-            if first_seq != 0 and entry.epoch != NO_PRODUCER_EPOCH:
-                raise KafkaError(
-                    ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER,
-                    f"producer {pid} opened epoch {epoch} with sequence {first_seq}, not 0",
-                )
-        else:
-            committed_epoch = committed.epoch if committed is not None else NO_PRODUCER_EPOCH
-            last_seq = entry.last_seq
-            in_sequence = first_seq == last_seq + 1 or (first_seq == 0 and last_seq == INT32_MAX)
-            if committed_epoch != NO_PRODUCER_EPOCH and not in_sequence:
-                raise KafkaError(
-                    ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER,
-                    f"producer {pid} sent sequence {first_seq} after {last_seq}",
-                )
+        if check_sequence:
+            first_seq = batch.base_sequence
+            if epoch != entry.epoch:
+                if first_seq != 0 and entry.epoch != NO_PRODUCER_EPOCH:
+                    raise KafkaError(
+                        ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER,
+                        f"producer {pid} opened epoch {epoch} with sequence {first_seq}, not 0",
+                    )
+            else:
+                committed_epoch = committed.epoch if committed is not None else NO_PRODUCER_EPOCH
+                last_seq = entry.last_seq
+                in_sequence = first_seq == last_seq + 1 or (first_seq == 0 and last_seq == INT32_MAX)
+                if committed_epoch != NO_PRODUCER_EPOCH and not in_sequence:
+                    raise KafkaError(
+                        ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER,
+                        f"producer {pid} sent sequence {first_seq} after {last_seq}",
+                    )
         entry.add_batch(epoch, _metadata(batch, first_offset))
         if entry.current_txn_first_offset != NO_TXN:
             if not batch.is_transactional:

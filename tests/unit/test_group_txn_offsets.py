@@ -6,6 +6,7 @@ gone, and rebuilt the same way from ``__consumer_offsets`` after a restart."""
 from __future__ import annotations
 
 from kafka_compat.group.group import CommitRecord, GroupMetadata, GroupState
+from kafka_compat.group.internal_topics import OFFSETS_TOPIC
 from kafka_compat.group.loader import LoadedPartition
 from kafka_compat.group.log_format import OffsetAndMetadata, offset_key, offset_value
 from kafka_compat.protocol.errors import ErrorCode as E
@@ -23,8 +24,15 @@ def end_txn(c, group_id: str, producer_id: int, commit: bool) -> None:
     c.complete_txn_offsets(c.manager.partition_for(group_id), producer_id, commit)
 
 
-def txn_commit(c, offsets, group="g", producer_id=PID, member="", generation=-1, instance=None):
-    return c.commit_txn_offsets(group, producer_id, EPOCH, member, instance, generation, offsets)
+def write_marker(parts, c, group_id: str, producer_id: int, commit: bool) -> None:
+    """The producer's marker in the group's ``__consumer_offsets`` partition, as
+    its leader writes one for WriteTxnMarkers."""
+    partition = c.manager.partition_for(group_id)
+    parts.replicas.leader_log(OFFSETS_TOPIC, partition).append_marker(producer_id, EPOCH, commit, 0, 0)
+
+
+def txn_commit(c, offsets, group="g", producer_id=PID, member="", generation=-1, instance=None, epoch=EPOCH):
+    return c.commit_txn_offsets(group, producer_id, epoch, member, instance, generation, offsets)
 
 
 def fetched(c, partitions, group="g", require_stable=False):
@@ -251,3 +259,24 @@ async def test_pending_offsets_survive_a_restart_and_complete_after_it(autojump_
     end_txn(reloaded, "only-pending", PID + 1, commit=False)
     assert fetched(reloaded, [TP], require_stable=True) == {TP: (5, E.NONE)}
     assert fetched(reloaded, [TP], group="only-pending", require_stable=True) == {TP: (-1, E.NONE)}
+
+
+async def test_a_producer_commits_offsets_in_transaction_after_transaction(autojump_clock, parts, nursery):
+    """Kafka writes every TxnOffsetCommit batch with base sequence 0 and appends
+    it as the coordinator (no duplicate or sequence checks), so one producer
+    epoch can commit offsets again and again."""
+    c = await start(parts, nursery)
+    for offset in range(1, 4):
+        assert txn_commit(c, {TP: om(offset)}) == {TP: E.NONE}
+        assert txn_commit(c, {TP: om(offset * 10)}) == {TP: E.NONE}  # twice within one transaction
+        write_marker(parts, c, "g", PID, commit=True)
+        end_txn(c, "g", PID, commit=True)
+        assert fetched(c, [TP], require_stable=True) == {TP: (offset * 10, E.NONE)}
+
+
+async def test_a_fenced_producer_epoch_cannot_commit_offsets(autojump_clock, parts, nursery):
+    c = await start(parts, nursery)
+    assert txn_commit(c, {TP: om(1)}, epoch=EPOCH + 1) == {TP: E.NONE}
+    assert txn_commit(c, {TP: om(2)}) == {TP: E.INVALID_PRODUCER_EPOCH}
+    end_txn(c, "g", PID, commit=True)
+    assert fetched(c, [TP], require_stable=True) == {TP: (1, E.NONE)}
