@@ -280,3 +280,21 @@ async def test_a_fenced_producer_epoch_cannot_commit_offsets(autojump_clock, par
     assert txn_commit(c, {TP: om(2)}) == {TP: E.INVALID_PRODUCER_EPOCH}
     end_txn(c, "g", PID, commit=True)
     assert fetched(c, [TP], require_stable=True) == {TP: (1, E.NONE)}
+
+
+async def test_markers_in_the_log_decide_pending_offsets_after_a_restart(autojump_clock, parts, nursery):
+    c = await start(parts, nursery)
+    c.commit_offsets("g", "", None, -1, {TP: om(1), ("t", 1): om(1)})
+    txn_commit(c, {TP: om(5)})
+    txn_commit(c, {("t", 1): om(6)}, producer_id=PID + 1)
+    txn_commit(c, {("t", 2): om(7)}, producer_id=PID + 2)
+    write_marker(parts, c, "g", PID, commit=True)
+    write_marker(parts, c, "g", PID + 1, commit=False)
+    c.running.stop()  # before the coordinator heard of the markers
+
+    reloaded = await start(parts, nursery)
+    assert fetched(reloaded, [TP, ("t", 1), ("t", 2)], require_stable=True) == {
+        TP: (5, E.NONE), ("t", 1): (1, E.NONE), ("t", 2): (-1, E.UNSTABLE_OFFSET_COMMIT)}
+    write_marker(parts, reloaded, "g", PID + 2, commit=True)
+    end_txn(reloaded, "g", PID + 2, commit=True)
+    assert fetched(reloaded, [("t", 2)], require_stable=True) == {("t", 2): (7, E.NONE)}
