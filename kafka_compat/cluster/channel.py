@@ -30,6 +30,7 @@ import trio
 from ..protocol import schema
 from ..protocol.headers import encode_request_header, parse_response_header
 from ..protocol.primitives import FrameReader
+from ..server.socket_io import Socket
 
 _SIZE = struct.Struct(">i")
 _RECEIVE_SIZE = 65536
@@ -84,6 +85,7 @@ class PendingResponse:
 class _Connection:
     def __init__(self, stream: trio.SocketStream, peer: str):
         self.stream = stream
+        self.sock = Socket(stream.socket)
         self.peer = peer
         self.send_lock = trio.Lock()
         self.in_flight: deque[PendingResponse] = deque()
@@ -110,7 +112,10 @@ class _Connection:
             with self._reader_scope:
                 buf = bytearray()
                 while True:
-                    data = await self.stream.receive_some(_RECEIVE_SIZE)
+                    waits = self.sock.waits
+                    data = await self.sock.receive_some(_RECEIVE_SIZE)
+                    if self.sock.waits == waits:
+                        await trio.lowlevel.checkpoint()  # data keeps coming: let the others run too
                     if not data:
                         reason = "closed by the peer"
                         return
@@ -144,9 +149,8 @@ class _Connection:
 
     async def _receive_into(self, view: memoryview) -> bool:
         """Fill ``view`` from the socket; False if the peer closed first."""
-        sock = self.stream.socket
         while view:
-            received = await sock.recv_into(view)
+            received = await self.sock.receive_into(view)
             if not received:
                 return False
             view = view[received:]
@@ -224,7 +228,7 @@ class BrokerChannel:
             else:
                 connection.in_flight.append(pending)
             try:
-                await connection.stream.send_all(_SIZE.pack(len(header) + len(payload)) + header + payload)
+                await connection.sock.send_all(_SIZE.pack(len(header) + len(payload)) + header + payload)
             except trio.Cancelled:
                 connection.fail("closed: a request was cancelled while being sent")
                 raise

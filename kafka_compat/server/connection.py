@@ -26,6 +26,7 @@ from ..protocol import schema
 from ..protocol.errors import ErrorCode
 from ..protocol.primitives import FrameReader, uvarint_at
 from .sender import send_chunks
+from .socket_io import Socket
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +148,7 @@ class Connection:
     def __init__(self, server, stream: trio.SocketStream, listener: str):
         self.broker = server.broker
         self.stream = stream
+        self.sock = Socket(stream.socket)
         self.listener = listener
         self.frames = server.frames
         self.request_slots = server.request_slots
@@ -210,6 +212,7 @@ class Connection:
         its responses blocks its own send, so its connection reads nothing more."""
         pending = bytearray()
         while not self.closing:
+            waits = self.sock.waits
             self.between_requests = not pending
             if not await self._read_ahead(pending, 4):
                 return
@@ -242,8 +245,12 @@ class Connection:
             else:
                 self.last_active = time.monotonic()
                 if outcome:
-                    await send_chunks(self.stream, outcome)
+                    await send_chunks(self.sock, outcome)
                     self.last_active = time.monotonic()
+            if self.sock.waits == waits:
+                # Nothing waited for the socket in this request (its bytes were
+                # read ahead): give the other tasks their turn.
+                await trio.lowlevel.checkpoint()
 
     async def _queue(self, answers: trio.MemorySendChannel, answer: _QueuedAnswer) -> None:
         if not self.queued:
@@ -269,7 +276,7 @@ class Connection:
             # idle from here, for connections.max.idle.ms.)
             self.last_active = time.monotonic()
             if answer.chunks:
-                await send_chunks(self.stream, answer.chunks)
+                await send_chunks(self.sock, answer.chunks)
             self.queued -= 1
             if self.queued:
                 self.last_active = math.inf
@@ -284,7 +291,7 @@ class Connection:
         a time, so small pipelined requests cost one receive). False on a clean
         close between requests."""
         while len(buf) < size:
-            data = await self.stream.receive_some(READ_AHEAD)
+            data = await self.sock.receive_some(READ_AHEAD)
             if not data:
                 if buf:
                     raise MalformedRequest("connection closed mid-request")
@@ -301,7 +308,7 @@ class Connection:
         frame[:have] = memoryview(buf)[4 : 4 + have]
         del buf[: 4 + have]
         while have < size:
-            n = await self.stream.socket.recv_into(frame[have:], size - have)
+            n = await self.sock.receive_into(frame[have:])
             if not n:
                 raise MalformedRequest("connection closed mid-request")
             have += n

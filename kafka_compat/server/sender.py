@@ -8,6 +8,7 @@ import os
 import trio
 
 from ..protocol.primitives import FileRegion
+from .socket_io import Socket
 
 # A response whose file regions hold at most this many bytes goes out in one
 # send, the regions read from the page cache: cheaper than a sendfile and the
@@ -16,20 +17,18 @@ from ..protocol.primitives import FileRegion
 SMALL_REGIONS = 65536
 
 
-async def _sendfile(stream: trio.SocketStream, region: FileRegion) -> None:
-    sock = stream.socket
+async def _sendfile(sock: Socket, region: FileRegion) -> None:
     offset, remaining = region.offset, region.length
     while remaining:
         try:
-            sent = os.sendfile(sock.fileno(), region.fd, offset, remaining)
+            sent = os.sendfile(sock.fd, region.fd, offset, remaining)
         except BlockingIOError:
-            await trio.lowlevel.wait_writable(sock)
+            await sock.wait_writable()
             continue
         if sent == 0:
             raise trio.BrokenResourceError("file region shorter than announced")
         offset += sent
         remaining -= sent
-    await trio.lowlevel.checkpoint()
 
 
 def _read(region: FileRegion) -> bytes:
@@ -39,21 +38,21 @@ def _read(region: FileRegion) -> bytes:
     return data
 
 
-async def send_chunks(stream: trio.SocketStream, chunks: list) -> None:
+async def send_chunks(sock: Socket, chunks: list) -> None:
     if len(chunks) == 1 and not isinstance(chunks[0], FileRegion):
-        await stream.send_all(chunks[0])
+        await sock.send_all(chunks[0])
         return
     if sum(c.length for c in chunks if isinstance(c, FileRegion)) <= SMALL_REGIONS:
-        await stream.send_all(b"".join(_read(c) if isinstance(c, FileRegion) else c for c in chunks))
+        await sock.send_all(b"".join(_read(c) if isinstance(c, FileRegion) else c for c in chunks))
         return
     pending: list = []
     for chunk in chunks:
         if isinstance(chunk, FileRegion):
             if pending:
-                await stream.send_all(b"".join(pending))
+                await sock.send_all(b"".join(pending))
                 pending = []
-            await _sendfile(stream, chunk)
+            await _sendfile(sock, chunk)
         else:
             pending.append(chunk)
     if pending:
-        await stream.send_all(b"".join(pending) if len(pending) > 1 else pending[0])
+        await sock.send_all(b"".join(pending) if len(pending) > 1 else pending[0])

@@ -9,6 +9,7 @@ import trio
 
 from kafka_compat.protocol.primitives import FileRegion
 from kafka_compat.server.sender import SMALL_REGIONS, send_chunks
+from kafka_compat.server.socket_io import Socket
 
 CONTENT = bytes(range(256)) * 1024  # 256 KiB
 
@@ -34,7 +35,7 @@ async def send_and_receive(chunks: list) -> bytes:
     async with trio.open_nursery() as nursery:
         nursery.start_soon(receive)
         try:
-            await send_chunks(left_stream, chunks)
+            await send_chunks(Socket(left), chunks)
         finally:
             await left_stream.aclose()
     await right_stream.aclose()
@@ -53,4 +54,4 @@ async def test_a_region_past_the_end_of_its_file_breaks_the_send(segment_fd, len
     chunks = [b"header", FileRegion(segment_fd, len(CONTENT) - 50, length), b"end"]
     left, right = trio.socket.socketpair()  # (the peer reads nothing: less than a socket buffer is sent)
     with left, right, pytest.raises(trio.BrokenResourceError, match="shorter than announced"):
-        await send_chunks(trio.SocketStream(left), chunks)
+        await send_chunks(Socket(left), chunks)
