@@ -8,7 +8,9 @@ must come from one of the partition's replicas, is told where its log
 diverges from ours (diverging_epoch, KIP-320) and, when it is not, has its
 fetch offset recorded as its log end offset (which moves the ISR and the
 high watermark: see replica/manager.py). Consumers read up to the high
-watermark and are woken when it moves."""
+watermark and are woken when it moves; READ_COMMITTED ones up to the last
+stable offset, with the aborted transactions in what they read (Kafka's
+rules: PartitionLog.read). Every answer carries the last stable offset."""
 from __future__ import annotations
 
 import trio
@@ -59,7 +61,7 @@ def _read(broker, wanted: list[SessionPartition], request, max_bytes: int, by_id
     results = []
     total = 0
     answer_now = False
-    aborted = [] if request.isolation_level == READ_COMMITTED else None
+    committed = request.isolation_level == READ_COMMITTED
     for sp in wanted:
         error, log = _partition_error(broker, sp, by_id)
         # An errored partition has unknown offsets and empty (never null)
@@ -78,14 +80,19 @@ def _read(broker, wanted: list[SessionPartition], request, max_bytes: int, by_id
             diverging = None
             try:
                 if replica < 0:
-                    result = log.read(sp.fetch_offset, limit, min_one_batch=(total == 0), max_offset=log.high_watermark)
+                    result = log.read(sp.fetch_offset, limit, min_one_batch=(total == 0),
+                                      max_offset=log.last_stable_offset if committed else log.high_watermark,
+                                      aborted=committed)
                 else:
                     result, diverging = _read_for_follower(broker, sp, replica, log, limit, total == 0)
             except KafkaError as e:
                 out["error_code"] = e.code
             else:
-                out.update(high_watermark=log.high_watermark, last_stable_offset=log.high_watermark,
-                           log_start_offset=log.log_start_offset, aborted_transactions=aborted)
+                aborted = result and result.aborted_transactions
+                out.update(high_watermark=log.high_watermark, last_stable_offset=log.last_stable_offset,
+                           log_start_offset=log.log_start_offset,
+                           aborted_transactions=None if aborted is None else [
+                               {"producer_id": t.producer_id, "first_offset": t.first_offset} for t in aborted])
                 if diverging is not None:
                     out["diverging_epoch"] = {"epoch": diverging.epoch, "end_offset": diverging.end_offset}
                     answer_now = True

@@ -1,4 +1,8 @@
-"""ListOffsets: earliest, latest, max timestamp, and by timestamp through the time index."""
+"""ListOffsets: earliest, latest, max timestamp, and by timestamp through the time index.
+
+A READ_COMMITTED request (v2+) is answered up to the last stable offset
+rather than the high watermark, as Kafka's fetchOffsetForTimestamp: LATEST is
+the last stable offset, and a record found by time counts only below it."""
 from __future__ import annotations
 
 from collections import Counter
@@ -11,15 +15,18 @@ EARLIEST = -2
 MAX_TIMESTAMP = -3
 EARLIEST_LOCAL = -4
 LATEST_TIERED = -5
+READ_COMMITTED = 1
 
 
-def _lookup(log, timestamp: int) -> tuple[int, int, int]:
+def _lookup(log, timestamp: int, committed: bool) -> tuple[int, int, int]:
     """(offset, timestamp, leader epoch) as Kafka's fetchOffsetByTimestamp
     answers them: the epoch is the log's latest for LATEST, the one holding
     the offset for EARLIEST, the found batch's otherwise; -1 where unknown.
-    (-1, -1, -1) when nothing matches."""
+    (-1, -1, -1) when nothing matches below the last fetchable offset (the
+    last stable offset for READ_COMMITTED, else the high watermark)."""
+    last_fetchable = log.last_stable_offset if committed else log.high_watermark
     if timestamp == LATEST:
-        return log.high_watermark, -1, _or_unknown(log.latest_epoch)
+        return last_fetchable, -1, _or_unknown(log.latest_epoch)
     if timestamp in (EARLIEST, EARLIEST_LOCAL):
         return log.log_start_offset, -1, _or_unknown(log.epoch_for_offset(log.log_start_offset))
     if timestamp == LATEST_TIERED:
@@ -28,7 +35,7 @@ def _lookup(log, timestamp: int) -> tuple[int, int, int]:
         found = log.max_timestamp_offset()
     else:
         found = log.offset_for_timestamp(timestamp)
-    if found is None or found.offset >= log.high_watermark:
+    if found is None or found.offset >= last_fetchable:
         return -1, -1, -1
     return found.offset, found.timestamp, found.leader_epoch
 
@@ -41,6 +48,7 @@ def _or_unknown(epoch: int | None) -> int:
 async def list_offsets(ctx, request) -> dict:
     broker = ctx.broker
     version = ctx.api_version
+    committed = version >= 2 and request.isolation_level == READ_COMMITTED
     topics_out = []
     for t in request.topics:
         counts = Counter(p.partition_index for p in t.partitions)
@@ -59,7 +67,7 @@ async def list_offsets(ctx, request) -> dict:
                 out["error_code"] = e.code
                 continue
             try:
-                offset, timestamp, epoch = _lookup(log, p.timestamp)
+                offset, timestamp, epoch = _lookup(log, p.timestamp, committed)
             except KafkaError as e:  # a stored batch that does not decode: that partition's error, as Kafka
                 out["error_code"] = e.code
                 continue

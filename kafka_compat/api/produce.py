@@ -59,8 +59,9 @@ def _partition_response(index: int, error: ErrorCode = ErrorCode.NONE) -> dict:
 
 
 @dataclass
-class _AwaitingReplication:
-    """An acks=all append waiting for the high watermark (Kafka's DelayedProduce)."""
+class AwaitingReplication:
+    """An acks=all append waiting for the high watermark (Kafka's DelayedProduce);
+    ``out`` is its partition's response entry."""
 
     topic: str
     partition: int
@@ -70,9 +71,12 @@ class _AwaitingReplication:
     min_insync_replicas: int
     out: dict
 
+    def fail(self, error: ErrorCode) -> None:
+        self.out.update(_partition_response(self.out["index"], error))
+
 
 async def _append(broker, topic: str, index: int, records, acks: int, api_version: int,
-                  awaiting: list[_AwaitingReplication]) -> dict:
+                  awaiting: list[AwaitingReplication]) -> dict:
     out = _partition_response(index)
     if not broker.metadata.has_partition(topic, index):
         out["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
@@ -125,12 +129,12 @@ async def _append(broker, topic: str, index: int, records, acks: int, api_versio
         # Up to the appended batch's end, at the epoch it holds (a retried
         # duplicate is answered with the original batch, maybe of an older
         # epoch, as Kafka's DelayedProduce waits for its lastOffset + 1).
-        awaiting.append(_AwaitingReplication(topic, index, log, log.epoch_for_offset(result.last_offset),
-                                             result.last_offset + 1, config["min.insync.replicas"], out))
+        awaiting.append(AwaitingReplication(topic, index, log, log.epoch_for_offset(result.last_offset),
+                                            result.last_offset + 1, config["min.insync.replicas"], out))
     return out
 
 
-def _still_replicating(broker, awaiting: list[_AwaitingReplication]) -> list[_AwaitingReplication]:
+def still_replicating(broker, awaiting: list[AwaitingReplication]) -> list[AwaitingReplication]:
     """The appends not yet replicated to the whole ISR; the others' responses
     are settled (left as they are, or given the error that ended the wait)."""
     waiting = []
@@ -140,24 +144,24 @@ def _still_replicating(broker, awaiting: list[_AwaitingReplication]) -> list[_Aw
         if status is None:
             waiting.append(a)
         elif status != ErrorCode.NONE:
-            a.out.update(_partition_response(a.out["index"], status))
+            a.fail(status)
     return waiting
 
 
-async def _await_replication(broker, awaiting: list[_AwaitingReplication], timeout_ms: int) -> None:
+async def await_replication(broker, awaiting: list[AwaitingReplication], timeout_ms: int) -> None:
     """Until every acks=all append is replicated to the whole ISR (the high
     watermark reached its end) or failed; those still waiting after the
     request's timeout get REQUEST_TIMED_OUT. Woken whenever one of the
     partitions' high watermark, ISR or leadership changes."""
     deadline = trio.current_time() + timeout_ms / 1000
     while True:
-        awaiting = _still_replicating(broker, awaiting)
+        awaiting = still_replicating(broker, awaiting)
         remaining = deadline - trio.current_time()
         if not awaiting:
             return
         if remaining <= 0 or broker.shutting_down.is_set():
             for a in awaiting:
-                a.out.update(_partition_response(a.out["index"], ErrorCode.REQUEST_TIMED_OUT))
+                a.fail(ErrorCode.REQUEST_TIMED_OUT)
             return
         await broker.waiters.wait_any([(a.topic, a.partition) for a in awaiting], remaining)
 
@@ -167,7 +171,7 @@ async def produce(ctx, request) -> dict | CloseConnection | AnswerLater | None:
     broker = ctx.broker
     acks = request.acks
     responses = []
-    awaiting: list[_AwaitingReplication] = []
+    awaiting: list[AwaitingReplication] = []
     for topic in request.topic_data:
         partitions = []
         responses.append({"name": topic.name, "partition_responses": partitions})
@@ -177,12 +181,12 @@ async def produce(ctx, request) -> dict | CloseConnection | AnswerLater | None:
             else:
                 partitions.append(await _append(broker, topic.name, pd.index, pd.records, acks, ctx.api_version,
                                                 awaiting))
-    awaiting = _still_replicating(broker, awaiting)  # (a leader alone in its ISR: none)
+    awaiting = still_replicating(broker, awaiting)  # (a leader alone in its ISR: none)
     if awaiting:
         timeout_ms = request.timeout_ms
 
         async def when_replicated():
-            await _await_replication(broker, awaiting, timeout_ms)
+            await await_replication(broker, awaiting, timeout_ms)
             return _answer(ctx, acks, responses)
 
         return AnswerLater(when_replicated)

@@ -71,6 +71,7 @@ def load_handlers() -> dict[int, ApiEntry]:
         controller_requests,
         delete_records,
         describe_configs,
+        describe_producers,
         fetch,
         find_coordinator,
         group_admin,
@@ -82,6 +83,7 @@ def load_handlers() -> dict[int, ApiEntry]:
         offset_for_leader_epoch,
         produce,
         transactions,
+        write_txn_markers,
     )
 
     return REGISTRY

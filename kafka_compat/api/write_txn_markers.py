@@ -1,0 +1,80 @@
+"""WriteTxnMarkers: the transaction coordinator has the partitions' leaders
+write a COMMIT or ABORT marker for a producer (Kafka's
+handleWriteTxnMarkersRequest).
+
+For each marker and partition, in Kafka's order: a partition without a log
+here is UNKNOWN_TOPIC_OR_PARTITION; then the append as Kafka's
+appendRecords with acks=-1, internal topics allowed and origin COORDINATOR
+(NOT_LEADER_OR_FOLLOWER, KAFKA_STORAGE_ERROR, NOT_ENOUGH_REPLICAS while the
+ISR is below min.insync.replicas, INVALID_PRODUCER_EPOCH,
+TRANSACTION_COORDINATOR_FENCED from the producer state); the answer waits
+until every written marker is replicated to the whole ISR
+(NOT_ENOUGH_REPLICAS_AFTER_APPEND, REQUEST_TIMED_OUT after
+request.timeout.ms). Markers of one producer id share one entry in the
+response, as in Kafka's.
+
+The transaction coordinator calls ``write_markers`` directly for the
+partitions this broker leads.
+"""
+from __future__ import annotations
+
+from ..protocol.errors import ErrorCode, KafkaError
+from .produce import AwaitingReplication, await_replication, still_replicating
+from .registry import handles
+
+
+def _field(obj, name: str):
+    return obj[name] if isinstance(obj, dict) else getattr(obj, name)
+
+
+class _AwaitingMarker(AwaitingReplication):
+    def fail(self, error: ErrorCode) -> None:
+        self.out["error_code"] = error
+
+
+def _append_marker(broker, topic: str, partition: int, marker, awaiting: list[AwaitingReplication]) -> dict:
+    out = {"partition_index": partition, "error_code": ErrorCode.NONE}
+    if broker.logs.get(topic, partition) is None:
+        out["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+        return out
+    try:
+        log = broker.replicas.leader_log(topic, partition)
+        state = broker.replicas.state(topic, partition)
+        min_isr = broker.topics.effective_config(topic)["min.insync.replicas"]
+        if len(state.isr) < min_isr:
+            raise KafkaError(ErrorCode.NOT_ENOUGH_REPLICAS)
+        result = log.append_marker(_field(marker, "producer_id"), _field(marker, "producer_epoch"),
+                                   bool(_field(marker, "transaction_result")), _field(marker, "coordinator_epoch"),
+                                   state.leader_epoch)
+    except KafkaError as e:
+        out["error_code"] = e.code
+        return out
+    broker.waiters.notify(topic, partition)
+    awaiting.append(_AwaitingMarker(topic, partition, log, state.leader_epoch, result.last_offset + 1,
+                                         min_isr, out))
+    return out
+
+
+async def write_markers(broker, markers) -> list[dict]:
+    """Write each marker to its partitions; the response's ``markers`` list
+    once every written one is replicated (or failed)."""
+    by_producer: dict[int, dict[str, list[dict]]] = {}
+    awaiting: list[AwaitingReplication] = []
+    for marker in markers:
+        topics = by_producer.setdefault(_field(marker, "producer_id"), {})
+        for topic in _field(marker, "topics"):
+            name = _field(topic, "name")
+            partitions = topics.setdefault(name, [])
+            for partition in _field(topic, "partition_indexes"):
+                partitions.append(_append_marker(broker, name, partition, marker, awaiting))
+    awaiting = still_replicating(broker, awaiting)
+    if awaiting:
+        await await_replication(broker, awaiting, broker.config.request_timeout_ms)
+    return [{"producer_id": pid, "topics": [{"name": name, "partitions": partitions}
+                                            for name, partitions in topics.items()]}
+            for pid, topics in by_producer.items()]
+
+
+@handles("WriteTxnMarkers")
+async def write_txn_markers(ctx, request) -> dict:
+    return {"markers": await write_markers(ctx.broker, request.markers)}
