@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import trio
 
+from ..api.write_txn_markers import write_markers
 from ..cluster.channel import BrokerChannel, BrokerChannelError
 from ..protocol.errors import ErrorCode
 from .metadata import COMPLETE_COMMIT, TopicPartition, TransactionMetadata, TxnTransit
@@ -144,7 +145,7 @@ class TxnMarkerSender:
         }
         try:
             if leader == self.broker.config.broker_id:
-                answered = await _write_local(self.broker, [marker])
+                answered = await write_markers(self.broker, [marker])
             else:
                 answered = await self._write_remote(leader, marker)
         except BrokerChannelError as e:
@@ -182,8 +183,3 @@ class TxnMarkerSender:
             raise
         return response["markers"]
 
-
-async def _write_local(broker, markers: list[dict]) -> list:
-    from ..api.write_txn_markers import write_markers  # the partition leaders' side (issue 12, part L)
-
-    return await write_markers(broker, markers)

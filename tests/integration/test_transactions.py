@@ -6,9 +6,12 @@ from __future__ import annotations
 import trio
 
 from kafka_compat.protocol.errors import ErrorCode
+from kafka_compat.protocol.records import iter_batches
+from kafka_compat.txn import log_format
+from kafka_compat.txn.metadata import PREPARE_COMMIT
 
 from .conftest import make_config, start_broker
-from .test_requests import create_topic
+from .test_requests import create_topic, records
 
 RETRIABLE = (ErrorCode.COORDINATOR_NOT_AVAILABLE, ErrorCode.COORDINATOR_LOAD_IN_PROGRESS,
              ErrorCode.NOT_COORDINATOR, ErrorCode.CONCURRENT_TRANSACTIONS)
@@ -177,6 +180,11 @@ async def test_transactions_are_reloaded_after_a_restart(tmp_path):
         assert (state.error_code, state.transaction_state, state.producer_id, state.producer_epoch) == (
             0, "Ongoing", got.producer_id, 0)
         assert [(t.topic, list(t.partitions)) for t in state.topics] == [("t", [0])]
+        # The reloaded id goes on: a new producer's InitProducerId fences the old one.
+        fenced = await client.request("InitProducerId", 4, init_body("tx-r"))
+        assert fenced.error_code == ErrorCode.CONCURRENT_TRANSACTIONS
+        again = await init(client, "tx-r")
+        assert (again.producer_id, again.producer_epoch) == (got.producer_id, 2)
         await client.aclose()
         broker.shutdown()
 
@@ -200,3 +208,124 @@ async def test_idle_transactional_ids_expire(tmp_path, nursery):
     again = await init(client, "tx-idle")
     assert again.error_code == 0 and again.producer_id != idle.producer_id and again.producer_epoch == 0
     broker.shutdown()
+
+
+async def produce_txn(client, transactional_id, topic, pid, epoch, sequence, n=3, partition=0, version=9):
+    batch = records(n, producer_id=pid, producer_epoch=epoch, base_sequence=sequence, transactional=True)
+    response = await client.request("Produce", version, {
+        "transactional_id": transactional_id, "acks": -1, "timeout_ms": 5000,
+        "topic_data": [{"name": topic, "partition_data": [{"index": partition, "records": batch}]}]})
+    return response.responses[0].partition_responses[0]
+
+
+async def end_txn(client, transactional_id, pid, epoch, commit, version=3):
+    return (await client.request("EndTxn", version, {"transactional_id": transactional_id, "producer_id": pid,
+                                                     "producer_epoch": epoch, "committed": commit})).error_code
+
+
+async def until_state(client, transactional_id, state, deadline_s=10):
+    with trio.fail_after(deadline_s):
+        while (described := await describe(client, transactional_id)).transaction_state != state:
+            await trio.sleep(0.005)
+    return described
+
+
+def control_batches(data):
+    return [(b.base_offset, b.producer_id, b.producer_epoch, next(iter(b.records())).key)
+            for b in iter_batches(bytes(data)) if b.is_control]
+
+
+async def test_commit_and_abort_write_markers_and_complete(broker):
+    client = await broker.client()
+    await create_topic(client, "t", 2)
+    await find_txn_coordinator(client, "tx-m")
+    got = await init(client, "tx-m")
+    pid = got.producer_id
+    assert await add_partitions(client, "tx-m", pid, 0, {"t": [0, 1]}) == {("t", 0): 0, ("t", 1): 0}
+    assert (await produce_txn(client, "tx-m", "t", pid, 0, 0)).error_code == 0
+    assert await end_txn(client, "tx-m", pid, 0, commit=True) == ErrorCode.NONE
+    done = await until_state(client, "tx-m", "CompleteCommit")
+    assert (done.producer_epoch, done.topics) == (0, [])
+    # Both partitions got a COMMIT marker (key: version 0, type 1), even the one written nothing.
+    for partition, offset in ((0, 3), (1, 0)):
+        partition_log = broker.broker.logs.get("t", partition)
+        data = partition_log.read(offset, 1 << 20, True).read_bytes()
+        assert control_batches(data) == [(offset, pid, 0, b"\x00\x00\x00\x01")]
+    # A retried commit is answered NONE; an abort of a committed transaction is refused.
+    assert await end_txn(client, "tx-m", pid, 0, commit=True) == ErrorCode.NONE
+    assert await end_txn(client, "tx-m", pid, 0, commit=False) == ErrorCode.INVALID_TXN_STATE
+    # The next transaction, aborted.
+    assert await add_partitions(client, "tx-m", pid, 0, {"t": [0]}) == {("t", 0): 0}
+    assert (await produce_txn(client, "tx-m", "t", pid, 0, 3)).error_code == 0
+    assert await end_txn(client, "tx-m", pid, 0, commit=False) == ErrorCode.NONE
+    await until_state(client, "tx-m", "CompleteAbort")
+    # A zombie's EndTxn (an older epoch) is fenced; v1 gets INVALID_PRODUCER_EPOCH.
+    bumped = await init(client, "tx-m")
+    assert bumped.producer_epoch == 1
+    assert await end_txn(client, "tx-m", pid, 0, commit=True) == ErrorCode.PRODUCER_FENCED
+    assert await end_txn(client, "tx-m", pid, 0, commit=True, version=1) == ErrorCode.INVALID_PRODUCER_EPOCH
+
+
+async def test_a_new_producer_fences_an_ongoing_transaction(broker):
+    client = await broker.client()
+    await create_topic(client, "t")
+    await find_txn_coordinator(client, "tx-f")
+    old = await init(client, "tx-f")
+    pid = old.producer_id
+    assert await add_partitions(client, "tx-f", pid, 0, {"t": [0]}) == {("t", 0): 0}
+    assert (await produce_txn(client, "tx-f", "t", pid, 0, 0)).error_code == 0
+    # The ongoing transaction is aborted with a bumped epoch; the new producer retries.
+    first = await client.request("InitProducerId", 4, init_body("tx-f"))
+    assert first.error_code == ErrorCode.CONCURRENT_TRANSACTIONS
+    new = await init(client, "tx-f")
+    assert (new.error_code, new.producer_id, new.producer_epoch) == (0, pid, 2)
+    # The abort marker carries the fencing epoch (1); the zombie can't go on.
+    assert await end_txn(client, "tx-f", pid, 0, commit=True) == ErrorCode.PRODUCER_FENCED
+    zombie = await produce_txn(client, "tx-f", "t", pid, 0, 3)
+    assert zombie.error_code == ErrorCode.INVALID_PRODUCER_EPOCH
+
+
+async def test_a_transaction_past_its_timeout_is_aborted(tmp_path, nursery):
+    config = make_config(tmp_path / "data", transaction_abort_timed_out_transaction_cleanup_interval_ms=50)
+    broker, client = await start_broker(config, nursery)
+    await create_topic(client, "t")
+    await find_txn_coordinator(client, "tx-t")
+    got = await init(client, "tx-t", timeout_ms=200)
+    pid = got.producer_id
+    assert await add_partitions(client, "tx-t", pid, 0, {"t": [0]}) == {("t", 0): 0}
+    assert (await produce_txn(client, "tx-t", "t", pid, 0, 0)).error_code == 0
+    aborted = await until_state(client, "tx-t", "CompleteAbort")
+    assert aborted.producer_epoch == 1  # bumped: the producer is fenced
+    assert await end_txn(client, "tx-t", pid, 0, commit=True) == ErrorCode.PRODUCER_FENCED
+    broker.shutdown()
+
+
+async def test_a_logged_prepare_commit_is_completed_after_a_restart(tmp_path):
+    """A coordinator that died after logging PrepareCommit, before any marker:
+    the next one to load the partition writes the markers and CompleteCommit."""
+    config = make_config(tmp_path / "data")
+    async with trio.open_nursery() as nursery:
+        broker, client = await start_broker(config, nursery)
+        await create_topic(client, "t", 2)
+        await find_txn_coordinator(client, "tx-p")
+        got = await init(client, "tx-p")
+        pid = got.producer_id
+        assert await add_partitions(client, "tx-p", pid, 0, {"t": [0, 1]}) == {("t", 0): 0, ("t", 1): 0}
+        assert (await produce_txn(client, "tx-p", "t", pid, 0, 0)).error_code == 0
+        # What the dead coordinator wrote last, and nothing after it.
+        manager = broker.transactions.manager
+        _, metadata = manager.get("tx-p")
+        prepared = metadata.prepare_abort_or_commit(PREPARE_COMMIT, manager.clock_ms())
+        assert await manager.storage.write(manager.partition_for("tx-p"), [
+            (log_format.key_bytes("tx-p"), log_format.value_bytes(prepared))], 5000, 0) == ErrorCode.NONE
+        await client.aclose()
+        broker.shutdown()
+    async with trio.open_nursery() as nursery:
+        broker, client = await start_broker(config, nursery)
+        done = await until_state(client, "tx-p", "CompleteCommit")
+        assert (done.producer_id, done.producer_epoch) == (pid, 0)
+        for partition, offset in ((0, 3), (1, 0)):
+            data = broker.logs.get("t", partition).read(offset, 1 << 20, True).read_bytes()
+            assert control_batches(data) == [(offset, pid, 0, b"\x00\x00\x00\x01")]
+        await client.aclose()
+        broker.shutdown()
