@@ -11,13 +11,17 @@ TRANSACTION_COORDINATOR_FENCED from the producer state); the answer waits
 until every written marker is replicated to the whole ISR
 (NOT_ENOUGH_REPLICAS_AFTER_APPEND, REQUEST_TIMED_OUT after
 request.timeout.ms). Markers of one producer id share one entry in the
-response, as in Kafka's.
+response, as in Kafka's. Once a marker is replicated to a partition of
+``__consumer_offsets``, the group coordinator makes the producer's pending
+transactional offsets there committed or drops them (Kafka's
+onTransactionCompleted).
 
 The transaction coordinator calls ``write_markers`` directly for the
 partitions this broker leads.
 """
 from __future__ import annotations
 
+from ..group.internal_topics import OFFSETS_TOPIC
 from ..protocol.errors import ErrorCode, KafkaError
 from .produce import AwaitingReplication, await_replication, still_replicating
 from .registry import handles
@@ -60,16 +64,24 @@ async def write_markers(broker, markers) -> list[dict]:
     once every written one is replicated (or failed)."""
     by_producer: dict[int, dict[str, list[dict]]] = {}
     awaiting: list[AwaitingReplication] = []
+    offsets_markers: list[tuple[object, dict]] = []  # (marker, its partition's answer) in __consumer_offsets
     for marker in markers:
         topics = by_producer.setdefault(_field(marker, "producer_id"), {})
         for topic in _field(marker, "topics"):
             name = _field(topic, "name")
             partitions = topics.setdefault(name, [])
             for partition in _field(topic, "partition_indexes"):
-                partitions.append(_append_marker(broker, name, partition, marker, awaiting))
+                out = _append_marker(broker, name, partition, marker, awaiting)
+                partitions.append(out)
+                if name == OFFSETS_TOPIC:
+                    offsets_markers.append((marker, out))
     awaiting = still_replicating(broker, awaiting)
     if awaiting:
         await await_replication(broker, awaiting, broker.config.request_timeout_ms)
+    for marker, out in offsets_markers:
+        if out["error_code"] == ErrorCode.NONE:
+            broker.groups.complete_txn_offsets(out["partition_index"], _field(marker, "producer_id"),
+                                               bool(_field(marker, "transaction_result")))
     return [{"producer_id": pid, "topics": [{"name": name, "partitions": partitions}
                                             for name, partitions in topics.items()]}
             for pid, topics in by_producer.items()]

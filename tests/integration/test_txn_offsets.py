@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from kafka_compat.group.internal_topics import OFFSETS_TOPIC
 from kafka_compat.protocol.errors import ErrorCode as E
 
 from .test_groups import assignment, create_topic, fetch_offsets, group_config, join_v5, offsets_of, ready, sync
@@ -51,6 +52,29 @@ def end_txn(broker, group: str, producer_id: int, commit: bool) -> None:
     the group's ``__consumer_offsets`` partition."""
     groups = broker.broker.groups
     groups.complete_txn_offsets(groups.manager.partition_for(group), producer_id, commit)
+
+
+async def write_marker(client, broker, group: str, producer_id: int, commit: bool) -> int:
+    """WriteTxnMarkers, as the transaction coordinator sends it, to the
+    group's ``__consumer_offsets`` partition; its error."""
+    partition = broker.broker.groups.manager.partition_for(group)
+    resp = await client.request("WriteTxnMarkers", 1, {"markers": [{
+        "producer_id": producer_id, "producer_epoch": EPOCH, "transaction_result": commit, "coordinator_epoch": 0,
+        "topics": [{"name": OFFSETS_TOPIC, "partition_indexes": [partition]}]}]})
+    return resp.markers[0].topics[0].partitions[0].error_code
+
+
+async def test_write_txn_markers_commit_or_drop_pending_offsets(broker):
+    client = await broker.client()
+    await create_topic(client, "t", partitions=2)
+    await ready(client)
+    await txn_commit(client, {("t", 0): 5, ("t", 1): 6}, 50)
+    await txn_commit(client, {("t", 0): 7}, 51)
+    assert await write_marker(client, broker, "g", 51, commit=False) == E.NONE
+    assert await fetch(client, "g", [("t", 0), ("t", 1)]) == {("t", 0): (-1, "", E.UNSTABLE_OFFSET_COMMIT),
+                                                               ("t", 1): (-1, "", E.UNSTABLE_OFFSET_COMMIT)}
+    assert await write_marker(client, broker, "g", 50, commit=True) == E.NONE
+    assert await fetch(client, "g", [("t", 0), ("t", 1)]) == {("t", 0): (5, "m5", E.NONE), ("t", 1): (6, "m6", E.NONE)}
 
 
 async def test_every_version_commits_pending_offsets(broker):
