@@ -10,6 +10,7 @@ interop/java Transactions.java `txn-session`/`read`).
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import time
 import uuid
@@ -202,14 +203,18 @@ async def _aread(bootstrap, counts, isolation, timeout):
 
 # --- kafkajs and the Java client (programs) ---------------------------------------------
 
+def wire_records(records) -> list:
+    """(topic, partition, key, value) tuples as the programs take them: bytes in base64."""
+    return [[t, p, _b64(k), _b64(v)] for t, p, k, v in records]
+
+
 def _b64(data: bytes | None) -> str | None:
-    import base64
     return None if data is None else base64.b64encode(data).decode()
 
 
 def _transaction_lines(transactions) -> bytes:
-    return "".join(json.dumps({"records": [[t, p, _b64(k), _b64(v)] for t, p, k, v in tx.records],
-                               "commit": tx.commit}) + "\n" for tx in transactions).encode()
+    return "".join(json.dumps({"records": wire_records(tx.records), "commit": tx.commit}) + "\n"
+                   for tx in transactions).encode()
 
 
 def _transact_kafkajs(bootstrap, transactional_id, transactions, timeout):
@@ -238,7 +243,7 @@ def _transact_java(bootstrap, transactional_id, transactions, timeout):
         session.call("init")
         for t in transactions:
             session.call("begin")
-            session.call("send", records=[[tp, p, _b64(k), _b64(v)] for tp, p, k, v in t.records])
+            session.call("send", records=wire_records(t.records))
             session.call("commit" if t.commit else "abort")
 
 
@@ -247,3 +252,37 @@ def _read_java(bootstrap, counts, isolation, timeout):
             "--timeout-ms", str(int(timeout * 1000)), *_partition_args(counts)]
     out = java_client.run(args, timeout=timeout + 30, ok_codes=(0, 3)).stdout.decode()
     return [(json.loads(line)["topic"], record_from_json(line)) for line in out.splitlines() if line.strip()]
+
+
+def read_all(bootstrap: str, topic: str, *, isolation: str = "read_committed",
+             timeout: float = 120.0) -> dict[int, list[Record]]:
+    """Every partition of `topic` from its beginning to its end offset (the
+    last stable offset at read_committed) as the read starts, through the
+    Java client, whose position moves past control records: partition ->
+    its records in offset order."""
+    out = java_client.run(["read-all", "--bootstrap", bootstrap, "--isolation", isolation,
+                           "--topic", topic, "--timeout-ms", str(int(timeout * 1000))],
+                          timeout=timeout + 30).stdout.decode()
+    got: dict[int, list[Record]] = {}
+    for line in out.splitlines():
+        if line.strip():
+            record = record_from_json(line)
+            got.setdefault(record.partition, []).append(record)
+    return got
+
+
+def coordinator_partition(transactional_id: str, partitions: int) -> int:
+    """The __transaction_state partition whose leader coordinates
+    `transactional_id`: Utils.abs(String.hashCode) % partitions, as Kafka's
+    TransactionStateManager.partitionFor."""
+    h = 0
+    for unit in _utf16_units(transactional_id):
+        h = (31 * h + unit) & 0xFFFFFFFF
+    if h >= 1 << 31:
+        h -= 1 << 32
+    return (0 if h == -(1 << 31) else abs(h)) % partitions
+
+
+def _utf16_units(text: str) -> list[int]:
+    data = text.encode("utf-16-be")
+    return [int.from_bytes(data[i:i + 2], "big") for i in range(0, len(data), 2)]

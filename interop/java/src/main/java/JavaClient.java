@@ -37,7 +37,7 @@
 //   of requests, JSON lines on stdin and stdout (Session.java; the requests in
 //   AdminSession.java and ConsumerSession.java).
 //   group: a consumer-group member for interop/group_member.py (GroupWorker.java).
-//   txn-session, read (with an isolation level), ctp (consume-transform-produce,
+//   txn-session, read and read-all (with an isolation level), ctp (consume-transform-produce,
 //   exactly once): transactions, Transactions.java.
 //
 // Errors: a message on stderr and exit status 1 (2 for bad usage). The
@@ -113,6 +113,7 @@ public final class JavaClient {
                 case "group" -> GroupWorker.run(args);
                 case "txn-session" -> Transactions.session(args);
                 case "read" -> System.exit(Transactions.read(args));
+                case "read-all" -> Transactions.readAll(args);
                 case "ctp" -> Transactions.consumeTransformProduce(args);
                 default -> usage("unknown command " + argv[0]);
             }
@@ -132,7 +133,7 @@ public final class JavaClient {
 
     static void usage(String why) {
         System.err.println("usage: JavaClient produce|consume|create-topic|delete-topic|describe-topic|"
-                + "describe-cluster|admin-session|consumer-session|group|txn-session|read|ctp --bootstrap H:P ... (" + why + ")");
+                + "describe-cluster|admin-session|consumer-session|group|txn-session|read|read-all|ctp --bootstrap H:P ... (" + why + ")");
         System.exit(2);
     }
 

@@ -19,6 +19,13 @@
 //     of it arrived; stdout: one record a line (the consume encoding plus
 //     "topic"), exit 3 when some partition had fewer in time (those are printed).
 //
+//   java -jar interop-java-client.jar read-all --bootstrap H:P --isolation LEVEL --topic T
+//        [--timeout-ms MS]
+//     every partition of T from its beginning to its end offset when the read
+//     starts (at read_committed, the last stable offset: endOffsets at that
+//     isolation), past control records as the consumer's position goes;
+//     stdout as read's. Fails if a partition is not read to its end in time.
+//
 //   java -jar interop-java-client.jar ctp --bootstrap H:P --input T --output T --group G
 //        --transactional-id ID [--transaction-timeout-ms MS] [--timeout-ms MS]
 //     Consume-transform-produce, exactly once: a read_committed consumer assigned
@@ -180,6 +187,45 @@ final class Transactions {
             return 3;
         }
         return 0;
+    }
+
+    static void readAll(JavaClient.Args args) throws Exception {
+        String topic = args.required("topic");
+        long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(Long.parseLong(args.get("timeout-ms", "60000")));
+        Writer out = JavaClient.stdout();
+        try (KafkaConsumer<byte[], byte[]> consumer = new KafkaConsumer<>(
+                consumerConfig(args.required("bootstrap"), args.required("isolation"), null))) {
+            List<TopicPartition> partitions = new ArrayList<>();
+            for (PartitionInfo p : consumer.partitionsFor(topic, Duration.ofSeconds(30))) {
+                partitions.add(new TopicPartition(topic, p.partition()));
+            }
+            consumer.assign(partitions);
+            consumer.seekToBeginning(partitions);
+            Map<TopicPartition, Long> ends = consumer.endOffsets(partitions);
+            while (!atEnd(consumer, ends)) {
+                if (System.nanoTime() > deadline) {
+                    throw new IllegalStateException("read-all: not at the end offsets " + ends + " in time");
+                }
+                for (ConsumerRecord<byte[], byte[]> r : consumer.poll(Duration.ofMillis(200))) {
+                    java.io.StringWriter line = new java.io.StringWriter();
+                    JavaClient.writeRecord(line, r);
+                    StringBuilder s = new StringBuilder("{\"topic\":");
+                    JavaClient.Json.string(s, r.topic());
+                    out.write(s.append(',').append(line.toString(), 1, line.toString().length()).toString());
+                }
+                out.flush();
+            }
+        }
+        out.flush();
+    }
+
+    private static boolean atEnd(KafkaConsumer<byte[], byte[]> consumer, Map<TopicPartition, Long> ends) {
+        for (Map.Entry<TopicPartition, Long> e : ends.entrySet()) {
+            if (consumer.position(e.getKey()) < e.getValue()) {
+                return false;
+            }
+        }
+        return true;
     }
 
     private static boolean complete(Map<TopicPartition, Integer> wanted, Map<TopicPartition, Integer> seen) {

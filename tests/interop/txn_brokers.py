@@ -1,0 +1,70 @@
+"""The broker the transaction tests run against: ours, or, with
+INTEROP_TXN_BROKER=kafka, Apache Kafka itself (interop/reference_kafka.py),
+which is how the tests were checked to expect what Kafka does. Either one is
+started, killed with SIGKILL and restarted on the same ports and data."""
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from interop.broker_process import BrokerProcess, free_port, venv_executable
+from interop.reference_kafka import ReferenceKafka
+
+# Kafka's names, for both brokers: one broker replicates its internal topics
+# once; fewer partitions to load; timed-out transactions are looked for every
+# second (Kafka's default is 10 s); groups start without the 3 s wait.
+CONFIGS = {
+    "transaction.state.log.replication.factor": "1",
+    "transaction.state.log.min.isr": "1",
+    "transaction.state.log.num.partitions": "3",
+    "offsets.topic.replication.factor": "1",
+    "offsets.topic.num.partitions": "3",
+    "transaction.abort.timed.out.transaction.cleanup.interval.ms": "1000",
+    "group.initial.rebalance.delay.ms": "0",
+}
+
+
+def against_kafka() -> bool:
+    return os.environ.get("INTEROP_TXN_BROKER") == "kafka"
+
+
+class TxnBroker:
+    """One broker, ours or Kafka's, in `directory`."""
+
+    def __init__(self, directory: Path, overrides: dict[str, str] | None = None):
+        configs = {**CONFIGS, **(overrides or {})}
+        if against_kafka():
+            self.process = ReferenceKafka(directory=directory, port=free_port(),
+                                          controller_port=free_port(), overrides=configs)
+        else:
+            executable = venv_executable("kafka-compat")
+            if not executable.exists():
+                pytest.fail(f"{executable} is missing: install the package with `pip install -e .`")
+            self.process = BrokerProcess(executable, data_dir=directory / "data",
+                                         log_path=directory / "broker.log", overrides=configs)
+
+    @property
+    def bootstrap(self) -> str:
+        return self.process.bootstrap
+
+    def start(self) -> None:
+        self.process.start()
+
+    def stop(self) -> None:
+        self.process.stop()
+
+    def kill9(self) -> None:
+        """SIGKILL the broker and wait for it to be gone."""
+        if self.process.running():
+            os.kill(self.process.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while self.process.running():
+            assert time.monotonic() < deadline, f"broker pid {self.process.pid} outlived SIGKILL"
+            time.sleep(0.05)
+
+    def log_tail(self) -> str:
+        return self.process.log_tail()
