@@ -27,9 +27,13 @@ _TOO_LARGE = (ErrorCode.MESSAGE_TOO_LARGE, ErrorCode.RECORD_LIST_TOO_LARGE, Erro
 
 
 def commit_error(code: ErrorCode) -> ErrorCode:
-    """What an OffsetCommit answers when its records could not be appended."""
+    """What an OffsetCommit or TxnOffsetCommit answers when its records could
+    not be appended (or its transaction not verified: NETWORK_EXCEPTION, which
+    older clients don't retry well, becomes COORDINATOR_LOAD_IN_PROGRESS)."""
     if code in _TOO_LARGE:
         return ErrorCode.INVALID_COMMIT_OFFSET_SIZE
+    if code == ErrorCode.NETWORK_EXCEPTION:
+        return ErrorCode.COORDINATOR_LOAD_IN_PROGRESS
     return _COMMON_APPEND_ERRORS.get(code, code)
 
 

@@ -9,6 +9,7 @@ from kafka_compat.group.group import CommitRecord, GroupMetadata, GroupState
 from kafka_compat.group.internal_topics import OFFSETS_TOPIC
 from kafka_compat.group.loader import LoadedPartition
 from kafka_compat.group.log_format import OffsetAndMetadata, offset_key, offset_value
+from kafka_compat.group.offsets_log import commit_error
 from kafka_compat.protocol.errors import ErrorCode as E
 from kafka_compat.protocol.records import NO_PRODUCER_ID, ControlType, build_batch, build_control_batch, iter_batches
 
@@ -298,3 +299,11 @@ async def test_markers_in_the_log_decide_pending_offsets_after_a_restart(autojum
     write_marker(parts, reloaded, "g", PID + 2, commit=True)
     end_txn(reloaded, "g", PID + 2, commit=True)
     assert fetched(reloaded, [("t", 2)], require_stable=True) == {("t", 2): (7, E.NONE)}
+
+
+def test_append_and_verification_errors_as_a_commit_answers_them():
+    """Kafka's maybeConvertOffsetCommitError."""
+    assert [commit_error(e) for e in (E.NETWORK_EXCEPTION, E.NOT_ENOUGH_REPLICAS, E.NOT_LEADER_OR_FOLLOWER,
+                                      E.RECORD_LIST_TOO_LARGE, E.INVALID_PRODUCER_EPOCH)] == \
+        [E.COORDINATOR_LOAD_IN_PROGRESS, E.COORDINATOR_NOT_AVAILABLE, E.NOT_COORDINATOR,
+         E.INVALID_COMMIT_OFFSET_SIZE, E.INVALID_PRODUCER_EPOCH]
