@@ -5,6 +5,8 @@ batches and markers): pending until the producer's marker, then committed or
 gone, and rebuilt the same way from ``__consumer_offsets`` after a restart."""
 from __future__ import annotations
 
+import trio
+
 from kafka_compat.group.group import CommitRecord, GroupMetadata, GroupState
 from kafka_compat.group.internal_topics import OFFSETS_TOPIC
 from kafka_compat.group.loader import LoadedPartition
@@ -13,7 +15,7 @@ from kafka_compat.group.offsets_log import commit_error
 from kafka_compat.protocol.errors import ErrorCode as E
 from kafka_compat.protocol.records import NO_PRODUCER_ID, ControlType, build_batch, build_control_batch, iter_batches
 
-from test_group_coordinator import WallClock, om, parts, stable_group, start  # noqa: F401 (parts: a fixture)
+from test_group_coordinator import WallClock, om, parts, stable_group, start, waiting_for_threads  # noqa: F401 (parts: a fixture)
 
 PID, EPOCH = 4000, 0
 TP = ("t", 0)
@@ -307,3 +309,20 @@ def test_append_and_verification_errors_as_a_commit_answers_them():
                                       E.RECORD_LIST_TOO_LARGE, E.INVALID_PRODUCER_EPOCH)] == \
         [E.COORDINATOR_LOAD_IN_PROGRESS, E.COORDINATOR_NOT_AVAILABLE, E.NOT_COORDINATOR,
          E.INVALID_COMMIT_OFFSET_SIZE, E.INVALID_PRODUCER_EPOCH]
+
+
+async def test_unloading_a_partition_forgets_its_groups_pending_offsets(autojump_clock, parts, nursery):
+    """Another broker leads the partition now: it loads the outcome from the
+    log; a marker reaching this one finds nothing to complete here."""
+    c = await start(parts, nursery)
+    txn_commit(c, {TP: om(5)})
+    c.on_resignation(c.manager.partition_for("g"))
+    assert c.manager.producer_groups == {} and c.manager.get("g") is None
+    end_txn(c, "g", PID, commit=True)
+    # Leading it again (alone here, this broker never stopped), it loads the
+    # partition: no marker in the log, so the offsets are pending again.
+    with waiting_for_threads():
+        while c.fetch_offsets("g", [TP])[0] == E.COORDINATOR_LOAD_IN_PROGRESS:
+            await trio.sleep(0.001)
+    assert fetched(c, [TP], require_stable=True) == {TP: (-1, E.UNSTABLE_OFFSET_COMMIT)}
+    assert c.manager.producer_groups == {PID: {"g"}}
