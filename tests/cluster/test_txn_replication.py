@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
 import trio
 from confluent_kafka import Consumer
 
@@ -21,6 +22,13 @@ from kafka_compat.protocol.records import build_batch
 from ..integration.wire import WireClient
 
 TOPIC = "txn-replicated"
+
+
+@pytest.fixture
+def cluster_overrides():
+    # The test writes transactional batches itself, standing in for a producer
+    # whose transaction the coordinator knows: no KIP-890 verification.
+    return {"transaction.partition.verification.enable": "false"}
 
 
 def partition_state(zk) -> dict:

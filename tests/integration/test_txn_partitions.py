@@ -16,11 +16,20 @@ from interop.broker_process import BrokerProcess, venv_executable
 from kafka_compat.protocol.errors import ErrorCode
 from kafka_compat.protocol.records import build_batch, iter_batches
 
+from .conftest import make_config
 from .test_requests import create_topic
 from .wire import WireClient
 
 TOPIC = "txn"
 READ_UNCOMMITTED, READ_COMMITTED = 0, 1
+# The tests write transactional batches themselves, standing in for a
+# producer whose transaction the coordinator knows: no KIP-890 verification.
+NO_VERIFICATION = {"transaction.partition.verification.enable": "false"}
+
+
+@pytest.fixture
+def broker_config(tmp_path):
+    return make_config(tmp_path / "data", **{k.replace(".", "_"): v for k, v in NO_VERIFICATION.items()})
 
 
 def batch(values: list[bytes], pid: int = -1, seq: int = -1, epoch: int = 0, transactional: bool = False) -> bytearray:
@@ -166,7 +175,8 @@ async def test_transactions_at_the_partition_leader(broker):
 def broker_process(tmp_path):
     executable = venv_executable("kafka-compat")
     process = BrokerProcess(executable, data_dir=tmp_path / "data", log_path=tmp_path / "broker.log",
-                            overrides={"log.segment.bytes": "2000", "log.index.interval.bytes": "200"})
+                            overrides={"log.segment.bytes": "2000", "log.index.interval.bytes": "200",
+                                       **NO_VERIFICATION})
     process.start()
     try:
         yield process
