@@ -599,8 +599,6 @@ IGNORED_CONFIGS: frozenset[str] = frozenset(
         *(name for name in BROKER_CONFIGS if name.startswith(("replica.", "zookeeper."))
           and name not in ("zookeeper.connect", "zookeeper.session.timeout.ms", "zookeeper.connection.timeout.ms")
           and name not in REPLICATION_CONFIGS),
-        # no KIP-890 verification of transactional produces yet
-        "transaction.partition.verification.enable",
         # only PLAINTEXT listeners (a listener of another protocol stops the broker)
         *(name for name in BROKER_CONFIGS if name.startswith(("ssl.", "sasl."))),
     )

@@ -24,7 +24,8 @@ import trio
 
 from ..cluster.metadata import is_internal
 from ..protocol.errors import ErrorCode, KafkaError
-from ..protocol.records import validate_produce_records
+from ..protocol.records import NO_PRODUCER_ID, iter_batches, validate_produce_records
+from ..txn.verification import Verification
 from .leader_hints import add_leader_hints
 from .produce_checks import RecordErrors, check_batches, needs_decoding
 from .registry import AnswerLater, CloseConnection, handles
@@ -76,7 +77,7 @@ class AwaitingReplication:
 
 
 async def _append(broker, topic: str, index: int, records, acks: int, api_version: int,
-                  awaiting: list[AwaitingReplication]) -> dict:
+                  awaiting: list[AwaitingReplication], verification: Verification) -> dict:
     out = _partition_response(index)
     if not broker.metadata.has_partition(topic, index):
         out["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
@@ -112,6 +113,7 @@ async def _append(broker, topic: str, index: int, records, acks: int, api_versio
                 f"The size of the current ISR {isr_size} is insufficient "
                 f"to satisfy the min.isr requirement of {config['min.insync.replicas']} for partition {topic}-{index}",
             )
+        verification.check_append((topic, index), log)
         result = log.append(records, batches, leader_epoch=state.leader_epoch, log_append_time_ms=log_append_time)
     except RecordErrors as e:
         # With the partition's log start offset, as Kafka's ReplicaManager
@@ -172,15 +174,19 @@ async def produce(ctx, request) -> dict | CloseConnection | AnswerLater | None:
     acks = request.acks
     responses = []
     awaiting: list[AwaitingReplication] = []
+    verification = await _verify_transaction(ctx, request)
     for topic in request.topic_data:
         partitions = []
         responses.append({"name": topic.name, "partition_responses": partitions})
         for pd in topic.partition_data:
+            refused = verification.refused.get((topic.name, pd.index))
             if acks not in (-1, 0, 1):
                 partitions.append(_partition_response(pd.index, ErrorCode.INVALID_REQUIRED_ACKS))
+            elif refused is not None:
+                partitions.append(dict(_partition_response(pd.index, refused[0]), error_message=refused[1]))
             else:
                 partitions.append(await _append(broker, topic.name, pd.index, pd.records, acks, ctx.api_version,
-                                                awaiting))
+                                                awaiting, verification))
     awaiting = still_replicating(broker, awaiting)  # (a leader alone in its ISR: none)
     if awaiting:
         timeout_ms = request.timeout_ms
@@ -191,6 +197,37 @@ async def produce(ctx, request) -> dict | CloseConnection | AnswerLater | None:
 
         return AnswerLater(when_replicated)
     return _answer(ctx, acks, responses)
+
+
+async def _verify_transaction(ctx, request) -> Verification:
+    """KIP-890 part 1 (ReplicaManager.handleProduceAppend): the partitions led
+    here whose records hold transactional batches are verified with the
+    transaction coordinator before anything is appended; transactional
+    batches of more than one producer (id and epoch) fail the whole request."""
+    broker = ctx.broker
+    producers: set[tuple[int, int]] = set()
+    logs = {}
+    for topic in request.topic_data:
+        for pd in topic.partition_data:
+            if pd.records is None or is_internal(topic.name):
+                continue
+            try:
+                batches = [b for b in iter_batches(pd.records) if b.has_producer_id and b.is_transactional]
+                if batches:
+                    logs[(topic.name, pd.index)] = broker.replicas.leader_log(topic.name, pd.index)
+            except KafkaError:
+                continue  # the append answers it
+            producers.update((b.producer_id, b.producer_epoch) for b in batches)
+    if not producers:
+        return Verification(NO_PRODUCER_ID)
+    if len(producers) > 1:
+        verification = Verification(NO_PRODUCER_ID)
+        verification.refused = {(t.name, pd.index): (ErrorCode.INVALID_PRODUCER_ID_MAPPING, None)
+                                for t in request.topic_data for pd in t.partition_data}
+        return verification
+    (producer_id, producer_epoch), *_ = producers
+    return await broker.transactions.verifier.verify(request.transactional_id, producer_id, producer_epoch, logs,
+                                                     ctx.api_version)
 
 
 def _answer(ctx, acks: int, responses: list[dict]) -> dict | CloseConnection | None:

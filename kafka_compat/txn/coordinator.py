@@ -37,6 +37,7 @@ from .metadata import (
     new_metadata,
 )
 from .state_log import TransactionStateManager, wall_clock_ms
+from .verification import TxnVerifier
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ class TransactionCoordinator:
         self.clock_ms = clock_ms
         self.manager = TransactionStateManager(broker, clock_ms)
         self.markers = TxnMarkerSender(broker, self.manager)
+        self.verifier = TxnVerifier(broker)  # this broker as a partition leader (KIP-890)
         self.abort_interval_s = config.transaction_abort_timed_out_transaction_cleanup_interval_ms / 1000
         self.expire_interval_s = config.transaction_remove_expired_transaction_cleanup_interval_ms / 1000
         self.active = True
@@ -78,6 +80,7 @@ class TransactionCoordinator:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             nursery.start_soon(self.markers.run)
+            nursery.start_soon(self.verifier.run)
             nursery.start_soon(self._periodically, self.abort_interval_s, self._abort_timed_out)
             nursery.start_soon(self._periodically, self.expire_interval_s, self.manager.remove_expired)
             for partition, epoch in self._to_load:

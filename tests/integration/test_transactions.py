@@ -329,3 +329,41 @@ async def test_a_logged_prepare_commit_is_completed_after_a_restart(tmp_path):
             assert control_batches(data) == [(offset, pid, 0, b"\x00\x00\x00\x01")]
         await client.aclose()
         broker.shutdown()
+
+
+async def test_a_produce_to_a_partition_not_in_the_transaction_is_refused(broker):
+    """KIP-890 part 1: the leader verifies the first transactional batch of a
+    transaction with the coordinator; a partition never added is refused
+    (INVALID_TXN_STATE up to Produce v10, TRANSACTION_ABORTABLE from v11)."""
+    client = await broker.client()
+    await create_topic(client, "t", 2)
+    await find_txn_coordinator(client, "tx-v")
+    got = await init(client, "tx-v")
+    pid = got.producer_id
+    assert await add_partitions(client, "tx-v", pid, 0, {"t": [0]}) == {("t", 0): 0}
+    assert (await produce_txn(client, "tx-v", "t", pid, 0, 0)).error_code == 0
+    late = await produce_txn(client, "tx-v", "t", pid, 0, 0, partition=1)
+    assert (late.error_code, late.error_message) == (ErrorCode.INVALID_TXN_STATE,
+                                                      "Partition was not added to the transaction")
+    late = await produce_txn(client, "tx-v", "t", pid, 0, 0, partition=1, version=11)
+    assert late.error_code == ErrorCode.TRANSACTION_ABORTABLE
+    assert broker.broker.logs.get("t", 1).log_end_offset == 0
+    # A zombie epoch is told INVALID_PRODUCER_EPOCH by the verification.
+    stale = await produce_txn(client, "tx-v", "t", pid, 5, 0, partition=1)
+    assert stale.error_code == ErrorCode.INVALID_PRODUCER_EPOCH
+    # After the commit, a late batch of the finished transaction can't start a hanging one.
+    assert await end_txn(client, "tx-v", pid, 0, commit=True) == ErrorCode.NONE
+    await until_state(client, "tx-v", "CompleteCommit")
+    hanging = await produce_txn(client, "tx-v", "t", pid, 0, 3)
+    assert hanging.error_code == ErrorCode.INVALID_TXN_STATE
+    assert broker.broker.logs.get("t", 0).producer_state.first_unstable_offset is None
+
+
+async def test_verification_can_be_turned_off(tmp_path, nursery):
+    config = make_config(tmp_path / "data", transaction_partition_verification_enable="false")
+    broker, client = await start_broker(config, nursery)
+    await create_topic(client, "t")
+    await find_txn_coordinator(client, "tx-o")
+    got = await init(client, "tx-o")
+    assert (await produce_txn(client, "tx-o", "t", got.producer_id, 0, 0)).error_code == ErrorCode.NONE
+    broker.shutdown()
