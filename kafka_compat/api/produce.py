@@ -205,6 +205,8 @@ async def _verify_transaction(ctx, request) -> Verification:
     transaction coordinator before anything is appended; transactional
     batches of more than one producer (id and epoch) fail the whole request."""
     broker = ctx.broker
+    if request.transactional_id is None or not broker.config.transaction_partition_verification_enable:
+        return Verification(NO_PRODUCER_ID)  # (the hot path: nothing to parse)
     producers: set[tuple[int, int]] = set()
     logs = {}
     for topic in request.topic_data:
