@@ -1,17 +1,21 @@
-"""Offsets committed in transactions (KIP-98, KIP-447) by a real client:
+"""Offsets committed in transactions (KIP-98, KIP-447) by real clients:
 confluent-kafka's consume-transform-produce loop sends its consumer's
-positions with send_offsets_to_transaction, then commits or aborts. What the
-group has committed is read back by another client family (kafka-python's
-OffsetFetch): nothing while the transaction is open, the offsets once it
-commits, the earlier ones when it aborts."""
+positions with send_offsets_to_transaction, then commits or aborts; kafka-python
+and aiokafka producers send offsets for a group id. What the group has
+committed is read back by another client family's OffsetFetch: nothing new
+while the transaction is open, the offsets once it commits, the earlier ones
+when it aborts."""
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 
 import pytest
 from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka import ConsumerGroupTopicPartitions
 from confluent_kafka import TopicPartition as CkTopicPartition
+from confluent_kafka.admin import AdminClient
 
 from interop import confluent_client
 from interop.admin import admin_client
@@ -97,3 +101,63 @@ def test_send_offsets_to_transaction_commit_and_abort(broker, new_topic):
         assert {(tp.topic, tp.partition): tp.offset for tp in committed} == expected
     finally:
         consumer.close()
+
+
+def committed_through_confluent(bootstrap: str, group: str) -> dict[tuple[str, int], int]:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    result = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])[group].result(timeout=TIMEOUT)
+    return {(tp.topic, tp.partition): tp.offset for tp in result.topic_partitions}
+
+
+def offsets_in_transactions_kafka_python(bootstrap: str, transactional_id: str, group: str,
+                                         transactions: list[tuple[dict, bool]], between) -> None:
+    from kafka import KafkaProducer, OffsetAndMetadata, TopicPartition
+    producer = KafkaProducer(bootstrap_servers=bootstrap, transactional_id=transactional_id,
+                             enable_idempotence=True, acks="all", request_timeout_ms=15_000)
+    try:
+        producer.init_transactions()
+        for offsets, commit in transactions:
+            producer.begin_transaction()
+            producer.send_offsets_to_transaction(
+                {TopicPartition(t, p): OffsetAndMetadata(o, "", -1) for (t, p), o in offsets.items()}, group)
+            between()
+            producer.commit_transaction() if commit else producer.abort_transaction()
+    finally:
+        producer.close(timeout=5)
+
+
+def offsets_in_transactions_aiokafka(bootstrap: str, transactional_id: str, group: str,
+                                     transactions: list[tuple[dict, bool]], between) -> None:
+    async def run():
+        from aiokafka import AIOKafkaProducer, TopicPartition
+        from aiokafka.structs import OffsetAndMetadata
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, transactional_id=transactional_id,
+                                    enable_idempotence=True, acks="all", request_timeout_ms=15_000)
+        await producer.start()
+        try:
+            for offsets, commit in transactions:
+                await producer.begin_transaction()
+                await producer.send_offsets_to_transaction(
+                    {TopicPartition(t, p): OffsetAndMetadata(o, "") for (t, p), o in offsets.items()}, group)
+                await asyncio.get_running_loop().run_in_executor(None, between)
+                await (producer.commit_transaction() if commit else producer.abort_transaction())
+        finally:
+            await producer.stop()
+    asyncio.run(asyncio.wait_for(run(), TIMEOUT * 3))
+
+
+@pytest.mark.parametrize("family", ["kafka-python", "aiokafka"])
+def test_offsets_sent_to_transactions_by_group_id(broker, new_topic, family):
+    """Producers that send only the group id (TxnOffsetCommit before KIP-447's
+    v3, or v3 without a member): a group of offsets alone; read back through
+    confluent-kafka's admin (OffsetFetch) after each transaction."""
+    topic = new_topic(partitions=2)
+    group = f"txn-{family}-{uuid.uuid4().hex[:8]}"
+    first, second = {(topic, 0): 3, (topic, 1): 4}, {(topic, 0): 9, (topic, 1): 9}
+    seen_while_open = []
+    run = {"kafka-python": offsets_in_transactions_kafka_python, "aiokafka": offsets_in_transactions_aiokafka}[family]
+    run(broker.bootstrap, f"txn-{group}", group, [(first, True), (second, False), (second, True)],
+        lambda: seen_while_open.append(committed_through_confluent(broker.bootstrap, group)))
+    # Open: nothing, then the first transaction's offsets (the second aborted).
+    assert seen_while_open == [{}, first, first]
+    assert committed_through_confluent(broker.bootstrap, group) == second
