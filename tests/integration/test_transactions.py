@@ -3,8 +3,10 @@ transactional ids, AddPartitionsToTxn, AddOffsetsToTxn, EndTxn, DescribeTransact
 ListTransactions, and the state reloaded after a restart."""
 from __future__ import annotations
 
+import pytest
 import trio
 
+from kafka_compat.api.write_txn_markers import write_markers
 from kafka_compat.protocol.errors import ErrorCode
 from kafka_compat.protocol.records import iter_batches
 from kafka_compat.txn import log_format
@@ -300,9 +302,11 @@ async def test_a_transaction_past_its_timeout_is_aborted(tmp_path, nursery):
     broker.shutdown()
 
 
-async def test_a_logged_prepare_commit_is_completed_after_a_restart(tmp_path):
-    """A coordinator that died after logging PrepareCommit, before any marker:
-    the next one to load the partition writes the markers and CompleteCommit."""
+@pytest.mark.parametrize("markers_written", [0, 1])
+async def test_a_logged_prepare_commit_is_completed_after_a_restart(tmp_path, markers_written):
+    """A coordinator that died after logging PrepareCommit, before any marker
+    or with one of two written: the next one to load the partition writes the
+    markers (again where one is) and CompleteCommit."""
     config = make_config(tmp_path / "data")
     async with trio.open_nursery() as nursery:
         broker, client = await start_broker(config, nursery)
@@ -314,19 +318,28 @@ async def test_a_logged_prepare_commit_is_completed_after_a_restart(tmp_path):
         assert (await produce_txn(client, "tx-p", "t", pid, 0, 0)).error_code == 0
         # What the dead coordinator wrote last, and nothing after it.
         manager = broker.transactions.manager
-        _, metadata = manager.get("tx-p")
+        coordinator_epoch, metadata = manager.get("tx-p")
         prepared = metadata.prepare_abort_or_commit(PREPARE_COMMIT, manager.clock_ms())
         assert await manager.storage.write(manager.partition_for("tx-p"), [
             (log_format.key_bytes("tx-p"), log_format.value_bytes(prepared))], 5000, 0) == ErrorCode.NONE
+        if markers_written:
+            written = await write_markers(broker, [{
+                "producer_id": pid, "producer_epoch": 0, "transaction_result": True,
+                "coordinator_epoch": coordinator_epoch, "topics": [{"name": "t", "partition_indexes": [0]}]}])
+            assert written[0]["topics"][0]["partitions"][0]["error_code"] == ErrorCode.NONE
         await client.aclose()
         broker.shutdown()
     async with trio.open_nursery() as nursery:
         broker, client = await start_broker(config, nursery)
         done = await until_state(client, "tx-p", "CompleteCommit")
         assert (done.producer_id, done.producer_epoch) == (pid, 0)
-        for partition, offset in ((0, 3), (1, 0)):
-            data = broker.logs.get("t", partition).read(offset, 1 << 20, True).read_bytes()
-            assert control_batches(data) == [(offset, pid, 0, b"\x00\x00\x00\x01")]
+        commit = (pid, 0, b"\x00\x00\x00\x01")
+        data = broker.logs.get("t", 0).read(3, 1 << 20, True).read_bytes()
+        assert control_batches(data) == [(3 + i, *commit) for i in range(1 + markers_written)]
+        data = broker.logs.get("t", 1).read(0, 1 << 20, True).read_bytes()
+        assert control_batches(data) == [(0, *commit)]
+        # Nothing is left open: the records are stable.
+        assert broker.logs.get("t", 0).last_stable_offset == broker.logs.get("t", 0).log_end_offset
         await client.aclose()
         broker.shutdown()
 
