@@ -1,0 +1,169 @@
+"""Exactly once end to end through one broker killed with SIGKILL midway
+(issue 12): the Java client's consume-transform-produce loop
+(sendOffsetsToTransaction) over 100,000 records, and Kafka Streams' word
+count with processing.guarantee=exactly_once_v2.
+
+What was committed is compared with what can be read back, record by record:
+every input record is in the output exactly once, transformed, in its
+partition's order, and the group's committed offsets are the input's ends;
+every word's count history at read_committed only ever grows, by whole
+lines, to the exact count. INTEROP_TXN_BROKER=kafka runs them against
+Apache Kafka (tests/interop/txn_brokers.py).
+"""
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+from confluent_kafka import Producer
+
+from interop import admin, confluent_client, streams_app, transactions
+from interop.java_client import ConsumeTransformProduce
+from interop.streams_app import WordCountApp
+
+from .test_interop_streams import corpus, produce_lines, word_counts
+from .txn_brokers import TxnBroker
+
+PARTITIONS = 4
+MESSAGES = 100_000
+
+
+@pytest.fixture
+def txn_broker(tmp_path):
+    broker = TxnBroker(tmp_path / "broker")
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+def produce_input(bootstrap: str, topic: str, count: int) -> dict[int, list[bytes]]:
+    """`count` records spread round-robin over the partitions (idempotent,
+    acks=all): partition -> its values in order."""
+    producer = Producer(confluent_client.producer_config(bootstrap, idempotent=True,
+                                                         **{"linger.ms": 20}))
+    failed = []
+
+    def on_delivery(err, msg):
+        if err is not None:
+            failed.append(str(err))
+
+    sent: dict[int, list[bytes]] = {p: [] for p in range(PARTITIONS)}
+    for i in range(count):
+        partition = i % PARTITIONS
+        value = b"%d:%d" % (partition, i)
+        while True:
+            try:
+                producer.produce(topic, key=b"%d" % i, value=value, partition=partition,
+                                 on_delivery=on_delivery)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        sent[partition].append(value)
+    assert producer.flush(120) == 0, "input not delivered within 120 s"
+    assert not failed, failed[:5]
+    return sent
+
+
+def read_committed_output(bootstrap: str, topic: str, count: int, timeout: float = 120.0):
+    """read_all at read_committed until it holds `count` records or `timeout`
+    passed: commitTransaction returns once the commit is decided, the markers
+    (and so the last stable offset) follow."""
+    deadline = time.monotonic() + timeout
+    while True:
+        output = transactions.read_all(bootstrap, topic, timeout=timeout)
+        if sum(map(len, output.values())) >= count or time.monotonic() > deadline:
+            return output
+        time.sleep(0.5)
+
+
+def test_consume_transform_produce_exactly_once_through_broker_kill9(txn_broker, topic_name):
+    """100,000 records through the Java client's read_committed consumer and
+    transactional producer, offsets sent to each transaction; the broker is
+    killed (SIGKILL) once half are committed and restarted on the same data.
+    The output at read_committed is the input transformed, each record once,
+    in order; the group committed exactly the input's end offsets."""
+    bootstrap = txn_broker.bootstrap
+    source, sink = topic_name("-in"), topic_name("-out")
+    admin.create_topic(bootstrap, source, partitions=PARTITIONS)
+    admin.create_topic(bootstrap, sink, partitions=PARTITIONS)
+    sent = produce_input(bootstrap, source, MESSAGES)
+    group = f"ctp-{uuid.uuid4().hex[:8]}"
+
+    with ConsumeTransformProduce(bootstrap, source, sink, group, f"ctp-{uuid.uuid4().hex}") as ctp:
+        ctp.wait_until(lambda: ctp.committed >= MESSAGES // 2, "half committed", timeout=300)
+        killed_at = ctp.committed
+        txn_broker.kill9()
+        txn_broker.start()
+        ctp.wait(timeout=600)
+    assert killed_at < MESSAGES, "the broker was killed after the loop had committed everything"
+
+    output = read_committed_output(bootstrap, sink, MESSAGES)
+    for partition, values in sent.items():
+        got = [r.value for r in output.get(partition, [])]
+        expected = [b"t:" + v for v in values]
+        if got != expected:
+            first = next((i for i, (a, b) in enumerate(zip(got, expected)) if a != b),
+                         min(len(got), len(expected)))
+            pytest.fail(f"partition {partition}: {len(got)} records read, {len(expected)} expected; "
+                        f"first difference at index {first}: {got[first:first + 3]} against "
+                        f"{expected[first:first + 3]} (recoveries: {ctp.recoveries[:5]})")
+    ends = streams_app.end_offsets(bootstrap, source)
+    assert streams_app.committed(bootstrap, group, source, list(ends)) == ends
+
+
+def test_streams_word_count_exactly_once_v2_through_broker_kill9(txn_broker, topic_name, tmp_path):
+    """Kafka Streams' word count with processing.guarantee=exactly_once_v2:
+    lines go in while the broker is killed (SIGKILL) and restarted. At
+    read_committed, the output's and the changelog's last count of each word
+    is its exact count, and each word's count history in the output only
+    grows (a record counted twice, or a replayed aborted write, would show as
+    a repeat or a step back)."""
+    bootstrap = txn_broker.bootstrap
+    source, sink = topic_name("-lines"), topic_name("-counts")
+    admin.create_topic(bootstrap, source, partitions=PARTITIONS)
+    admin.create_topic(bootstrap, sink, partitions=PARTITIONS)
+    first, second = corpus(2000, seed=12), corpus(2000, seed=13)
+    expected = word_counts(first + second)
+
+    app = WordCountApp(bootstrap, source, sink, f"wc-eos-{uuid.uuid4().hex[:8]}",
+                       tmp_path / "state", tmp_path / "streams.log",
+                       configs={"processing.guarantee": "exactly_once_v2"})
+    with app:
+        app.wait_for_state("RUNNING", timeout=90)
+        produce_lines(bootstrap, source, first)
+        app.wait_until(lambda: _output_words(bootstrap, sink) > 0, "first counts out", timeout=90)
+        txn_broker.kill9()
+        txn_broker.start()
+        produce_lines(bootstrap, source, second, first_key=len(first))
+        app.wait_until(lambda: _latest(bootstrap, sink) == dict(expected),
+                       "exact counts in the output", timeout=240)
+        app.check()
+
+    assert _latest(bootstrap, app.changelog_topic) == dict(expected)
+    histories: dict[str, list[int]] = {}
+    for partition, records in sorted(transactions.read_all(bootstrap, sink).items()):
+        for r in records:
+            histories.setdefault(r.key.decode(), []).append(streams_app.decode_count(r.value))
+    not_growing = {w: h for w, h in histories.items() if any(b <= a for a, b in zip(h, h[1:]))}
+    assert not not_growing, f"count histories that repeat or go back: {dict(list(not_growing.items())[:5])}"
+
+
+def _latest(bootstrap: str, topic: str) -> dict[str, int]:
+    """word -> its last count at read_committed ({} while the topic can't be read)."""
+    try:
+        output = transactions.read_all(bootstrap, topic, timeout=30)
+    except Exception:  # the broker restarting, the topic not created yet
+        return {}
+    latest: dict[str, int] = {}
+    for records in output.values():
+        for r in records:
+            latest[r.key.decode()] = streams_app.decode_count(r.value)
+    return latest
+
+
+def _output_words(bootstrap: str, topic: str) -> int:
+    return len(_latest(bootstrap, topic))
+
