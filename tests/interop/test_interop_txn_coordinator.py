@@ -118,3 +118,58 @@ def test_confluent_send_offsets_to_transaction(broker, new_topic):
     finally:
         consumer.close()
     assert _read_all(broker.bootstrap, sink, "read_committed", 20) == sorted(f"out-{i}".encode() for i in range(20))
+
+
+def test_confluent_transactions_stay_atomic_across_kill9(own_broker, new_topic):
+    """A producer commits transaction after transaction over two partitions
+    while the broker (coordinator and leader) is killed with -9: after the
+    restart every transaction is visible whole or not at all at
+    read_committed, every acknowledged commit is there, and a new producer
+    with the same transactional.id goes on."""
+    import threading
+
+    topic = new_topic(partitions=2)
+    per_txn = 10
+    acknowledged: list[int] = []
+    stop = threading.Event()
+
+    def run():
+        producer = _producer(own_broker.bootstrap, f"crash-{topic}", **{"message.timeout.ms": 10_000,
+                                                                       "transaction.timeout.ms": 20_000})
+        try:
+            producer.init_transactions(TIMEOUT)
+            for i in range(10_000):
+                if stop.is_set():
+                    return
+                producer.begin_transaction()
+                _send(producer, topic, [f"{i}-{j}".encode() for j in range(per_txn)])
+                producer.commit_transaction(10)
+                acknowledged.append(i)
+        except KafkaException:
+            return  # the broker died under it
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + TIMEOUT
+    while len(acknowledged) < 30 and time.monotonic() < deadline and thread.is_alive():
+        time.sleep(0.01)
+    assert len(acknowledged) >= 30, own_broker.log_tail()
+    own_broker.kill9()
+    stop.set()
+    thread.join(TIMEOUT)
+    own_broker.start()
+    # The next producer of the id: init_transactions finishes or aborts what was left.
+    producer = _producer(own_broker.bootstrap, f"crash-{topic}")
+    producer.init_transactions(TIMEOUT)
+    producer.begin_transaction()
+    final = [f"final-{j}".encode() for j in range(per_txn)]
+    _send(producer, topic, final)
+    producer.commit_transaction(TIMEOUT)
+    expected_at_least = (len(acknowledged) + 1) * per_txn
+    values = _read_all(own_broker.bootstrap, topic, "read_committed", expected_at_least)
+    by_txn: dict[str, int] = {}
+    for value in values:
+        txn = value.decode().split("-")[0]
+        by_txn[txn] = by_txn.get(txn, 0) + 1
+    assert {t: n for t, n in by_txn.items() if n != per_txn} == {}, "a transaction is partly visible"
+    assert {str(i) for i in acknowledged} | {"final"} <= set(by_txn)
