@@ -16,6 +16,8 @@ from ..protocol.errors import ErrorCode
 from .registry import handles
 
 DEFAULT_TIMESTAMP = -1
+# TxnOffsetCommit clients from v4 understand TRANSACTION_ABORTABLE (KIP-890).
+FIRST_TXN_OFFSET_COMMIT_WITH_ABORTABLE = 4
 DEFAULT_RETENTION = -1
 
 
@@ -86,9 +88,10 @@ async def txn_offset_commit(ctx, request) -> dict:
     errors = {}
     if offsets:
         coordinator = broker.groups
-        errors = coordinator.commit_txn_offsets(request.group_id, request.producer_id, request.producer_epoch,
-                                                request.member_id, request.group_instance_id, request.generation_id,
-                                                offsets)
+        errors = await coordinator.commit_txn_offsets(
+            request.group_id, request.transactional_id, request.producer_id, request.producer_epoch,
+            request.member_id, request.group_instance_id, request.generation_id, offsets,
+            abortable=ctx.api_version >= FIRST_TXN_OFFSET_COMMIT_WITH_ABORTABLE)
         written = [tp for tp, e in errors.items() if e == ErrorCode.NONE]
         if written:
             error = await coordinator.txn_offsets_replicated(request.group_id, request.producer_id, written)

@@ -751,24 +751,33 @@ class GroupCoordinator:
         error = await self.manager.storage.replicated(self.manager.partition_for(group_id), self.commit_timeout_s)
         return commit_error(error) if error != ErrorCode.NONE else error
 
-    def commit_txn_offsets(self, group_id: str, producer_id: int, producer_epoch: int, member_id: str,
-                           group_instance_id: str | None, generation_id: int,
-                           offsets: dict[TopicPartition, OffsetAndMetadata]) -> dict[TopicPartition, ErrorCode]:
-        """TxnOffsetCommit for partitions of existing topics: the offsets are
+    async def commit_txn_offsets(self, group_id: str, transactional_id: str | None, producer_id: int,
+                                 producer_epoch: int, member_id: str, group_instance_id: str | None,
+                                 generation_id: int, offsets: dict[TopicPartition, OffsetAndMetadata],
+                                 abortable: bool = True) -> dict[TopicPartition, ErrorCode]:
+        """TxnOffsetCommit for partitions of existing topics, in Kafka's order
+        (handleTxnCommitOffsets): the group's status; KIP-890 verification that
+        the transaction holds the group's partition (TRANSACTION_ABORTABLE for
+        clients that know it, ``abortable``); from v3 (KIP-447) the member and
+        generation, checked as an OffsetCommit's (older versions send neither,
+        so any producer may commit for a group with members). The offsets are
         written in the producer's transaction and stay pending (invisible to
-        OffsetFetch) until its marker. From v3 (KIP-447) the member and
-        generation are checked as an OffsetCommit's; older versions send
-        neither, so any producer may commit for a group with members."""
+        OffsetFetch) until its marker."""
         error = self._group_status_error(group_id, "TxnOffsetCommit")
         if error is not None:
             return dict.fromkeys(offsets, error)
         group = self.manager.get(group_id)
         if group is None:
             group = self.manager.new_group(group_id)
+        verification = await self.manager.storage.verify_transaction(
+            self.manager.partition_for(group_id), transactional_id, producer_id, producer_epoch, abortable)
+        if verification is not None and verification.refused:
+            (error, _), = verification.refused.values()
+            return dict.fromkeys(offsets, commit_error(error))
         error = self._offset_commit_error(group, generation_id, member_id, group_instance_id, transactional=True)
         if error is not None:
             return dict.fromkeys(offsets, error)
-        return self.manager.store_offsets(group, offsets, producer_id, producer_epoch)
+        return self.manager.store_offsets(group, offsets, producer_id, producer_epoch, verification)
 
     async def txn_offsets_replicated(self, group_id: str, producer_id: int,
                                      partitions: list[TopicPartition]) -> ErrorCode:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from ..protocol.errors import ErrorCode, KafkaError
 from ..protocol.records import NO_PRODUCER_EPOCH, NO_PRODUCER_ID
+from ..txn.verification import Verification
 from .group import GroupMetadata, GroupState, TopicPartition
 from .internal_topics import OFFSETS_TOPIC, partition_count
 from .loader import group_from_record
@@ -113,12 +114,12 @@ class GroupManager:
         return ErrorCode.NONE
 
     def store_offsets(self, group: GroupMetadata, offsets: dict[TopicPartition, OffsetAndMetadata],
-                      producer_id: int = NO_PRODUCER_ID,
-                      producer_epoch: int = NO_PRODUCER_EPOCH) -> dict[TopicPartition, ErrorCode]:
+                      producer_id: int = NO_PRODUCER_ID, producer_epoch: int = NO_PRODUCER_EPOCH,
+                      verification: Verification | None = None) -> dict[TopicPartition, ErrorCode]:
         """Append one record per offset (those whose metadata is not over
         offset.metadata.max.bytes) and cache them once written: as committed
         offsets, or, with a producer id (TxnOffsetCommit), as that producer's
-        pending offsets in a transactional batch."""
+        pending offsets in a transactional batch (under its ``verification``)."""
         if not group.has_consistent_offset_commits:
             log.warning("group %s with leader %s has received offset commits from consumers as well as "
                         "transactional producers. Mixing both types of offset commits will generally result in "
@@ -130,7 +131,7 @@ class GroupManager:
                        for (topic, partition), o in valid.items()]
             try:
                 batch_offset = self.storage.append(self.partition_for(group.group_id), records, self.clock_ms(),
-                                                   producer_id, producer_epoch)
+                                                   producer_id, producer_epoch, verification)
             except KafkaError as e:
                 error = commit_error(e.code)
             else:

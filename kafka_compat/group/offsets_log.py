@@ -8,6 +8,7 @@ import trio
 from ..protocol.errors import ErrorCode, KafkaError
 from ..protocol.records import NO_PRODUCER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE, build_batch, iter_batches
 from .internal_topics import OFFSETS_TOPIC
+from ..txn.verification import Verification
 from .loader import LoadedPartition
 
 log = logging.getLogger(__name__)
@@ -63,11 +64,31 @@ class OffsetsLog:
         """Whether this broker leads the partition (so coordinates its groups)."""
         return self._log(partition) is not None and self.broker.replicas.is_leader(OFFSETS_TOPIC, partition)
 
+    async def verify_transaction(self, partition: int, transactional_id: str | None, producer_id: int,
+                                 producer_epoch: int, abortable: bool) -> Verification | None:
+        """KIP-890 part 1 before a TxnOffsetCommit's first write to the
+        partition in a transaction: whether the transaction coordinator has the
+        partition in the producer's transaction (AddOffsetsToTxn); None when
+        not verified (no transactional id, verification turned off)."""
+        if transactional_id is None or not self.broker.config.transaction_partition_verification_enable:
+            return None
+        tp = (OFFSETS_TOPIC, partition)
+        try:
+            partition_log = self.broker.replicas.leader_log(*tp)
+        except KafkaError as e:
+            refused = Verification(producer_id)
+            refused.refused[tp] = (e.code, None)
+            return refused
+        return await self.broker.transactions.verifier.verify_offset_commit(
+            transactional_id, producer_id, producer_epoch, tp, partition_log, abortable)
+
     def append(self, partition: int, records: list[tuple[bytes, bytes | None]], timestamp_ms: int,
-               producer_id: int = NO_PRODUCER_ID, producer_epoch: int = NO_PRODUCER_EPOCH) -> int:
+               producer_id: int = NO_PRODUCER_ID, producer_epoch: int = NO_PRODUCER_EPOCH,
+               verification: Verification | None = None) -> int:
         """Append (key, value) records as one batch; the offset of the first.
         With a producer id the batch is transactional, as Kafka writes a
-        TxnOffsetCommit's: that producer's id and epoch, base sequence 0.
+        TxnOffsetCommit's: that producer's id and epoch, base sequence 0,
+        appended only if its ``verification`` still holds.
         Raises the log's KafkaError (see ``commit_error``, ``store_group_error``)."""
         try:
             partition_log = self.broker.replicas.leader_log(OFFSETS_TOPIC, partition)
@@ -87,6 +108,8 @@ class OffsetsLog:
                              f"configured value of {max_bytes}.")
         leader_epoch = self.broker.replicas.state(OFFSETS_TOPIC, partition).leader_epoch
         try:
+            if verification is not None:
+                verification.check_append((OFFSETS_TOPIC, partition), partition_log)
             result = partition_log.append(data, list(iter_batches(data)), leader_epoch=leader_epoch,
                                           from_coordinator=True)
         except KafkaError as e:

@@ -109,6 +109,25 @@ class TxnVerifier:
                 verification.refused[tp] = (error, None)
         return verification
 
+    async def verify_offset_commit(self, transactional_id: str | None, producer_id: int, producer_epoch: int,
+                                   tp: TopicPartition, partition_log, abortable: bool) -> Verification:
+        """A TxnOffsetCommit's verification of its ``__consumer_offsets``
+        partition (Kafka's handleTxnCommitOffsets): the coordinator's error as
+        it comes (the group coordinator maps it as an append error), with
+        TRANSACTION_ABORTABLE as INVALID_TXN_STATE unless the client knows it
+        (``abortable``: TxnOffsetCommit v4+)."""
+        verification = Verification(producer_id)
+        if (transactional_id is None or not self.broker.config.transaction_partition_verification_enable
+                or has_ongoing_transaction(partition_log, producer_id)):
+            return verification
+        verification.guards = {tp: _producer_snapshot(partition_log, producer_id)}
+        error = (await self._ask_coordinator(transactional_id, producer_id, producer_epoch, [tp]))[tp]
+        if error == ErrorCode.TRANSACTION_ABORTABLE and not abortable:
+            error = ErrorCode.INVALID_TXN_STATE
+        if error != ErrorCode.NONE:
+            verification.refused[tp] = (error, None)
+        return verification
+
     async def _ask_coordinator(self, transactional_id: str, producer_id: int, producer_epoch: int,
                                partitions: list[TopicPartition]) -> dict[TopicPartition, ErrorCode]:
         broker = self.broker

@@ -1,8 +1,11 @@
 """TxnOffsetCommit over the wire, every version, and what OffsetFetch answers
-for offsets pending in a transaction (require_stable, v7+)."""
+for offsets pending in a transaction (require_stable, v7+); with KIP-890
+verification, only a transaction that added the group (AddOffsetsToTxn) may
+write its offsets."""
 from __future__ import annotations
 
 import pytest
+import trio
 
 from kafka_compat.group.internal_topics import OFFSETS_TOPIC
 from kafka_compat.protocol.errors import ErrorCode as E
@@ -14,7 +17,9 @@ EPOCH = 0
 
 @pytest.fixture
 def broker_config(tmp_path):
-    return group_config(tmp_path / "data")
+    """Raw requests with made-up producer ids: no transaction coordinator
+    verifies them (KIP-890) unless a test turns verification on."""
+    return group_config(tmp_path / "data", transaction_partition_verification_enable="false")
 
 
 async def txn_commit(client, offsets: dict, producer_id: int, group="g", version=4, generation=-1, member_id="",
@@ -148,3 +153,59 @@ async def test_clients_before_v2_are_told_coordinator_not_available_while_loadin
     finally:
         manager.loading.discard(partition)
         manager.owned.add(partition)
+
+
+async def until_answered(client, api: str, version: int, body: dict):
+    with trio.fail_after(10):
+        while True:
+            resp = await client.request(api, version, body)
+            if resp.error_code not in (E.COORDINATOR_NOT_AVAILABLE, E.COORDINATOR_LOAD_IN_PROGRESS,
+                                       E.NOT_COORDINATOR, E.CONCURRENT_TRANSACTIONS):
+                return resp
+            await trio.sleep(0.01)
+
+
+async def test_verified_transactions_only(tmp_path, nursery):
+    """KIP-890 part 1 (transaction.partition.verification.enable, Kafka's
+    default): the group's partition must be in the producer's transaction,
+    checked before the member checks, as handleTxnCommitOffsets does."""
+    from .conftest import start_broker
+    broker, client = await start_broker(group_config(tmp_path / "data"), nursery)
+    try:
+        await create_topic(client, "t")
+        await ready(client)
+        await until_answered(client, "FindCoordinator", 3, {"key": "tx", "key_type": 1})
+        init = await until_answered(client, "InitProducerId", 4, {
+            "transactional_id": "tx", "transaction_timeout_ms": 60_000, "producer_id": -1, "producer_epoch": -1})
+        pid, epoch = init.producer_id, init.producer_epoch
+        assert epoch == EPOCH
+        tp = ("t", 0)
+        # Not in a transaction with the group: TRANSACTION_ABORTABLE from v4, INVALID_TXN_STATE before.
+        assert await txn_commit(client, {tp: 1}, pid, transactional_id="tx") == {tp: E.TRANSACTION_ABORTABLE}
+        assert await txn_commit(client, {tp: 1}, pid, transactional_id="tx", version=3) == \
+            {tp: E.INVALID_TXN_STATE}
+        # Verification comes before the member checks.
+        assert await txn_commit(client, {tp: 1}, pid, transactional_id="tx", member_id="nobody", generation=3) == \
+            {tp: E.TRANSACTION_ABORTABLE}
+
+        added = await until_answered(client, "AddOffsetsToTxn", 3, {
+            "transactional_id": "tx", "producer_id": pid, "producer_epoch": epoch, "group_id": "g"})
+        assert added.error_code == E.NONE
+        assert await txn_commit(client, {tp: 1}, pid, transactional_id="tx", member_id="nobody", generation=3) == \
+            {tp: E.UNKNOWN_MEMBER_ID}
+        assert await txn_commit(client, {tp: 7}, pid, transactional_id="tx") == {tp: E.NONE}
+        # Once the transaction is open in the partition, later commits need no verification.
+        assert await txn_commit(client, {tp: 8}, pid, transactional_id="tx") == {tp: E.NONE}
+        assert await fetch(client, "g", [tp]) == {tp: (-1, "", E.UNSTABLE_OFFSET_COMMIT)}
+        ended = await until_answered(client, "EndTxn", 3, {
+            "transactional_id": "tx", "producer_id": pid, "producer_epoch": epoch, "committed": True})
+        assert ended.error_code == E.NONE
+        with trio.fail_after(10):  # the markers are written after EndTxn answers
+            while (found := await fetch(client, "g", [tp])) != {tp: (8, "m8", E.NONE)}:
+                assert found == {tp: (-1, "", E.UNSTABLE_OFFSET_COMMIT)}
+                await trio.sleep(0.01)
+        # The transaction is over: a commit outside one is refused again.
+        assert await txn_commit(client, {tp: 9}, pid, transactional_id="tx") == {tp: E.TRANSACTION_ABORTABLE}
+    finally:
+        await client.aclose()
+        broker.shutdown()

@@ -34,8 +34,8 @@ def write_marker(parts, c, group_id: str, producer_id: int, commit: bool) -> Non
     parts.replicas.leader_log(OFFSETS_TOPIC, partition).append_marker(producer_id, EPOCH, commit, 0, 0)
 
 
-def txn_commit(c, offsets, group="g", producer_id=PID, member="", generation=-1, instance=None, epoch=EPOCH):
-    return c.commit_txn_offsets(group, producer_id, epoch, member, instance, generation, offsets)
+async def txn_commit(c, offsets, group="g", producer_id=PID, member="", generation=-1, instance=None, epoch=EPOCH):
+    return await c.commit_txn_offsets(group, None, producer_id, epoch, member, instance, generation, offsets)
 
 
 def fetched(c, partitions, group="g", require_stable=False):
@@ -92,7 +92,7 @@ def test_removing_offsets_drops_pending_ones_expiry_does_not():
 async def test_txn_offsets_stay_pending_until_the_commit_marker(autojump_clock, parts, nursery):
     c = await start(parts, nursery)
     c.commit_offsets("g", "", None, -1, {TP: om(1)})
-    assert txn_commit(c, {TP: om(5), ("t", 1): om(6)}) == {TP: E.NONE, ("t", 1): E.NONE}
+    assert await txn_commit(c, {TP: om(5), ("t", 1): om(6)}) == {TP: E.NONE, ("t", 1): E.NONE}
     assert fetched(c, [TP, ("t", 1)]) == {TP: (1, E.NONE), ("t", 1): (-1, E.NONE)}
     assert fetched(c, [TP, ("t", 1), ("t", 2)], require_stable=True) == {
         TP: (-1, E.UNSTABLE_OFFSET_COMMIT), ("t", 1): (-1, E.UNSTABLE_OFFSET_COMMIT), ("t", 2): (-1, E.NONE)}
@@ -107,7 +107,7 @@ async def test_txn_offsets_stay_pending_until_the_commit_marker(autojump_clock, 
 async def test_aborted_txn_offsets_vanish(autojump_clock, parts, nursery):
     c = await start(parts, nursery)
     c.commit_offsets("g", "", None, -1, {TP: om(1)})
-    txn_commit(c, {TP: om(5)})
+    await txn_commit(c, {TP: om(5)})
     end_txn(c, "g", PID, commit=False)
     assert fetched(c, [TP], require_stable=True) == {TP: (1, E.NONE)}
 
@@ -116,9 +116,9 @@ async def test_a_marker_completes_only_its_producer_in_its_partition(autojump_cl
     c = await start(parts, nursery)
     groups = ["g", "h", "i", "j"]
     elsewhere = next(g for g in groups if c.manager.partition_for(g) != c.manager.partition_for("g"))
-    txn_commit(c, {TP: om(5)})
-    txn_commit(c, {TP: om(6)}, group=elsewhere)
-    txn_commit(c, {("t", 1): om(7)}, producer_id=PID + 1)
+    await txn_commit(c, {TP: om(5)})
+    await txn_commit(c, {TP: om(6)}, group=elsewhere)
+    await txn_commit(c, {("t", 1): om(7)}, producer_id=PID + 1)
     end_txn(c, "g", PID, commit=True)
     assert fetched(c, [TP, ("t", 1)], require_stable=True) == {TP: (5, E.NONE), ("t", 1): (-1, E.UNSTABLE_OFFSET_COMMIT)}
     assert fetched(c, [TP], group=elsewhere, require_stable=True) == {TP: (-1, E.UNSTABLE_OFFSET_COMMIT)}
@@ -129,19 +129,19 @@ async def test_member_checks_from_v3(autojump_clock, parts, nursery):
     without them (before v3) any producer may commit for a group with members."""
     c = await start(parts, nursery)
     ids, generation = await stable_group(c, nursery, "a", "b", instances={"b": "inst-b"})
-    assert txn_commit(c, {TP: om(1)}) == {TP: E.NONE}
-    assert txn_commit(c, {TP: om(1)}, member=ids["a"], generation=generation + 1) == {TP: E.ILLEGAL_GENERATION}
-    assert txn_commit(c, {TP: om(1)}, member="other", generation=generation) == {TP: E.UNKNOWN_MEMBER_ID}
-    assert txn_commit(c, {TP: om(1)}, member="", generation=-1, instance="inst-b") == {TP: E.FENCED_INSTANCE_ID}
-    assert txn_commit(c, {TP: om(1)}, member=ids["b"], generation=generation, instance="nobody") == \
+    assert await txn_commit(c, {TP: om(1)}) == {TP: E.NONE}
+    assert await txn_commit(c, {TP: om(1)}, member=ids["a"], generation=generation + 1) == {TP: E.ILLEGAL_GENERATION}
+    assert await txn_commit(c, {TP: om(1)}, member="other", generation=generation) == {TP: E.UNKNOWN_MEMBER_ID}
+    assert await txn_commit(c, {TP: om(1)}, member="", generation=-1, instance="inst-b") == {TP: E.FENCED_INSTANCE_ID}
+    assert await txn_commit(c, {TP: om(1)}, member=ids["b"], generation=generation, instance="nobody") == \
         {TP: E.UNKNOWN_MEMBER_ID}
-    assert txn_commit(c, {TP: om(2)}, member=ids["b"], generation=generation, instance="inst-b",
+    assert await txn_commit(c, {TP: om(2)}, member=ids["b"], generation=generation, instance="inst-b",
                       producer_id=PID + 1) == {TP: E.NONE}
     # A group this coordinator doesn't know is created, and knows no members.
-    assert txn_commit(c, {TP: om(1)}, group="new", member="m", generation=3) == {TP: E.UNKNOWN_MEMBER_ID}
+    assert await txn_commit(c, {TP: om(1)}, group="new", member="m", generation=3) == {TP: E.UNKNOWN_MEMBER_ID}
     assert c.manager.get("new").is_(GroupState.EMPTY)
     # Group id checks come first.
-    assert txn_commit(c, {TP: om(1)}, group="") == {TP: E.INVALID_GROUP_ID}
+    assert await txn_commit(c, {TP: om(1)}, group="") == {TP: E.INVALID_GROUP_ID}
 
 
 async def test_group_with_only_pending_offsets(autojump_clock, parts, nursery):
@@ -149,7 +149,7 @@ async def test_group_with_only_pending_offsets(autojump_clock, parts, nursery):
     marker then finds nothing to complete."""
     clock = WallClock()
     c = await start(parts, nursery, clock)
-    txn_commit(c, {TP: om(5)})
+    await txn_commit(c, {TP: om(5)})
     clock.now += 10**12
     assert c.manager.expire_offsets() == 0
     assert c.manager.get("g") is not None
@@ -161,7 +161,7 @@ async def test_group_with_only_pending_offsets(autojump_clock, parts, nursery):
 
 async def test_offset_delete_and_topic_deletion_drop_pending_offsets(autojump_clock, parts, nursery):
     c = await start(parts, nursery)
-    txn_commit(c, {TP: om(5), ("u", 0): om(6)})
+    await txn_commit(c, {TP: om(5), ("u", 0): om(6)})
     assert c.delete_offsets("g", [TP]) == (E.NONE, {TP: E.NONE})
     assert fetched(c, [TP], require_stable=True) == {TP: (-1, E.NONE)}
     c.on_topic_deleted("u")
@@ -249,8 +249,8 @@ def test_the_later_record_wins_when_a_transaction_commits_after_a_regular_commit
 async def test_pending_offsets_survive_a_restart_and_complete_after_it(autojump_clock, parts, nursery):
     c = await start(parts, nursery)
     c.commit_offsets("g", "", None, -1, {TP: om(1)})
-    txn_commit(c, {TP: om(5)})
-    txn_commit(c, {TP: om(9)}, group="only-pending", producer_id=PID + 1)
+    await txn_commit(c, {TP: om(5)})
+    await txn_commit(c, {TP: om(9)}, group="only-pending", producer_id=PID + 1)
     c.running.stop()
 
     reloaded = await start(parts, nursery)
@@ -270,8 +270,8 @@ async def test_a_producer_commits_offsets_in_transaction_after_transaction(autoj
     epoch can commit offsets again and again."""
     c = await start(parts, nursery)
     for offset in range(1, 4):
-        assert txn_commit(c, {TP: om(offset)}) == {TP: E.NONE}
-        assert txn_commit(c, {TP: om(offset * 10)}) == {TP: E.NONE}  # twice within one transaction
+        assert await txn_commit(c, {TP: om(offset)}) == {TP: E.NONE}
+        assert await txn_commit(c, {TP: om(offset * 10)}) == {TP: E.NONE}  # twice within one transaction
         write_marker(parts, c, "g", PID, commit=True)
         end_txn(c, "g", PID, commit=True)
         assert fetched(c, [TP], require_stable=True) == {TP: (offset * 10, E.NONE)}
@@ -279,8 +279,8 @@ async def test_a_producer_commits_offsets_in_transaction_after_transaction(autoj
 
 async def test_a_fenced_producer_epoch_cannot_commit_offsets(autojump_clock, parts, nursery):
     c = await start(parts, nursery)
-    assert txn_commit(c, {TP: om(1)}, epoch=EPOCH + 1) == {TP: E.NONE}
-    assert txn_commit(c, {TP: om(2)}) == {TP: E.INVALID_PRODUCER_EPOCH}
+    assert await txn_commit(c, {TP: om(1)}, epoch=EPOCH + 1) == {TP: E.NONE}
+    assert await txn_commit(c, {TP: om(2)}) == {TP: E.INVALID_PRODUCER_EPOCH}
     end_txn(c, "g", PID, commit=True)
     assert fetched(c, [TP], require_stable=True) == {TP: (1, E.NONE)}
 
@@ -288,9 +288,9 @@ async def test_a_fenced_producer_epoch_cannot_commit_offsets(autojump_clock, par
 async def test_markers_in_the_log_decide_pending_offsets_after_a_restart(autojump_clock, parts, nursery):
     c = await start(parts, nursery)
     c.commit_offsets("g", "", None, -1, {TP: om(1), ("t", 1): om(1)})
-    txn_commit(c, {TP: om(5)})
-    txn_commit(c, {("t", 1): om(6)}, producer_id=PID + 1)
-    txn_commit(c, {("t", 2): om(7)}, producer_id=PID + 2)
+    await txn_commit(c, {TP: om(5)})
+    await txn_commit(c, {("t", 1): om(6)}, producer_id=PID + 1)
+    await txn_commit(c, {("t", 2): om(7)}, producer_id=PID + 2)
     write_marker(parts, c, "g", PID, commit=True)
     write_marker(parts, c, "g", PID + 1, commit=False)
     c.running.stop()  # before the coordinator heard of the markers
@@ -315,7 +315,7 @@ async def test_unloading_a_partition_forgets_its_groups_pending_offsets(autojump
     """Another broker leads the partition now: it loads the outcome from the
     log; a marker reaching this one finds nothing to complete here."""
     c = await start(parts, nursery)
-    txn_commit(c, {TP: om(5)})
+    await txn_commit(c, {TP: om(5)})
     c.on_resignation(c.manager.partition_for("g"))
     assert c.manager.producer_groups == {} and c.manager.get("g") is None
     end_txn(c, "g", PID, commit=True)
