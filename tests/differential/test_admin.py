@@ -271,7 +271,8 @@ CASES = [
          {"client_software_name": "differential", "client_software_version": "1.0"},
          differs="we list the ZooKeeper-mode inter-broker APIs (LeaderAndIsr, StopReplica, UpdateMetadata, "
                  "ControlledShutdown, AlterPartition); Kafka 4.4 KRaft lists its own and APIs we don't "
-                 "implement (transactions, quotas, SCRAM, tokens, DescribeTopicPartitions, KIP-848/share groups)"),
+                 "implement (quotas, SCRAM, tokens, DescribeTopicPartitions, KIP-848/share groups), and EndTxn "
+                 "v5 (transaction protocol v2), which 3.9 does not advertise"),
     Case("describe-cluster", "DescribeCluster", (0, 1),
          {"include_cluster_authorized_operations": True, "endpoint_type": 1}),
     Case("describe-acls-no-authorizer", "DescribeAcls", (1, 3),
