@@ -26,6 +26,9 @@ LOG_SUFFIX = ".log"
 INDEX_SUFFIX = ".index"
 TIME_INDEX_SUFFIX = ".timeindex"
 DELETED_SUFFIX = ".deleted"
+# The log cleaner writes a segment as .cleaned files and swaps it in through .swap ones.
+CLEANED_SUFFIX = ".cleaned"
+SWAP_SUFFIX = ".swap"
 _SCAN_CHUNK = 16 * 1024
 _RECOVERY_CHUNK = 1024 * 1024
 
@@ -42,20 +45,24 @@ class LogSegment:
     regions handed to readers remain valid while they send them.
     """
 
-    def __init__(self, directory: Path, base_offset: int, config: LogConfig, now_ms: int, *, create: bool):
+    def __init__(self, directory: Path, base_offset: int, config: LogConfig, now_ms: int, *, create: bool,
+                 suffix: str = ""):
+        """``suffix`` (CLEANED_SUFFIX, SWAP_SUFFIX) follows each file's own
+        suffix, as in Kafka's 00000000000000000000.log.cleaned."""
         self.base_offset = base_offset
         name = segment_name(base_offset)
-        self.log_path = directory / (name + LOG_SUFFIX)
+        self.log_path = directory / (name + LOG_SUFFIX + suffix)
         flags = os.O_RDWR | (os.O_CREAT | os.O_TRUNC if create else 0)
         self.fd = os.open(self.log_path, flags, 0o644)
         self.size = 0 if create else os.fstat(self.fd).st_size
         self._offset_index = OffsetIndex(
-            directory / (name + INDEX_SUFFIX), base_offset, config.segment_index_bytes, exists=not create
+            directory / (name + INDEX_SUFFIX + suffix), base_offset, config.segment_index_bytes, exists=not create
         )
         self._time_index = TimeIndex(
-            directory / (name + TIME_INDEX_SUFFIX), base_offset, config.segment_index_bytes, exists=not create
+            directory / (name + TIME_INDEX_SUFFIX + suffix), base_offset, config.segment_index_bytes,
+            exists=not create
         )
-        self.txn_index = TransactionIndex(directory / (name + TXN_INDEX_SUFFIX), base_offset)
+        self.txn_index = TransactionIndex(directory / (name + TXN_INDEX_SUFFIX + suffix), base_offset)
         if create:
             self.txn_index.reset()  # a leftover file of an old segment of that name
         # Index files read from disk are loaded and sanity-checked (and rebuilt
@@ -332,6 +339,24 @@ class LogSegment:
 
     def files(self) -> list[Path]:
         return [self.log_path, self._offset_index.path, self._time_index.path, self.txn_index.path]
+
+    def change_file_suffixes(self, old: str, new: str) -> None:
+        """Rename the segment's files from ``old`` to ``new`` suffix (Kafka's
+        changeFileSuffixes: the log first, then the indexes); files that
+        don't exist (an unused .txnindex) are skipped. No fsync of the
+        directory."""
+        for holder, attr in ((self, "log_path"), (self._offset_index, "path"), (self._time_index, "path"),
+                             (self.txn_index, "path")):
+            path: Path = getattr(holder, attr)
+            if not path.name.endswith(old):
+                raise ValueError(f"{path} does not end with {old!r}")
+            target = path.with_name(path.name[: len(path.name) - len(old)] + new)
+            try:
+                os.rename(path, target)
+            except FileNotFoundError:
+                if holder is self:
+                    raise
+            setattr(holder, attr, target)
 
     def rename_to_deleted(self) -> list[Path]:
         """Kafka renames a segment's files to *.deleted before removing them later."""
