@@ -380,3 +380,22 @@ async def test_verification_can_be_turned_off(tmp_path, nursery):
     got = await init(client, "tx-o")
     assert (await produce_txn(client, "tx-o", "t", got.producer_id, 0, 0)).error_code == ErrorCode.NONE
     broker.shutdown()
+
+
+async def test_a_deleted_partition_gets_no_marker(broker):
+    """A partition deleted while its transaction is open is dropped from the
+    markers (Kafka skips partitions without a leader endpoint); the rest complete."""
+    client = await broker.client()
+    await create_topic(client, "keep")
+    await create_topic(client, "gone")
+    await find_txn_coordinator(client, "tx-g")
+    got = await init(client, "tx-g")
+    pid = got.producer_id
+    assert await add_partitions(client, "tx-g", pid, 0, {"keep": [0], "gone": [0]}) == {
+        ("keep", 0): 0, ("gone", 0): 0}
+    deleted = await client.request("DeleteTopics", 4, {"topic_names": ["gone"], "timeout_ms": 5000})
+    assert deleted.responses[0].error_code == 0
+    assert await end_txn(client, "tx-g", pid, 0, commit=True) == ErrorCode.NONE
+    await until_state(client, "tx-g", "CompleteCommit")
+    data = broker.broker.logs.get("keep", 0).read(0, 1 << 20, True).read_bytes()
+    assert control_batches(data) == [(0, pid, 0, b"\x00\x00\x00\x01")]

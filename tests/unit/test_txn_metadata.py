@@ -104,3 +104,22 @@ def test_an_empty_transaction_has_null_partitions():
     m = new_metadata("tx", 7, 60000, 1000)
     data = log_format.value_bytes(m.prepare_increment_producer_epoch(60000, None, 1000))
     assert data == struct.pack(">hqhibiqq", 0, 7, 0, 60000, 0, -1, 1000, -1)
+
+
+def test_an_exhausted_epoch_rotates_to_a_new_producer_id():
+    m = initialized()
+    m.producer_epoch = 32766  # MAX_EPOCH - 1: no client may use more
+    assert m.epoch_exhausted
+    t = m.prepare_producer_id_rotation(8, 60000, 2000, record_last_epoch=True)
+    assert (t.producer_id, t.producer_epoch, t.last_producer_id, t.last_producer_epoch) == (8, 0, 7, 32766)
+    m.complete_transition(t)
+    assert (m.producer_id, m.producer_epoch, m.last_producer_id) == (8, 0, 7)
+
+
+def test_a_failed_fence_reuses_its_epoch():
+    m = initialized()
+    m.complete_transition(m.prepare_add_partitions({("t", 0)}, 2000))
+    assert m.prepare_fence_producer_epoch().producer_epoch == 1
+    # The abort carrying epoch 1 was not written (the epoch stays, never told to a client).
+    m.pending_state, m.producer_epoch, m.has_failed_epoch_fence = None, 1, True
+    assert m.prepare_fence_producer_epoch().producer_epoch == 1
