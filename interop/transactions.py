@@ -271,6 +271,45 @@ def read_all(bootstrap: str, topic: str, *, isolation: str = "read_committed",
     return got
 
 
+def read_committed_until(bootstrap: str, topic: str, count: int, timeout: float = 120.0
+                         ) -> dict[int, list[Record]]:
+    """read_all at read_committed until it holds `count` records or `timeout`
+    passed: commitTransaction returns once the commit is decided, the markers
+    (and so the last stable offset) follow."""
+    deadline = time.monotonic() + timeout
+    while True:
+        output = read_all(bootstrap, topic, timeout=timeout)
+        if sum(map(len, output.values())) >= count or time.monotonic() > deadline:
+            return output
+        time.sleep(0.5)
+
+
+def produce_spread(bootstrap: str, topic: str, count: int, partitions: int) -> dict[int, list[bytes]]:
+    """`count` records (key i, value "p:i") spread round-robin over the
+    partitions by confluent-kafka, idempotent and acks=all: the input of a
+    consume-transform-produce run. partition -> its values in order."""
+    from confluent_kafka import KafkaException, Producer
+    from .confluent_client import producer_config, send_with_backpressure
+    from .messages import Message
+    producer = Producer(producer_config(bootstrap, idempotent=True, **{"linger.ms": 20}))
+    failed = []
+
+    def on_delivery(err, msg):
+        if err is not None:
+            failed.append(str(err))
+
+    sent: dict[int, list[bytes]] = {p: [] for p in range(partitions)}
+    for i in range(count):
+        partition = i % partitions
+        value = b"%d:%d" % (partition, i)
+        send_with_backpressure(producer, topic, Message(b"%d" % i, value), partition, on_delivery)
+        sent[partition].append(value)
+    remaining = producer.flush(120)
+    if remaining or failed:
+        raise KafkaException(f"{remaining} records unreported after 120 s, failures: {failed[:5]}")
+    return sent
+
+
 def coordinator_partition(transactional_id: str, partitions: int) -> int:
     """The __transaction_state partition whose leader coordinates
     `transactional_id`: Utils.abs(String.hashCode) % partitions, as Kafka's

@@ -12,13 +12,11 @@ Apache Kafka (tests/interop/txn_brokers.py).
 """
 from __future__ import annotations
 
-import time
 import uuid
 
 import pytest
-from confluent_kafka import Producer
 
-from interop import admin, confluent_client, streams_app, transactions
+from interop import admin, streams_app, transactions
 from interop.java_client import ConsumeTransformProduce
 from interop.streams_app import WordCountApp
 
@@ -39,46 +37,6 @@ def txn_broker(tmp_path):
         broker.stop()
 
 
-def produce_input(bootstrap: str, topic: str, count: int) -> dict[int, list[bytes]]:
-    """`count` records spread round-robin over the partitions (idempotent,
-    acks=all): partition -> its values in order."""
-    producer = Producer(confluent_client.producer_config(bootstrap, idempotent=True,
-                                                         **{"linger.ms": 20}))
-    failed = []
-
-    def on_delivery(err, msg):
-        if err is not None:
-            failed.append(str(err))
-
-    sent: dict[int, list[bytes]] = {p: [] for p in range(PARTITIONS)}
-    for i in range(count):
-        partition = i % PARTITIONS
-        value = b"%d:%d" % (partition, i)
-        while True:
-            try:
-                producer.produce(topic, key=b"%d" % i, value=value, partition=partition,
-                                 on_delivery=on_delivery)
-                break
-            except BufferError:
-                producer.poll(0.05)
-        sent[partition].append(value)
-    assert producer.flush(120) == 0, "input not delivered within 120 s"
-    assert not failed, failed[:5]
-    return sent
-
-
-def read_committed_output(bootstrap: str, topic: str, count: int, timeout: float = 120.0):
-    """read_all at read_committed until it holds `count` records or `timeout`
-    passed: commitTransaction returns once the commit is decided, the markers
-    (and so the last stable offset) follow."""
-    deadline = time.monotonic() + timeout
-    while True:
-        output = transactions.read_all(bootstrap, topic, timeout=timeout)
-        if sum(map(len, output.values())) >= count or time.monotonic() > deadline:
-            return output
-        time.sleep(0.5)
-
-
 def test_consume_transform_produce_exactly_once_through_broker_kill9(txn_broker, topic_name):
     """100,000 records through the Java client's read_committed consumer and
     transactional producer, offsets sent to each transaction; the broker is
@@ -89,7 +47,7 @@ def test_consume_transform_produce_exactly_once_through_broker_kill9(txn_broker,
     source, sink = topic_name("-in"), topic_name("-out")
     admin.create_topic(bootstrap, source, partitions=PARTITIONS)
     admin.create_topic(bootstrap, sink, partitions=PARTITIONS)
-    sent = produce_input(bootstrap, source, MESSAGES)
+    sent = transactions.produce_spread(bootstrap, source, MESSAGES, PARTITIONS)
     group = f"ctp-{uuid.uuid4().hex[:8]}"
 
     with ConsumeTransformProduce(bootstrap, source, sink, group, f"ctp-{uuid.uuid4().hex}") as ctp:
@@ -100,7 +58,7 @@ def test_consume_transform_produce_exactly_once_through_broker_kill9(txn_broker,
         ctp.wait(timeout=600)
     assert killed_at < MESSAGES, "the broker was killed after the loop had committed everything"
 
-    output = read_committed_output(bootstrap, sink, MESSAGES)
+    output = transactions.read_committed_until(bootstrap, sink, MESSAGES)
     for partition, values in sent.items():
         got = [r.value for r in output.get(partition, [])]
         expected = [b"t:" + v for v in values]
