@@ -8,9 +8,12 @@ import pytest
 import trio
 
 from kafka_compat.group.internal_topics import OFFSETS_TOPIC
+from kafka_compat.group.partitioner import partition_for
 from kafka_compat.protocol.errors import ErrorCode as E
 
-from .test_groups import assignment, create_topic, fetch_offsets, group_config, join_v5, offsets_of, ready, sync
+from .conftest import start_broker
+from .test_groups import (OFFSETS_PARTITIONS, assignment, create_topic, fetch_offsets, group_config, join_v5,
+                          offsets_of, ready, sync)
 
 EPOCH = 0
 
@@ -59,10 +62,10 @@ def end_txn(broker, group: str, producer_id: int, commit: bool) -> None:
     groups.complete_txn_offsets(groups.manager.partition_for(group), producer_id, commit)
 
 
-async def write_marker(client, broker, group: str, producer_id: int, commit: bool) -> int:
+async def write_marker(client, group: str, producer_id: int, commit: bool) -> int:
     """WriteTxnMarkers, as the transaction coordinator sends it, to the
     group's ``__consumer_offsets`` partition; its error."""
-    partition = broker.broker.groups.manager.partition_for(group)
+    partition = partition_for(group, OFFSETS_PARTITIONS)
     resp = await client.request("WriteTxnMarkers", 1, {"markers": [{
         "producer_id": producer_id, "producer_epoch": EPOCH, "transaction_result": commit, "coordinator_epoch": 0,
         "topics": [{"name": OFFSETS_TOPIC, "partition_indexes": [partition]}]}]})
@@ -75,10 +78,10 @@ async def test_write_txn_markers_commit_or_drop_pending_offsets(broker):
     await ready(client)
     await txn_commit(client, {("t", 0): 5, ("t", 1): 6}, 50)
     await txn_commit(client, {("t", 0): 7}, 51)
-    assert await write_marker(client, broker, "g", 51, commit=False) == E.NONE
+    assert await write_marker(client, "g", 51, commit=False) == E.NONE
     assert await fetch(client, "g", [("t", 0), ("t", 1)]) == {("t", 0): (-1, "", E.UNSTABLE_OFFSET_COMMIT),
                                                                ("t", 1): (-1, "", E.UNSTABLE_OFFSET_COMMIT)}
-    assert await write_marker(client, broker, "g", 50, commit=True) == E.NONE
+    assert await write_marker(client, "g", 50, commit=True) == E.NONE
     assert await fetch(client, "g", [("t", 0), ("t", 1)]) == {("t", 0): (5, "m5", E.NONE), ("t", 1): (6, "m6", E.NONE)}
 
 
@@ -169,7 +172,6 @@ async def test_verified_transactions_only(tmp_path, nursery):
     """KIP-890 part 1 (transaction.partition.verification.enable, Kafka's
     default): the group's partition must be in the producer's transaction,
     checked before the member checks, as handleTxnCommitOffsets does."""
-    from .conftest import start_broker
     broker, client = await start_broker(group_config(tmp_path / "data"), nursery)
     try:
         await create_topic(client, "t")
@@ -209,3 +211,34 @@ async def test_verified_transactions_only(tmp_path, nursery):
     finally:
         await client.aclose()
         broker.shutdown()
+
+
+async def test_a_group_with_only_pending_offsets(tmp_path):
+    """Listed and described as an Empty group; DeleteGroups deletes it (as
+    Kafka: an Empty group goes whatever is pending), so its producer's marker
+    finds nothing to complete. Nothing was written for the deletion (no
+    committed offset, no generation), so after a restart the log's committed
+    transaction brings the offset back, as Kafka's loading does."""
+    config = group_config(tmp_path / "data", transaction_partition_verification_enable="false")
+    async with trio.open_nursery() as nursery:
+        first, client = await start_broker(config, nursery)
+        await create_topic(client, "t")
+        await ready(client, "p")
+        assert await txn_commit(client, {("t", 0): 4}, 600, group="p") == {("t", 0): E.NONE}
+        listed = await client.request("ListGroups", 4, {"states_filter": []})
+        assert [(g.group_id, g.protocol_type, g.group_state) for g in listed.groups] == [("p", "", "Empty")]
+        described = (await client.request("DescribeGroups", 5, {"groups": ["p"]})).groups[0]
+        assert (described.error_code, described.group_state, described.members) == (E.NONE, "Empty", [])
+        deleted = await client.request("DeleteGroups", 2, {"groups_names": ["p"]})
+        assert deleted.results[0].error_code == E.NONE
+        assert await write_marker(client, "p", 600, commit=True) == E.NONE
+        assert await fetch(client, "p", [("t", 0)]) == {("t", 0): (-1, "", E.NONE)}
+        await client.aclose()
+        first.shutdown()
+
+    async with trio.open_nursery() as nursery:
+        second, client = await start_broker(config, nursery)
+        await ready(client, "p")
+        assert await fetch(client, "p", [("t", 0)]) == {("t", 0): (4, "m4", E.NONE)}
+        await client.aclose()
+        second.shutdown()
