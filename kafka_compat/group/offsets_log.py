@@ -142,19 +142,21 @@ class OffsetsLog:
         """The groups and offsets the partition's records (up to its log end,
         as Kafka loads them: a new leader's last records may be above the high
         watermark it had as a follower) leave, transactional offsets resolved
-        by the markers that follow them. Records
-        are read, decoded and applied one chunk (offsets.load.buffer.size) at a
-        time, so memory holds one chunk besides the groups themselves; a large
-        partition's chunks are handled in worker threads, a small one's at
-        once, which costs less than a thread hop."""
+        by the markers that follow them. The end is read again before each
+        chunk, as Kafka's loader does: a marker written while a large
+        partition loads (its completion finds no group yet) is still read.
+        Records are read, decoded and applied one chunk
+        (offsets.load.buffer.size) at a time, so memory holds one chunk besides
+        the groups themselves; a large partition's chunks are handled in worker
+        threads, a small one's at once, which costs less than a thread hop."""
         partition_log = self._log(partition)
         loaded = LoadedPartition()
         if partition_log is None:
             return loaded
         inline = partition_log.size_in_bytes <= INLINE_LOAD_BYTES
-        offset, end = partition_log.log_start_offset, partition_log.log_end_offset
-        while offset < end:
-            chunk = partition_log.read(offset, self.load_buffer_size, True, max_offset=end)
+        offset = partition_log.log_start_offset
+        while offset < partition_log.log_end_offset:
+            chunk = partition_log.read(offset, self.load_buffer_size, True, max_offset=partition_log.log_end_offset)
             if not chunk.regions:
                 break
             if inline:

@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import trio
 
+from kafka_compat.group import offsets_log
+from kafka_compat.group.coordinator import GroupCoordinator
 from kafka_compat.group.group import CommitRecord, GroupMetadata, GroupState
-from kafka_compat.group.internal_topics import OFFSETS_TOPIC
+from kafka_compat.group.internal_topics import OFFSETS_TOPIC, create_internal_topic
 from kafka_compat.group.loader import LoadedPartition
 from kafka_compat.group.log_format import OffsetAndMetadata, offset_key, offset_value
 from kafka_compat.group.offsets_log import commit_error
 from kafka_compat.protocol.errors import ErrorCode as E
 from kafka_compat.protocol.records import NO_PRODUCER_ID, ControlType, build_batch, build_control_batch, iter_batches
 
-from test_group_coordinator import WallClock, om, parts, stable_group, start, waiting_for_threads  # noqa: F401 (parts: a fixture)
+from test_group_coordinator import Parts, WallClock, om, parts, stable_group, start, waiting_for_threads  # noqa: F401 (parts: a fixture)
 
 PID, EPOCH = 4000, 0
 TP = ("t", 0)
@@ -326,3 +328,39 @@ async def test_unloading_a_partition_forgets_its_groups_pending_offsets(autojump
             await trio.sleep(0.001)
     assert fetched(c, [TP], require_stable=True) == {TP: (-1, E.UNSTABLE_OFFSET_COMMIT)}
     assert c.manager.producer_groups == {PID: {"g"}}
+
+
+async def test_a_marker_written_while_the_partition_loads_is_read(autojump_clock, tmp_path, nursery, monkeypatch):
+    """Its completion comes before the group is loaded and finds nothing: the
+    loader reads on to the log's end as it is then, so the marker decides."""
+    monkeypatch.setattr(offsets_log, "INLINE_LOAD_BYTES", 0)  # a large partition: chunks in worker threads
+    parts = Parts(tmp_path / "data", **{"offsets.load.buffer.size": 1})  # one batch a chunk
+    await create_internal_topic(parts, OFFSETS_TOPIC)
+    c = await start(parts, nursery)
+    c.commit_offsets("g", "", None, -1, {TP: om(1)})
+    await txn_commit(c, {TP: om(5)})
+    c.running.stop()
+
+    partition_log = parts.replicas.leader_log(OFFSETS_TOPIC, GroupCoordinator(parts).manager.partition_for("g"))
+    read = partition_log.read
+
+    def read_then_end_txn(*args, **kwargs):
+        chunk = read(*args, **kwargs)
+        if partition_log.read is read_then_end_txn:
+            del partition_log.read  # once: the marker lands after the first chunk was read
+            partition_log.append_marker(PID, EPOCH, True, 0, 0)
+            end_txn(loading, "g", PID, commit=True)
+        return chunk
+
+    loading = GroupCoordinator(parts, WallClock())
+    partition_log.read = read_then_end_txn
+    with waiting_for_threads():
+        async with trio.open_nursery() as inner:
+            inner.start_soon(loading.run)
+            while loading.manager.loading:
+                await trio.sleep(0.001)
+            assert "read" not in vars(partition_log)  # the marker came while loading
+            assert fetched(loading, [TP], require_stable=True) == {TP: (5, E.NONE)}
+            loading.shutdown()
+            inner.cancel_scope.cancel()
+    await parts.close()
