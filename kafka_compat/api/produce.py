@@ -24,7 +24,16 @@ import trio
 
 from ..cluster.metadata import is_internal
 from ..protocol.errors import ErrorCode, KafkaError
-from ..protocol.records import NO_PRODUCER_ID, iter_batches, validate_produce_records
+from ..protocol.records import (
+    ATTRIBUTES_OFFSET,
+    CURRENT_MAGIC,
+    HEADER_SIZE,
+    MAGIC_OFFSET,
+    NO_PRODUCER_ID,
+    TRANSACTIONAL_MASK,
+    iter_batches,
+    validate_produce_records,
+)
 from ..txn.verification import Verification
 from .leader_hints import add_leader_hints
 from .produce_checks import RecordErrors, check_batches, needs_decoding
@@ -52,6 +61,12 @@ _drops_left = _produce_responses_to_drop()
 # bounds, recompression) is checked in a worker thread: decoding costs a few
 # microseconds a record, and a small compressed batch can hold a million.
 RECORDS_CHECKED_INLINE = 4096
+
+
+# Errors of the log's producer-state checks: Kafka's appendToLocalLog answers
+# them (as any error but a few) with the partition's log start offset.
+_ERRORS_WITH_LOG_START = frozenset({ErrorCode.INVALID_PRODUCER_EPOCH, ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER,
+                                    ErrorCode.INVALID_TXN_STATE})
 
 
 def _partition_response(index: int, error: ErrorCode = ErrorCode.NONE) -> dict:
@@ -123,6 +138,8 @@ async def _append(broker, topic: str, index: int, records, acks: int, api_versio
         return out
     except KafkaError as e:
         out["error_code"] = e.code
+        if e.code in _ERRORS_WITH_LOG_START:
+            out["log_start_offset"] = log.log_start_offset
         return out
     broker.waiters.notify(topic, index)
     out.update(base_offset=result.base_offset, log_append_time_ms=result.log_append_time,
@@ -168,10 +185,31 @@ async def await_replication(broker, awaiting: list[AwaitingReplication], timeout
         await broker.waiters.wait_any([(a.topic, a.partition) for a in awaiting], remaining)
 
 
+def _has_transactional_records(request) -> bool:
+    """Kafka's RequestUtils.hasTransactionalRecords: some partition's first
+    batch is transactional (two bytes read per partition)."""
+    for topic in request.topic_data:
+        for pd in topic.partition_data:
+            records = pd.records
+            if (records is not None and len(records) >= HEADER_SIZE and records[MAGIC_OFFSET] == CURRENT_MAGIC
+                    and records[ATTRIBUTES_OFFSET + 1] & TRANSACTIONAL_MASK):
+                return True
+    return False
+
+
 @handles("Produce", min_version=3)
 async def produce(ctx, request) -> dict | CloseConnection | AnswerLater | None:
     broker = ctx.broker
     acks = request.acks
+    if request.transactional_id is None and _has_transactional_records(request):
+        # Transactional records need a transactional id the client may write
+        # as: the whole request is refused (with acks=0, silently), as Kafka's
+        # handleProduceRequest does before anything else.
+        if acks == 0:
+            return None
+        return {"responses": [{"name": t.name, "partition_responses": [
+            _partition_response(pd.index, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+            for pd in t.partition_data]} for t in request.topic_data], "node_endpoints": []}
     responses = []
     awaiting: list[AwaitingReplication] = []
     verification = await _verify_transaction(ctx, request)

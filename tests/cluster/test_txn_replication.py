@@ -42,7 +42,7 @@ def txn_batch(values, pid, seq):
 
 
 async def produce(client, data):
-    resp = await client.request("Produce", 9, {"acks": -1, "timeout_ms": 10000, "transactional_id": None,
+    resp = await client.request("Produce", 9, {"acks": -1, "timeout_ms": 10000, "transactional_id": "raw-txn",
                                                "topic_data": [{"name": TOPIC, "partition_data": [
                                                    {"index": 0, "records": data}]}]})
     part = resp.responses[0].partition_responses[0]
@@ -93,9 +93,10 @@ async def test_markers_replicate_and_a_new_leader_keeps_the_transactions(cluster
     # Until the new leader has the partition's metadata, produce may answer NOT_LEADER: retry briefly.
     with trio.fail_after(30):
         while True:
-            resp = await client.request("Produce", 9, {"acks": -1, "timeout_ms": 10000, "transactional_id": None,
-                                                       "topic_data": [{"name": TOPIC, "partition_data": [
-                                                           {"index": 0, "records": txn_batch([b"a-0"], aborter, 0)}]}]})
+            resp = await client.request("Produce", 9, {
+                "acks": -1, "timeout_ms": 10000, "transactional_id": "raw-txn",
+                "topic_data": [{"name": TOPIC, "partition_data": [
+                    {"index": 0, "records": txn_batch([b"a-0"], aborter, 0)}]}]})
             if resp.responses[0].partition_responses[0].error_code == ErrorCode.NONE:
                 break
             await trio.sleep(0.2)

@@ -35,15 +35,22 @@ class Brokers:
 
 
 @pytest.fixture(scope="module")
-def brokers(tmp_path_factory):
+def broker_overrides() -> dict[str, str]:
+    """Configs both brokers of a module run with besides COMMON_CONFIGS; a
+    test module overrides this fixture to set some."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def brokers(tmp_path_factory, broker_overrides):
     executable = venv_executable("kafka-compat")
     if not executable.exists():
         pytest.fail(f"{executable} is missing: install the package with `pip install -e .` "
                     "(./scripts/test does it)")
     directory = tmp_path_factory.mktemp("ours")
     ours = BrokerProcess(executable, data_dir=directory / "data", log_path=directory / "broker.log",
-                         overrides={**COMMON_CONFIGS, **OURS_CONFIGS})
-    reference = ReferenceKafka(overrides=COMMON_CONFIGS)
+                         overrides={**COMMON_CONFIGS, **broker_overrides, **OURS_CONFIGS})
+    reference = ReferenceKafka(overrides={**COMMON_CONFIGS, **broker_overrides})
     try:
         ours.start()
         reference.start()

@@ -38,8 +38,8 @@ def batch(values: list[bytes], pid: int = -1, seq: int = -1, epoch: int = 0, tra
                                  transactional=transactional))
 
 
-async def produce(client, data, topic=TOPIC, acks=-1):
-    resp = await client.request("Produce", 9, {"acks": acks, "timeout_ms": 5000, "transactional_id": None,
+async def produce(client, data, topic=TOPIC, acks=-1, transactional_id="raw-txn"):
+    resp = await client.request("Produce", 9, {"acks": acks, "timeout_ms": 5000, "transactional_id": transactional_id,
                                                "topic_data": [{"name": topic, "partition_data": [
                                                    {"index": 0, "records": data}]}]})
     return resp.responses[0].partition_responses[0]
@@ -104,6 +104,9 @@ async def test_transactions_at_the_partition_leader(broker):
     assert (await produce(client, batch([b"c1"], p2, 0, transactional=True))).base_offset == 3
     assert (await produce(client, batch([b"plain-4"]))).base_offset == 4
 
+    # Transactional records without a transactional id: the request is refused.
+    assert (await produce(client, batch([b"a3"], p1, 2, transactional=True), transactional_id=None)).error_code \
+        == ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
     # A plain batch from a producer with a transaction open: Kafka's INVALID_TXN_STATE.
     assert (await produce(client, batch([b"x"], p1, 2))).error_code == ErrorCode.INVALID_TXN_STATE
 
