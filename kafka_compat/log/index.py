@@ -44,6 +44,15 @@ def _read_index_file(path: Path) -> bytes:
         raise CorruptIndexError(f"{path} is missing") from None
 
 
+def _size_in_bytes(entries: array | None, path: Path, entry_size: int) -> int:
+    if entries is not None:
+        return len(entries) * entry_size
+    try:
+        return os.stat(path).st_size
+    except FileNotFoundError:
+        return 0
+
+
 class OffsetIndex:
     """Maps an offset to the file position of a batch at or before it."""
 
@@ -86,6 +95,10 @@ class OffsetIndex:
     def __len__(self) -> int:
         self._ensure()
         return len(self._rel)
+
+    def size_in_bytes(self) -> int:
+        """The entries' bytes (Kafka's sizeInBytes), from the file when not loaded."""
+        return _size_in_bytes(self._rel, self.path, self.ENTRY_SIZE)
 
     @property
     def is_full(self) -> bool:
@@ -189,6 +202,10 @@ class TimeIndex:
     def __len__(self) -> int:
         self._ensure()
         return len(self._ts)
+
+    def size_in_bytes(self) -> int:
+        """The entries' bytes (Kafka's sizeInBytes), from the file when not loaded."""
+        return _size_in_bytes(self._ts, self.path, self.ENTRY_SIZE)
 
     @property
     def is_full(self) -> bool:

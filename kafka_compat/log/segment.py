@@ -135,12 +135,18 @@ class LogSegment:
         ts = self.max_timestamp
         return ts if ts >= 0 else int(os.fstat(self.fd).st_mtime * 1000)
 
-    def time_waited_for_roll(self, now_ms: int, incoming_max_ts: int) -> int:
+    def first_batch_timestamp(self) -> int:
+        """The first batch's max timestamp, what segment.ms and
+        max.compaction.lag.ms measure from (NO_TIMESTAMP when empty)."""
         if self._rolling_ts is None:
             first = self._read_header(0)
             self._rolling_ts = first.max_timestamp if first is not None else NO_TIMESTAMP
-        if self._rolling_ts >= 0:
-            return incoming_max_ts - self._rolling_ts
+        return self._rolling_ts
+
+    def time_waited_for_roll(self, now_ms: int, incoming_max_ts: int) -> int:
+        rolling_ts = self.first_batch_timestamp()
+        if rolling_ts >= 0:
+            return incoming_max_ts - rolling_ts
         return now_ms - self.created_ms
 
     # -- writing -------------------------------------------------------------
