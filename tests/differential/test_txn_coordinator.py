@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import pytest
 
+from kafka_compat.protocol.records import build_batch
+
 from .harness import Case, params, run_case, topic, wait_for
 
 RETRIABLE = (14, 15, 16)  # COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR
@@ -69,6 +71,27 @@ def end_body(ctx, commit=True, epoch=None, pid=None):
             "producer_epoch": ctx.vars.get("epoch", 0) if epoch is None else epoch, "committed": commit}
 
 
+def txn_produce(partition=0, sequence=0):
+    """A transactional produce of the case's producer (epoch from ctx.vars)."""
+    def body(ctx):
+        data = build_batch([(b"k", b"v%d" % i, [], 1_700_000_000_000 + i) for i in range(3)],
+                           producer_id=ctx.vars["pid"], producer_epoch=ctx.vars["epoch"], base_sequence=sequence,
+                           transactional=True)
+        return {"transactional_id": txn_id(ctx), "acks": -1, "timeout_ms": 30000, "topic_data": [
+            {"name": ctx.topic, "partition_data": [{"index": partition, "records": data}]}]}
+    return body
+
+
+def committed(ctx):
+    """Setup: the transaction's records written and committed, and complete."""
+    resp = ctx.request("Produce", 9, txn_produce()(ctx))
+    assert resp["responses"][0]["partition_responses"][0]["error_code"] == 0, resp
+    assert ctx.request("EndTxn", 3, end_body(ctx))["error_code"] == 0
+    wait_for(lambda: ctx.request("DescribeTransactions", 0, {"transactional_ids": [txn_id(ctx)]})
+             ["transaction_states"][0]["transaction_state"] == "CompleteCommit", f"the commit on {ctx.side}")
+
+
+PRODUCED = {"responses.*.partition_responses.*.log_append_time_ms": "the brokers' clocks"}
 PID = {"producer_id": "producer ids are allocated per broker"}
 DESCRIBED = {"transaction_states.*.producer_id": PID["producer_id"],
              "transaction_states.*.transaction_start_time_ms": "the brokers' clocks"}
@@ -123,6 +146,16 @@ CASES = [
          setup=(ready, initialized(2))),
     Case("end-txn-abort", "EndTxn", (3,), lambda ctx: end_body(ctx, commit=False),
          setup=(ready, topic(), initialized(), added())),
+    # ---------------------------------------------------------------- KIP-890 verification of produces
+    Case("produce-txn-partition-added", "Produce", (9, 11), txn_produce(),
+         setup=(ready, topic(2), initialized(), added()), ignore=PRODUCED),
+    Case("produce-txn-partition-not-added", "Produce", (3, 9, 10, 11), txn_produce(partition=1),
+         setup=(ready, topic(2), initialized(), added())),
+    Case("produce-txn-fenced-epoch", "Produce", (9,), txn_produce(partition=1),
+         setup=(ready, topic(2), initialized(2), added(),
+                lambda ctx: ctx.vars.update(epoch=ctx.vars["epoch"] - 1))),
+    Case("produce-txn-after-commit", "Produce", (9, 11), txn_produce(sequence=3),
+         setup=(ready, topic(), initialized(), added(), committed)),
     # ---------------------------------------------------------------- Describe/ListTransactions
     Case("describe-txn-unknown", "DescribeTransactions", (0,),
          lambda ctx: {"transactional_ids": [txn_id(ctx)]}, setup=(ready,)),
