@@ -16,9 +16,9 @@ from ..protocol.errors import ErrorCode
 from .registry import handles
 
 DEFAULT_TIMESTAMP = -1
+DEFAULT_RETENTION = -1
 # TxnOffsetCommit clients from v4 understand TRANSACTION_ABORTABLE (KIP-890).
 FIRST_TXN_OFFSET_COMMIT_WITH_ABORTABLE = 4
-DEFAULT_RETENTION = -1
 
 
 def _exists(broker, topic: str, partition: int) -> bool:
