@@ -9,13 +9,17 @@ batches say (offsets, flags, keys, values) rather than their bytes.
 """
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from kafka_compat.protocol.records import build_batch, iter_batches
 
 from .harness import Case, params, run_case, topic, wait_for
 
-TS = 1_700_000_000_000
+# Record timestamps: now, so that markers (stamped with each broker's clock)
+# don't roll a new segment (segment.ms counts from a segment's first batch).
+TS = int(time.time() * 1000)
 TXN_ID = "raw-txn"  # what a transactional producer's requests carry
 
 
@@ -76,21 +80,21 @@ def describe_body(name="topic", partitions=(0,)):
     return lambda ctx: {"topics": [{"name": ctx.names.get(name, name), "partition_indexes": list(partitions)}]}
 
 
-def fetch_body(isolation: int, offset: int = 0):
+def fetch_body(isolation: int, offset: int = 0, partition_max: int = 1 << 20):
     return lambda ctx: {
         "replica_id": -1, "max_wait_ms": 0, "min_bytes": 1, "max_bytes": 1 << 20, "isolation_level": isolation,
         "session_id": 0, "session_epoch": -1,
         "topics": [{"topic": ctx.topic, "topic_id": bytes(16), "partitions": [
             {"partition": 0, "current_leader_epoch": -1, "fetch_offset": offset, "last_fetched_epoch": -1,
-             "log_start_offset": -1, "partition_max_bytes": 1 << 20}]}],
+             "log_start_offset": -1, "partition_max_bytes": partition_max}]}],
         "forgotten_topics_data": [], "rack_id": ""}
 
 
-def read_view(isolation: int, offset: int = 0, version: int = 12):
+def read_view(isolation: int, offset: int = 0, version: int = 12, partition_max: int = 1 << 20):
     """A custom exchange: what a Fetch at ``isolation`` says, control batches
     without their (clock) timestamps."""
     def run(ctx, _version):
-        resp = ctx.request("Fetch", version, fetch_body(isolation, offset)(ctx))
+        resp = ctx.request("Fetch", version, fetch_body(isolation, offset, partition_max)(ctx))
         part = resp["responses"][0]["partitions"][0]
         batches = [(b.base_offset, b.last_offset_delta, b.is_transactional, b.is_control, b.producer_epoch,
                     b.base_sequence, [(r.key, r.value) for r in b.records()])
@@ -112,6 +116,14 @@ def list_offsets_body(isolation: int, timestamp: int = -1):
 # p1's transaction (offsets 1-2) aborted, p2's (3) committed, plain records around them.
 MIXED = (topic(1), init_pid("p1"), init_pid("p2"), write(None, [b"plain-0"]), write("p1", [b"a1", b"a2"]),
          write("p2", [b"c1"]), write(None, [b"plain-4"]), marker("p1", False), marker("p2", True))
+# An index entry for every batch but the first: the aborted transactions a
+# small READ_COMMITTED fetch gets end at the first entry past what it read.
+# Offsets: 0 p1, 1 p2, 2 plain, 3 ABORT p1, 4 p3, 5 COMMIT p2, 6 ABORT p3,
+# 7 plain, 8 p1, 9 ABORT p1.
+INDEXED = (topic(1, {"index.interval.bytes": "1"}), init_pid("p1"), init_pid("p2"), init_pid("p3"),
+           write("p1", [b"a"]), write("p2", [b"c"]), write(None, [b"plain"]), marker("p1", False),
+           write("p3", [b"a"]), marker("p2", True), marker("p3", False), write(None, [b"plain"]),
+           write("p1", [b"a"], seq=1), marker("p1", False))
 OPEN = (topic(1), init_pid("p1"), write(None, [b"plain-0"]), write("p1", [b"a1", b"a2"]),
         write(None, [b"plain-3"]))
 
@@ -158,6 +170,9 @@ CASES = [
     Case("fetch-read-committed-decided", "Fetch", (12,), run=read_view(1), setup=MIXED),
     Case("fetch-read-committed-from-the-marker", "Fetch", (12,), run=read_view(1, offset=5), setup=MIXED),
     Case("fetch-read-uncommitted-decided", "Fetch", (12,), run=read_view(0), setup=MIXED),
+    *(Case(f"fetch-read-committed-one-batch-from-{offset}", "Fetch", (12,),
+           run=read_view(1, offset=offset, partition_max=1), setup=INDEXED) for offset in (0, 2, 4, 7, 8)),
+    Case("fetch-read-committed-indexed-all", "Fetch", (12,), run=read_view(1), setup=INDEXED),
     Case("fetch-read-committed-plain", "Fetch", (4, 12), fetch_body(1),
          setup=(topic(1), write(None, [b"a", b"b"]))),
     Case("list-offsets-read-committed-latest-open", "ListOffsets", (2, 7), list_offsets_body(1), setup=OPEN),
