@@ -301,3 +301,20 @@ async def test_retention_and_delete_records_past_an_aborted_txn(tmp_path):
     assert all(t.last_offset >= log.log_start_offset for t in read.aborted_transactions)
     assert log.last_stable_offset == log.log_end_offset
     await log.close()
+
+
+def test_every_read_committed_read_lists_the_aborted_transactions_its_batches_belong_to(tmp_path):
+    """What a consumer relies on, from any offset, whatever the size, across
+    segments: each aborted transaction with a batch in the read is listed."""
+    log = open_log(tmp_path / "t-0")
+    many_aborted(log, 8)
+    assert len(log.segments) > 3
+    aborted = [e for s in log.segments for e in s.txn_index.entries]
+    for offset in range(log.log_end_offset):
+        for max_bytes in (1, 200, 10**6):
+            read = log.read(offset, max_bytes, True, max_offset=log.last_stable_offset, aborted=True)
+            listed = set(read.aborted_transactions)
+            for batch in iter_batches(read.read_bytes()):
+                for txn in aborted:
+                    if batch.producer_id == txn.producer_id and txn.first_offset <= batch.base_offset <= txn.last_offset:
+                        assert txn in listed, (offset, max_bytes, batch.base_offset, txn)
