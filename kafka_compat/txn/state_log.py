@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 TOPIC = TRANSACTION_STATE_TOPIC
 # Partitions up to this size are loaded on the event loop (a thread hop costs more).
 INLINE_LOAD_BYTES = 1 << 20
+# Bytes of a record batch besides its records, and the most a tombstone adds besides its key.
+BATCH_OVERHEAD = 61
+RECORD_OVERHEAD = 23
 
 # What a coordinator answers when its write to the log fails (Kafka's appendTransactionToLog).
 _APPEND_ERRORS = {
@@ -271,26 +274,44 @@ class TransactionStateManager:
 
     async def remove_expired(self) -> int:
         """Write tombstones for ids idle longer than transactional.id.expiration.ms
-        (Empty or completed, nothing pending) and forget them; how many."""
-        now = self.clock_ms()
+        (Empty or completed, nothing pending) and forget them; how many. Each
+        batch of tombstones stays within the topic's max.message.bytes, as
+        Kafka fills one batch after another."""
         removed = 0
         for partition, entry in list(self.cache.items()):
-            expired = [(m, m.prepare_dead()) for m in list(entry.txns.values())
-                       if not m.pending and m.state in EXPIRATION_ALLOWED
-                       and m.update_ms <= now - self.expiration_ms]
-            if not expired:
-                continue
-            error = await self.storage.write(partition, [(key_bytes(m.transactional_id), None) for m, _ in expired],
-                                             self.storage.broker.config.request_timeout_ms, now)
-            current = self.cache.get(partition)
-            for m, transit in expired:
-                if (error == ErrorCode.NONE and current is entry and m.pending_state == DEAD
-                        and m.producer_epoch == transit.producer_epoch):
-                    del entry.txns[m.transactional_id]
-                    removed += 1
-                else:
-                    log.warning("could not expire transactional id %s: %s", m.transactional_id, error.name)
-                    m.pending_state = None
+            now = self.clock_ms()
+            max_bytes = self.storage.broker.topics.effective_config(TOPIC)["max.message.bytes"]
+            batch: list[tuple[TransactionMetadata, TxnTransit, bytes]] = []
+            size = BATCH_OVERHEAD
+            for m in list(entry.txns.values()):
+                if m.pending or m.state not in EXPIRATION_ALLOWED or m.update_ms > now - self.expiration_ms:
+                    continue
+                key = key_bytes(m.transactional_id)
+                if batch and size + len(key) + RECORD_OVERHEAD > max_bytes:
+                    removed += await self._write_tombstones(partition, entry, batch, now)
+                    batch, size = [], BATCH_OVERHEAD
+                    if self.cache.get(partition) is not entry:
+                        break
+                if not m.pending:
+                    batch.append((m, m.prepare_dead(), key))
+                    size += len(key) + RECORD_OVERHEAD
+            if batch and self.cache.get(partition) is entry:
+                removed += await self._write_tombstones(partition, entry, batch, now)
+        return removed
+
+    async def _write_tombstones(self, partition: int, entry: CacheEntry,
+                                batch: list[tuple[TransactionMetadata, TxnTransit, bytes]], now: int) -> int:
+        error = await self.storage.write(partition, [(key, None) for _, _, key in batch],
+                                         self.storage.broker.config.request_timeout_ms, now)
+        removed = 0
+        for m, transit, _ in batch:
+            if (error == ErrorCode.NONE and self.cache.get(partition) is entry and m.pending_state == DEAD
+                    and m.producer_epoch == transit.producer_epoch):
+                del entry.txns[m.transactional_id]
+                removed += 1
+            else:
+                log.warning("could not expire transactional id %s: %s", m.transactional_id, error.name)
+                m.pending_state = None
         return removed
 
     def list_states(self, producer_ids: Iterable[int], state_names: Iterable[str],

@@ -399,3 +399,26 @@ async def test_a_deleted_partition_gets_no_marker(broker):
     await until_state(client, "tx-g", "CompleteCommit")
     data = broker.broker.logs.get("keep", 0).read(0, 1 << 20, True).read_bytes()
     assert control_batches(data) == [(0, pid, 0, b"\x00\x00\x00\x01")]
+
+
+async def test_tombstones_of_many_expired_ids_fit_the_batch_limit(tmp_path, nursery):
+    """Tombstones go in as many batches as max.message.bytes needs (one batch
+    over it would be refused, and the ids would never expire)."""
+    config = make_config(tmp_path / "data", transactional_id_expiration_ms=100, message_max_bytes=400,
+                         transaction_state_log_num_partitions=1,
+                         transaction_remove_expired_transaction_cleanup_interval_ms=50)
+    broker, client = await start_broker(config, nursery)
+    ids = [f"tx-expiring-{i:02d}-" + "x" * 40 for i in range(12)]
+    await find_txn_coordinator(client, ids[0])
+    for transactional_id in ids:
+        assert (await init(client, transactional_id)).error_code == 0
+    with trio.fail_after(10):
+        for transactional_id in ids:
+            while (await describe(client, transactional_id)).error_code == ErrorCode.NONE:
+                await trio.sleep(0.02)
+    partition_log = broker.logs.get("__transaction_state", 0)
+    data = partition_log.read(0, 1 << 20, True).read_bytes()
+    tombstone_batches = [b for b in iter_batches(data) if all(r.value is None for r in b.records())]
+    assert len(tombstone_batches) > 1
+    assert sum(b.record_count for b in tombstone_batches) == len(ids)
+    broker.shutdown()
