@@ -5,7 +5,9 @@ After a clean shutdown nothing is scanned: the indexes are trusted (a missing
 or misshapen one is rebuilt) and only the active segment's tail after its last
 index entry is read to find the log end offset. Otherwise every segment from
 the one holding the recovery point on is checked batch by batch (structure and
-CRC); the first bad batch and everything after it is cut off.
+CRC); the first bad batch and everything after it is cut off. The recovered
+segments' .txnindex files are rebuilt as the producer state replays them; a
+misshapen one (a torn entry) makes recovery start at its segment.
 
 The leader epoch cache comes from ``leader-epoch-checkpoint``, made to agree
 with the log: after a crash its entries from the first recovered segment on
@@ -37,13 +39,23 @@ from .leader_epochs import (
     read_leader_epoch_checkpoint,
     write_leader_epoch_checkpoint,
 )
-from .segment import DELETED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, LogSegment
+from .segment import (
+    CLEANED_SUFFIX,
+    DELETED_SUFFIX,
+    INDEX_SUFFIX,
+    LOG_SUFFIX,
+    SWAP_SUFFIX,
+    TIME_INDEX_SUFFIX,
+    LogSegment,
+    segment_name,
+)
 from .txn_index import TXN_INDEX_SUFFIX, AbortedTxn
 
 log = logging.getLogger(__name__)
 
 # Leftovers of interrupted work: deleted segments, unfinished temp files.
-_LEFTOVER_SUFFIXES = (DELETED_SUFFIX, ".tmp", ".cleaned", ".swap")
+_LEFTOVER_SUFFIXES = (DELETED_SUFFIX, ".tmp")
+_SEGMENT_FILE_SUFFIXES = (LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX)
 
 
 @dataclass
@@ -71,6 +83,7 @@ def load_log(
     except FileNotFoundError:
         directory.mkdir(parents=True)
         names = []
+    names = _finish_swaps(directory, names, config, now_ms)
     bases = _discover_segments(directory, names)
     if not bases:
         segment = LogSegment(directory, log_start_offset, config, now_ms, create=True)
@@ -80,6 +93,12 @@ def load_log(
         return LoadedLog([segment], log_start_offset, log_start_offset, log_start_offset, state, epochs)
 
     segments = [LogSegment(directory, base, config, now_ms, create=False) for base in bases]
+    torn = next((s for s in segments if not s.txn_index.looks_valid()), None)
+    if torn is not None:
+        # Its aborted transactions are rebuilt by recovering from that segment on.
+        log.warning("%s is misshapen: recovering from offset %d", torn.txn_index.path, torn.base_offset)
+        clean_shutdown = False
+        recovery_point = min(recovery_point, torn.base_offset)
     next_offset = None
     recovered_from = None  # the first offset whose batches recovery checked
     if clean_shutdown:
@@ -98,6 +117,69 @@ def load_log(
                                 rebuild_txn_index_from=recovered_from)
     epochs = _load_leader_epochs(directory, segments, recovered_from, log_start_offset, next_offset)
     return LoadedLog(segments, next_offset, log_start_offset, recovery_point, state, epochs)
+
+
+def _segment_file_base(name: str) -> int | None:
+    """The base offset of a segment file's name (any suffix after its own), else None."""
+    stem, dot, rest = name.partition(".")
+    if not stem.isdigit() or len(stem) != 20 or not dot:
+        return None
+    own = "." + rest.split(".", 1)[0]
+    return int(stem) if own in _SEGMENT_FILE_SUFFIXES else None
+
+
+def _finish_swaps(directory: Path, names: list[str], config: LogConfig, now_ms: int) -> list[str]:
+    """Complete or drop a log cleaner's interrupted swap (Kafka's LogLoader,
+    see PartitionLog.replace_segments): .cleaned files go, and so do .swap
+    files at or after the first .cleaned one (their renaming to .swap never
+    finished); the remaining .swap segments replace the segment files
+    covering their offsets and lose the suffix. Returns the names now in
+    the directory."""
+    cleaned = [n for n in names if n.endswith(CLEANED_SUFFIX)]
+    swaps = [n for n in names if n.endswith(SWAP_SUFFIX)]
+    if not cleaned and not swaps:
+        return names
+    min_cleaned = min((b for b in map(_segment_file_base, cleaned) if b is not None), default=None)
+    valid = []
+    for name in swaps:
+        base = _segment_file_base(name)
+        if base is None or (min_cleaned is not None and base >= min_cleaned):
+            log.info("deleting %s: its swap never completed", directory / name)
+            (directory / name).unlink(missing_ok=True)
+        else:
+            valid.append(name)
+    for name in cleaned:
+        log.info("deleting %s, left by an interrupted cleaning", directory / name)
+        (directory / name).unlink(missing_ok=True)
+    lo, hi = None, None
+    for name in valid:
+        if name != segment_name(_segment_file_base(name)) + LOG_SUFFIX + SWAP_SUFFIX:
+            continue
+        base = _segment_file_base(name)
+        segment = LogSegment(directory, base, config, now_ms, create=False, suffix=SWAP_SUFFIX)
+        try:
+            next_offset = base
+            for _, header in segment.headers():
+                next_offset = header.next_offset
+        finally:
+            segment.close()
+        log.info("found %s from an interrupted swap: completing it", directory / name)
+        lo = base if lo is None else min(lo, base)
+        hi = next_offset if hi is None else max(hi, next_offset)
+    if lo is not None:
+        for name in os.listdir(directory):
+            base = _segment_file_base(name)
+            if base is not None and not name.endswith(SWAP_SUFFIX) and lo <= base < hi:
+                log.info("deleting %s: a cleaned segment replaces it", directory / name)
+                (directory / name).unlink(missing_ok=True)
+    for name in valid:
+        (directory / name).rename(directory / name[: -len(SWAP_SUFFIX)])
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return os.listdir(directory)
 
 
 def _discover_segments(directory: Path, names: list[str]) -> list[int]:

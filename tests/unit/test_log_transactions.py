@@ -318,3 +318,15 @@ def test_every_read_committed_read_lists_the_aborted_transactions_its_batches_be
                 for txn in aborted:
                     if batch.producer_id == txn.producer_id and txn.first_offset <= batch.base_offset <= txn.last_offset:
                         assert txn in listed, (offset, max_bytes, batch.base_offset, txn)
+
+
+async def test_a_torn_txnindex_after_a_clean_shutdown_is_rebuilt(tmp_path):
+    log = open_log(tmp_path / "t-0")
+    many_aborted(log, 6)
+    expected = snapshot_of(log)
+    await log.close()
+    first_index = next(s.txn_index.path for s in log.segments if s.txn_index.entries)
+    first_index.write_bytes(first_index.read_bytes() + b"\x00\x01")
+    again = open_log(tmp_path / "t-0", clean=True, recovery_point=log.log_end_offset)
+    assert snapshot_of(again) == expected
+    await again.close()
