@@ -422,3 +422,30 @@ async def test_tombstones_of_many_expired_ids_fit_the_batch_limit(tmp_path, nurs
     assert len(tombstone_batches) > 1
     assert sum(b.record_count for b in tombstone_batches) == len(ids)
     broker.shutdown()
+
+
+async def test_requests_while_a_partition_loads_or_after_it_moved(broker):
+    """What a coordinator answers while it loads a partition (COORDINATOR_LOAD_IN_PROGRESS)
+    and once another broker leads it (NOT_COORDINATOR), then after leading it again."""
+    client = await broker.client()
+    await find_txn_coordinator(client, "tx-l")
+    got = await init(client, "tx-l")
+    coordinator = broker.broker.transactions
+    manager = coordinator.manager
+    partition = manager.partition_for("tx-l")
+    epoch = manager.cache[partition].coordinator_epoch
+    # Leadership moves away (on_resignation, as after LeaderAndIsr or StopReplica).
+    coordinator.on_resignation(partition)
+    answer = await client.request("InitProducerId", 4, init_body("tx-l"))
+    assert answer.error_code == ErrorCode.NOT_COORDINATOR
+    assert (await describe(client, "tx-l")).error_code == ErrorCode.NOT_COORDINATOR
+    # Leading it again at a newer epoch: loading until the records are read back.
+    assert manager.begin_loading(partition, epoch + 1)
+    assert (await describe(client, "tx-l")).error_code == ErrorCode.COORDINATOR_LOAD_IN_PROGRESS
+    listed = await client.request("ListTransactions", 1, {"state_filters": [], "producer_id_filters": [],
+                                                          "duration_filter": -1})
+    assert listed.error_code == ErrorCode.COORDINATOR_LOAD_IN_PROGRESS
+    assert await manager.load_partition(partition, epoch + 1) == []
+    state = await describe(client, "tx-l")
+    assert (state.error_code, state.producer_id, state.producer_epoch) == (0, got.producer_id, 0)
+    assert manager.cache[partition].coordinator_epoch == epoch + 1
