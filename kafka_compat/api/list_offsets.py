@@ -1,8 +1,10 @@
 """ListOffsets: earliest, latest, max timestamp, and by timestamp through the time index.
 
-A READ_COMMITTED request (v2+) is answered up to the last stable offset
-rather than the high watermark, as Kafka's fetchOffsetForTimestamp: LATEST is
-the last stable offset, and a record found by time counts only below it."""
+A consumer's READ_COMMITTED request (v2+) is answered up to the last stable
+offset rather than the high watermark, as Kafka's fetchOffsetForTimestamp:
+LATEST is the last stable offset, and a record found by time counts only
+below it. A request with a replica id (a broker's, or the debugging -2) has
+no isolation level in Kafka: up to the log end."""
 from __future__ import annotations
 
 from collections import Counter
@@ -16,15 +18,23 @@ MAX_TIMESTAMP = -3
 EARLIEST_LOCAL = -4
 LATEST_TIERED = -5
 READ_COMMITTED = 1
+CONSUMER_REPLICA_ID = -1
 
 
-def _lookup(log, timestamp: int, committed: bool) -> tuple[int, int, int]:
+def _last_fetchable(log, consumer: bool, committed: bool) -> int:
+    if not consumer:
+        return log.log_end_offset
+    return log.last_stable_offset if committed else log.high_watermark
+
+
+def _lookup(log, timestamp: int, consumer: bool, committed: bool) -> tuple[int, int, int]:
     """(offset, timestamp, leader epoch) as Kafka's fetchOffsetByTimestamp
     answers them: the epoch is the log's latest for LATEST, the one holding
     the offset for EARLIEST, the found batch's otherwise; -1 where unknown.
-    (-1, -1, -1) when nothing matches below the last fetchable offset (the
-    last stable offset for READ_COMMITTED, else the high watermark)."""
-    last_fetchable = log.last_stable_offset if committed else log.high_watermark
+    (-1, -1, -1) when nothing matches below the last fetchable offset (for a
+    consumer the last stable offset at READ_COMMITTED, else the high
+    watermark; the log end for others)."""
+    last_fetchable = _last_fetchable(log, consumer, committed)
     if timestamp == LATEST:
         return last_fetchable, -1, _or_unknown(log.latest_epoch)
     if timestamp in (EARLIEST, EARLIEST_LOCAL):
@@ -48,6 +58,7 @@ def _or_unknown(epoch: int | None) -> int:
 async def list_offsets(ctx, request) -> dict:
     broker = ctx.broker
     version = ctx.api_version
+    consumer = request.replica_id == CONSUMER_REPLICA_ID
     committed = version >= 2 and request.isolation_level == READ_COMMITTED
     topics_out = []
     for t in request.topics:
@@ -67,7 +78,7 @@ async def list_offsets(ctx, request) -> dict:
                 out["error_code"] = e.code
                 continue
             try:
-                offset, timestamp, epoch = _lookup(log, p.timestamp, committed)
+                offset, timestamp, epoch = _lookup(log, p.timestamp, consumer, committed)
             except KafkaError as e:  # a stored batch that does not decode: that partition's error, as Kafka
                 out["error_code"] = e.code
                 continue

@@ -107,8 +107,8 @@ def read_view(isolation: int, offset: int = 0, version: int = 12, partition_max:
     return run
 
 
-def list_offsets_body(isolation: int, timestamp: int = -1):
-    return lambda ctx: {"replica_id": -1, "isolation_level": isolation, "timeout_ms": 30000, "topics": [
+def list_offsets_body(isolation: int, timestamp: int = -1, replica_id: int = -1):
+    return lambda ctx: {"replica_id": replica_id, "isolation_level": isolation, "timeout_ms": 30000, "topics": [
         {"name": ctx.topic, "partitions": [{"partition_index": 0, "current_leader_epoch": -1,
                                             "timestamp": timestamp, "max_num_offsets": 1}]}]}
 
@@ -182,6 +182,9 @@ CASES = [
     Case("list-offsets-read-committed-max-timestamp-open", "ListOffsets", (7,), list_offsets_body(1, -3),
          setup=OPEN),
     Case("list-offsets-read-committed-latest-decided", "ListOffsets", (7,), list_offsets_body(1), setup=MIXED),
+    # Not a consumer (the debugging replica id): no isolation level, up to the log end.
+    Case("list-offsets-debugging-replica-latest-open", "ListOffsets", (2, 7), list_offsets_body(1, replica_id=-2),
+         setup=OPEN),
 ]
 
 
