@@ -56,7 +56,7 @@ from .leader_epochs import (
     write_leader_epoch_checkpoint,
 )
 from .loader import LoadedLog, load_log, load_producer_state
-from .segment import DELETED_SUFFIX, LogSegment, marker_of
+from .segment import CLEANED_SUFFIX, DELETED_SUFFIX, SWAP_SUFFIX, LogSegment, marker_of
 from .txn_index import AbortedTxn
 
 log = logging.getLogger(__name__)
@@ -609,15 +609,15 @@ class PartitionLog:
         except OSError as e:
             raise self._io_failed("truncating", e) from e
 
-    def _retire(self, segments: list[LogSegment]) -> None:
+    def _retire(self, segments: list[LogSegment], keep_snapshot_at: int | None = None) -> None:
         """Rename the segments' files (and the producer snapshots at their base
-        offsets) to *.deleted now and delete them after file.delete.delay.ms,
-        when readers still sending them are done."""
+        offsets, but ``keep_snapshot_at``) to *.deleted now and delete them
+        after file.delete.delay.ms, when readers still sending them are done."""
         renamed: list[Path] = []
         for segment in segments:
             renamed += segment.rename_to_deleted()
             snapshot = snapshot_path(self.dir, segment.base_offset)
-            if snapshot.exists():
+            if segment.base_offset != keep_snapshot_at and snapshot.exists():
                 target = snapshot.with_name(snapshot.name + DELETED_SUFFIX)
                 os.rename(snapshot, target)
                 renamed.append(target)
@@ -625,6 +625,48 @@ class PartitionLog:
         self._work.delete_later(
             self.config.file_delete_delay_ms, lambda: _delete_files(segments, renamed), self.dir.parent
         )
+
+    async def replace_segments(self, cleaned: LogSegment, old: list[LogSegment], sizes: list[int]) -> bool:
+        """Swap the log cleaner's ``cleaned`` segment (flushed, its files
+        named *.cleaned) in for the consecutive segments ``old`` (Kafka's
+        LocalLog.replaceSegments): its files become *.swap, the log holds
+        it instead of them, their files become *.deleted (deleted after
+        file.delete.delay.ms; the producer snapshots at the merged segments'
+        base offsets too), then the .swap suffix goes, the directory fsynced
+        after each renaming step. A crash at any point leaves files from
+        which the loader completes the swap or drops it. Returns False, and
+        changes nothing, when the log is no longer what was cleaned:
+        closed, offline, or ``old`` not all still in it with ``sizes``
+        (truncated, deleted by retention) or holding the active segment."""
+        async with self._io_lock:
+            if self.closed or self.offline:
+                return False
+            try:
+                first = next(i for i, s in enumerate(self.segments) if s is old[0])
+            except StopIteration:
+                return False
+            current = self.segments[first:first + len(old)]
+            if (len(current) != len(old) or any(a is not b for a, b in zip(current, old))
+                    or first + len(old) >= len(self.segments)
+                    or [s.size for s in old] != sizes or cleaned.base_offset != old[0].base_offset):
+                return False
+            try:
+                await trio.to_thread.run_sync(self._swap_in_blocking, cleaned)
+                self.segments[first:first + len(old)] = [cleaned]
+                self._bases[first:first + len(old)] = [cleaned.base_offset]
+                self._retire(old, keep_snapshot_at=cleaned.base_offset)
+                await trio.to_thread.run_sync(self._swap_done_blocking, cleaned)
+            except OSError as e:
+                raise self._io_failed("replacing segments of", e) from e
+            return True
+
+    def _swap_in_blocking(self, cleaned: LogSegment) -> None:
+        cleaned.change_file_suffixes(CLEANED_SUFFIX, SWAP_SUFFIX)
+        _fsync_path(self.dir)
+
+    def _swap_done_blocking(self, cleaned: LogSegment) -> None:
+        cleaned.change_file_suffixes(SWAP_SUFFIX, "")
+        _fsync_path(self.dir)
 
     def _rebuild_producer_state(self, end: int) -> ProducerStateManager:
         """The producer state as of ``end``: the latest snapshot at or below it
