@@ -556,6 +556,11 @@ def set_create_time(buf, pos: int) -> None:
     _fix_crc(buf, pos)
 
 
+def fix_crc(buf, pos: int = 0) -> None:
+    """Recompute the CRC of the batch at ``pos`` after changing fields it covers."""
+    _fix_crc(buf, pos)
+
+
 def _fix_crc(buf, pos: int) -> None:
     (length,) = _INT32.unpack_from(buf, pos + BATCH_LENGTH_OFFSET)
     _UINT32.pack_into(buf, pos + CRC_OFFSET, _compute_crc(buf, pos, pos + length + LOG_OVERHEAD))
