@@ -22,6 +22,7 @@ from .replica.manager import ReplicaManager
 from .config import BrokerConfig
 from .group.coordinator import GroupCoordinator
 from .group.internal_topics import OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC
+from .log.cleaner_manager import CleanerConfig
 from .log.manager import LogDirError, LogManager
 from .server.listener import Server, advertised_endpoints, unsupported_listener
 from .api.waiters import AppendWaiters
@@ -64,6 +65,7 @@ class Broker:
             # A cluster member's high watermarks come from replication, restarting from the checkpoint.
             high_watermarks_from_checkpoint=bool(config.zookeeper_connect),
             on_dir_failure=self._log_dir_failed,
+            cleaner_config=CleanerConfig.from_broker(config),
         )
         self.waiters = AppendWaiters()
         self.fetch_sessions = FetchSessionCache(config.max_incremental_fetch_session_cache_slots)

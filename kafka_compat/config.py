@@ -582,8 +582,7 @@ REPLICATION_CONFIGS = (
 # Broker configs accepted (parsed, validated, reported by DescribeConfigs) that
 # change nothing here yet; a user who sets one is warned at start-up
 # (docs/compatibility.md explains each group). Checked against the code: none
-# is read outside this module, except the log.cleaner.* topic defaults, which
-# are only reported (nothing compacts).
+# is read outside this module.
 IGNORED_CONFIGS: frozenset[str] = frozenset(
     (
         # one event loop serves every connection
@@ -593,8 +592,6 @@ IGNORED_CONFIGS: frozenset[str] = frozenset(
         # sockets keep the operating system's buffer sizes and backlog
         "socket.send.buffer.bytes", "socket.receive.buffer.bytes", "socket.listen.backlog.size",
         "max.connection.creation.rate",
-        # no log cleaner (compaction) yet
-        *(name for name in BROKER_CONFIGS if name.startswith("log.cleaner.")),
         # replication: no socket buffer sizes nor replica selector; no ZooKeeper tuning
         *(name for name in BROKER_CONFIGS if name.startswith(("replica.", "zookeeper."))
           and name not in ("zookeeper.connect", "zookeeper.session.timeout.ms", "zookeeper.connection.timeout.ms")

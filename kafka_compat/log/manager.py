@@ -1,7 +1,7 @@
 """All partition logs of a broker across its log dirs (Kafka's LogManager):
 start-up loading and recovery, creation and deletion, the background loops
-(retention, flush scheduler, checkpoints, producer id expiration) and clean
-shutdown.
+(retention, flush scheduler, checkpoints, producer id expiration, the log
+cleaner of compacted topics) and clean shutdown.
 
 Per log dir, as Kafka keeps them: ``recovery-point-offset-checkpoint``,
 ``log-start-offset-checkpoint``, ``replication-offset-checkpoint`` (the high
@@ -42,6 +42,7 @@ from kafka_compat.protocol.errors import ErrorCode, KafkaError
 
 from .background import DiskWork
 from .checkpoint import read_checkpoint, write_checkpoint
+from .cleaner_manager import CleanerConfig, LogCleaner
 from .config import LogConfig
 from .partition_log import PartitionLog, wall_clock_ms
 from .partition_metadata import CorruptPartitionMetadataError, read_partition_metadata, write_partition_metadata
@@ -94,6 +95,7 @@ class LogManager:
         high_watermarks_from_checkpoint: bool = False,
         clock: Callable[[], int] = wall_clock_ms,
         on_dir_failure: Callable[[Path], None] | None = None,
+        cleaner_config: CleanerConfig | None = None,
     ):
         if not log_dirs:
             raise ValueError("at least one log dir is needed")
@@ -121,6 +123,10 @@ class LogManager:
         self._doomed: dict[tuple[str, int], PartitionLog] = {}
         # *-delete directories found at start-up, for ``run`` to remove.
         self._dirs_to_remove: list[Path] = []
+        # The log cleaner compacts the logs of compacted topics (log.cleaner.enable, log.cleaner.threads).
+        self.cleaner: LogCleaner | None = None
+        if cleaner_config is not None and cleaner_config.enable and cleaner_config.threads > 0:
+            self.cleaner = LogCleaner(cleaner_config, self.log_dirs, self.logs, clock, self.fail_dir)
 
     @property
     def live_dirs(self) -> list[Path]:
@@ -323,6 +329,8 @@ class LogManager:
                   if key[0] == topic and (wanted is None or key[1] in wanted)]
         for partition_log in doomed:
             key = (topic, partition_log.partition)
+            if self.cleaner is not None:
+                self.cleaner.abort_cleaning(key)
             del self.logs[key]
             partition_log.closed = True
             self._doomed[key] = partition_log
@@ -397,6 +405,8 @@ class LogManager:
             nursery.start_soon(
                 self._every, self.producer_id_expiration_check_interval_ms, self.expire_producer_ids
             )
+            if self.cleaner is not None:
+                nursery.start_soon(self.cleaner.run)
 
     @staticmethod
     async def _every(interval_ms: int, job: Callable[[], Any]) -> None:
@@ -481,6 +491,9 @@ class LogManager:
         truncated = await partition_log.truncate_to(offset)
         if truncated:
             await self.checkpoint_recovery_points(partition_log.dir.parent)
+            if self.cleaner is not None:
+                await self.cleaner.maybe_truncate_checkpoint(partition_log.dir.parent, (topic, partition),
+                                                             partition_log.segments[-1].base_offset)
         return truncated
 
     async def truncate_fully_and_start_at(
@@ -492,6 +505,9 @@ class LogManager:
         await partition_log.truncate_fully_and_start_at(offset, log_start_offset)
         await self.checkpoint_recovery_points(partition_log.dir.parent)
         await self.checkpoint_log_start_offsets(partition_log.dir.parent)
+        if self.cleaner is not None:
+            await self.cleaner.maybe_truncate_checkpoint(partition_log.dir.parent, (topic, partition),
+                                                         partition_log.segments[-1].base_offset)
 
     async def expire_producer_ids(self) -> None:
         now = self._clock()
