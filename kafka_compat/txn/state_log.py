@@ -116,15 +116,17 @@ class TxnStateLog:
 
     async def load(self, partition: int) -> dict[str, TransactionMetadata]:
         """The ids the partition's records leave (up to its log end, as Kafka
-        loads): the last record of an id wins, a tombstone removes it."""
+        loads), one chunk (transaction.state.log.load.buffer.size) at a time:
+        the last record of an id wins, a tombstone removes it."""
         partition_log = self.broker.logs.get(TOPIC, partition)
         loaded: dict[str, TransactionMetadata] = {}
         if partition_log is None:
             log.warning("no log to load transactions from %s-%d", TOPIC, partition)
             return loaded
         inline = partition_log.size_in_bytes <= INLINE_LOAD_BYTES
-        offset, end = partition_log.log_start_offset, partition_log.log_end_offset
-        while offset < end:
+        offset = partition_log.log_start_offset
+        # The log end is read again each round, as Kafka's loader does.
+        while offset < (end := partition_log.log_end_offset):
             chunk = partition_log.read(offset, self.load_buffer_size, True, max_offset=end)
             if not chunk.regions:
                 break

@@ -449,3 +449,36 @@ async def test_requests_while_a_partition_loads_or_after_it_moved(broker):
     state = await describe(client, "tx-l")
     assert (state.error_code, state.producer_id, state.producer_epoch) == (0, got.producer_id, 0)
     assert manager.cache[partition].coordinator_epoch == epoch + 1
+
+
+async def test_a_partition_is_loaded_back_chunk_by_chunk(tmp_path):
+    """transaction.state.log.load.buffer.size far below the partition's size:
+    every id comes back as its last record left it."""
+    config = make_config(tmp_path / "data", transaction_state_log_load_buffer_size=300,
+                         transaction_state_log_num_partitions=1)
+    ids = [f"tx-chunk-{i}" for i in range(30)]
+    async with trio.open_nursery() as nursery:
+        broker, client = await start_broker(config, nursery)
+        await create_topic(client, "t")
+        await find_txn_coordinator(client, ids[0])
+        pids = {}
+        for transactional_id in ids:
+            pids[transactional_id] = (await init(client, transactional_id)).producer_id
+        for transactional_id in ids[::3]:  # a third Ongoing, the rest Empty at epoch 1
+            assert await add_partitions(client, transactional_id, pids[transactional_id], 0, {"t": [0]}) == {
+                ("t", 0): 0}
+        for transactional_id in ids[1::3] + ids[2::3]:
+            assert (await init(client, transactional_id)).producer_epoch == 1
+        await client.aclose()
+        broker.shutdown()
+    async with trio.open_nursery() as nursery:
+        broker, client = await start_broker(config, nursery)
+        for i, transactional_id in enumerate(ids):
+            with trio.fail_after(10):
+                while (state := await describe(client, transactional_id)).error_code in RETRIABLE:
+                    await trio.sleep(0.01)
+            expected = ("Ongoing", 0) if i % 3 == 0 else ("Empty", 1)
+            assert (state.transaction_state, state.producer_epoch, state.producer_id) == (
+                *expected, pids[transactional_id])
+        await client.aclose()
+        broker.shutdown()
