@@ -55,7 +55,7 @@ def _append_marker(broker, topic: str, partition: int, marker, awaiting: list[Aw
         return out
     broker.waiters.notify(topic, partition)
     awaiting.append(_AwaitingMarker(topic, partition, log, state.leader_epoch, result.last_offset + 1,
-                                         min_isr, out))
+                                    min_isr, out))
     return out
 
 
