@@ -482,3 +482,22 @@ async def test_a_partition_is_loaded_back_chunk_by_chunk(tmp_path):
                 *expected, pids[transactional_id])
         await client.aclose()
         broker.shutdown()
+
+
+async def test_an_exhausted_epoch_gets_a_new_producer_id(broker):
+    """Once the epoch reaches 32766 (no client may use more, so that a zombie
+    can always be fenced) InitProducerId moves the id to a new producer id at
+    epoch 0; a KIP-360 retry with the old id and its last epoch is answered
+    the same."""
+    client = await broker.client()
+    await find_txn_coordinator(client, "tx-x")
+    got = await init(client, "tx-x")
+    _, metadata = broker.broker.transactions.manager.get("tx-x")
+    metadata.producer_epoch = 32766  # as after that many bumps
+    rotated = await init(client, "tx-x", producer_id=got.producer_id, producer_epoch=32766)
+    assert rotated.error_code == 0 and rotated.producer_id != got.producer_id and rotated.producer_epoch == 0
+    assert (metadata.last_producer_id, metadata.last_producer_epoch) == (got.producer_id, 32766)
+    state = await describe(client, "tx-x")
+    assert (state.producer_id, state.producer_epoch) == (rotated.producer_id, 0)
+    retry = await init(client, "tx-x", producer_id=got.producer_id, producer_epoch=32766)
+    assert (retry.error_code, retry.producer_id, retry.producer_epoch) == (0, rotated.producer_id, 0)
