@@ -139,7 +139,8 @@ CASES = [
          sort={"topics.*.partitions.*.active_producers": "current_txn_start_offset"}),
     Case("describe-producers-after-markers", "DescribeProducers", (0,), describe_body(), setup=MIXED,
          sort={"topics.*.partitions.*.active_producers": "last_sequence"},
-         ignore={"topics.*.partitions.*.active_producers.*.last_timestamp": "a marker's timestamp is the broker's clock"}),
+         ignore={"topics.*.partitions.*.active_producers.*.last_timestamp":
+                 "a marker's timestamp is the broker's clock"}),
     # ---------------------------------------------------------------- WriteTxnMarkers
     Case("write-txn-markers-unknown", "WriteTxnMarkers", (1,),
          markers_body((1234, 0, True, 0), topic_key="topic", partitions=(0, 3)), setup=(topic(1),),

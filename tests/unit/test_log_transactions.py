@@ -11,7 +11,7 @@ import pytest
 from kafka_compat.log import LogConfig, PartitionLog
 from kafka_compat.log.txn_index import ENTRY_SIZE, AbortedTxn, TransactionIndex
 from kafka_compat.protocol.errors import ErrorCode, KafkaError
-from kafka_compat.protocol.records import BatchView, ControlType, build_batch, build_control_batch, iter_batches
+from kafka_compat.protocol.records import BatchView, ControlType, build_batch, iter_batches
 from kafka_compat.txn.producer_state import NO_TXN, CompletedTxn, ProducerStateManager
 
 NOW = int(time.time() * 1000)
@@ -316,7 +316,8 @@ def test_every_read_committed_read_lists_the_aborted_transactions_its_batches_be
             listed = set(read.aborted_transactions)
             for batch in iter_batches(read.read_bytes()):
                 for txn in aborted:
-                    if batch.producer_id == txn.producer_id and txn.first_offset <= batch.base_offset <= txn.last_offset:
+                    inside = txn.first_offset <= batch.base_offset <= txn.last_offset
+                    if batch.producer_id == txn.producer_id and inside:
                         assert txn in listed, (offset, max_bytes, batch.base_offset, txn)
 
 
