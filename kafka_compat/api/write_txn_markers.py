@@ -2,12 +2,13 @@
 write a COMMIT or ABORT marker for a producer (Kafka's
 handleWriteTxnMarkersRequest).
 
-For each marker and partition, in Kafka's order: a partition without a log
-here is UNKNOWN_TOPIC_OR_PARTITION; then the append as Kafka's
-appendRecords with acks=-1, internal topics allowed and origin COORDINATOR
-(NOT_LEADER_OR_FOLLOWER, KAFKA_STORAGE_ERROR, NOT_ENOUGH_REPLICAS while the
-ISR is below min.insync.replicas, INVALID_PRODUCER_EPOCH,
-TRANSACTION_COORDINATOR_FENCED from the producer state); the answer waits
+For each marker and partition, in Kafka's order: a partition without an
+online log here (none, or in a failed log dir) is UNKNOWN_TOPIC_OR_PARTITION;
+then the append as Kafka's appendRecords with acks=-1, internal topics
+allowed and origin COORDINATOR (NOT_LEADER_OR_FOLLOWER, NOT_ENOUGH_REPLICAS
+while the ISR is below min.insync.replicas, INVALID_PRODUCER_EPOCH,
+TRANSACTION_COORDINATOR_FENCED from the producer state, KAFKA_STORAGE_ERROR
+if the write fails); the answer waits
 until every written marker is replicated to the whole ISR
 (NOT_ENOUGH_REPLICAS_AFTER_APPEND, REQUEST_TIMED_OUT after
 request.timeout.ms). Markers of one producer id share one entry in the
@@ -38,7 +39,8 @@ class _AwaitingMarker(AwaitingReplication):
 
 def _append_marker(broker, topic: str, partition: int, marker, awaiting: list[AwaitingReplication]) -> dict:
     out = {"partition_index": partition, "error_code": ErrorCode.NONE}
-    if broker.logs.get(topic, partition) is None:
+    hosted = broker.logs.get(topic, partition)
+    if hosted is None or hosted.offline:  # (Kafka's getMagic: no online log here)
         out["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
         return out
     try:
