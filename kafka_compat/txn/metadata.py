@@ -202,7 +202,8 @@ class TransactionMetadata:
             self._fail(t)
         same_producer = t.producer_epoch == self.producer_epoch and t.producer_id == self.producer_id
         if to == EMPTY:
-            bump = t.producer_epoch == self.producer_epoch + 1 or (t.producer_epoch == 0 and t.producer_id != self.producer_id)
+            bump = (t.producer_epoch == self.producer_epoch + 1
+                    or (t.producer_epoch == 0 and t.producer_id != self.producer_id))
             if (self.producer_epoch != t.producer_epoch and not bump) or t.partitions or t.start_ms != -1:
                 self._fail(t)
             self.timeout_ms = t.timeout_ms
