@@ -363,8 +363,12 @@ class TransactionCoordinator:
             self._nursery.start_soon(self._abort_fenced, transactional_id, transit)
 
     async def _abort_fenced(self, transactional_id: str, transit: TxnTransit) -> None:
-        error = await self._end_transaction(transactional_id, transit.producer_id, transit.producer_epoch,
-                                            commit=False, from_client=False)
+        try:
+            error = await self._end_transaction(transactional_id, transit.producer_id, transit.producer_epoch,
+                                                commit=False, from_client=False)
+        except Exception:  # logged, as Kafka's scheduler logs a failed task, not fatal to the broker
+            log.exception("rolling back the timed-out transaction of %s failed", transactional_id)
+            return
         if error not in (ErrorCode.NONE, ErrorCode.INVALID_PRODUCER_ID_MAPPING, ErrorCode.PRODUCER_FENCED,
                          ErrorCode.CONCURRENT_TRANSACTIONS):
             log.warning("rolling back the timed-out transaction of %s failed: %s", transactional_id, error.name)

@@ -63,7 +63,7 @@ class TxnMarkerSender:
             self._nursery = nursery
             try:
                 async for pending in self._receive:
-                    nursery.start_soon(self._complete, pending)
+                    nursery.start_soon(self._complete_or_log, pending)
             finally:
                 with trio.CancelScope(shield=True):
                     for channel in self._channels.values():
@@ -76,6 +76,15 @@ class TxnMarkerSender:
         except Exception:
             return False
         return found is not None and found[0] == pending.coordinator_epoch and found[1] is pending.metadata
+
+    async def _complete_or_log(self, pending: PendingComplete) -> None:
+        """A transaction's completion; a bug in it is logged (as Kafka's sender
+        thread logs a failed completion) rather than taking the broker down.
+        The transaction stays pending until its partition is loaded again."""
+        try:
+            await self._complete(pending)
+        except Exception:
+            log.exception("completing the transaction of %s failed", pending.metadata.transactional_id)
 
     async def _complete(self, pending: PendingComplete) -> None:
         metadata = pending.metadata
