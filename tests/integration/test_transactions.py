@@ -501,3 +501,38 @@ async def test_an_exhausted_epoch_gets_a_new_producer_id(broker):
     assert (state.producer_id, state.producer_epoch) == (rotated.producer_id, 0)
     retry = await init(client, "tx-x", producer_id=got.producer_id, producer_epoch=32766)
     assert (retry.error_code, retry.producer_id, retry.producer_epoch) == (0, rotated.producer_id, 0)
+
+
+async def test_markers_wait_for_a_partition_without_leader(tmp_path):
+    """A partition without a leader holds its marker back (retried, the
+    transaction stays PrepareCommit and answers CONCURRENT_TRANSACTIONS) while
+    the others get theirs; the next coordinator to load it finishes it."""
+    config = make_config(tmp_path / "data")
+    async with trio.open_nursery() as nursery:
+        broker, client = await start_broker(config, nursery)
+        await create_topic(client, "t", 2)
+        await find_txn_coordinator(client, "tx-w")
+        got = await init(client, "tx-w")
+        pid = got.producer_id
+        assert await add_partitions(client, "tx-w", pid, 0, {"t": [0, 1]}) == {("t", 0): 0, ("t", 1): 0}
+        for partition in (0, 1):
+            assert (await produce_txn(client, "tx-w", "t", pid, 0, 0, partition=partition)).error_code == 0
+        broker.metadata.mark_offline([("t", 1)])  # as its log dir failing would
+        assert await end_txn(client, "tx-w", pid, 0, commit=True) == ErrorCode.NONE
+        with trio.fail_after(10):
+            while broker.logs.get("t", 0).log_end_offset < 4:
+                await trio.sleep(0.005)
+        state = await describe(client, "tx-w")
+        assert (state.transaction_state, [(t.topic, list(t.partitions)) for t in state.topics]) == (
+            "PrepareCommit", [("t", [1])])
+        assert await add_partitions(client, "tx-w", pid, 0, {"t": [0]}) == {
+            ("t", 0): ErrorCode.CONCURRENT_TRANSACTIONS}
+        await client.aclose()
+        broker.shutdown()
+    async with trio.open_nursery() as nursery:
+        broker, client = await start_broker(config, nursery)
+        await until_state(client, "tx-w", "CompleteCommit")
+        data = broker.logs.get("t", 1).read(3, 1 << 20, True).read_bytes()
+        assert control_batches(data) == [(3, pid, 0, b"\x00\x00\x00\x01")]
+        await client.aclose()
+        broker.shutdown()
