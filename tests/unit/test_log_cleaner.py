@@ -18,14 +18,7 @@ from kafka_compat.log.cleaner_manager import (
 )
 from kafka_compat.log.offset_map import OffsetMapFullError, SkimpyOffsetMap
 from kafka_compat.log.segment import CLEANED_SUFFIX, SWAP_SUFFIX
-from kafka_compat.protocol.records import (
-    BatchView,
-    Codec,
-    ControlType,
-    build_batch,
-    build_control_batch,
-    iter_batches,
-)
+from kafka_compat.protocol.records import BatchView, Codec, build_batch, iter_batches
 
 NOW = 1_700_000_000_000
 DAY = 86_400_000
