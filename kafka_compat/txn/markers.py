@@ -20,7 +20,7 @@ import trio
 
 from ..api.write_txn_markers import write_markers
 from ..cluster.channel import BrokerChannel, BrokerChannelError
-from ..protocol.errors import ErrorCode
+from ..protocol.errors import ErrorCode, KafkaError
 from .metadata import COMPLETE_COMMIT, TopicPartition, TransactionMetadata, TxnTransit
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ class TxnMarkerSender:
         """Whether this broker still coordinates the transaction as it did."""
         try:
             found = self.manager.get(pending.metadata.transactional_id)
-        except Exception:
+        except KafkaError:  # NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS
             return False
         return found is not None and found[0] == pending.coordinator_epoch and found[1] is pending.metadata
 
