@@ -2,10 +2,11 @@
 map of the dirty section, then copy each group of segments into one
 ``.cleaned`` segment keeping, for every key, only its latest record.
 
-Everything here runs in a worker thread on data prepared by the event loop
-(``LogToClean``: duplicated file descriptors of the segments, their aborted
-transactions, the producers whose last batch must stay); it never touches
-the PartitionLog. The cleaner_manager swaps each cleaned segment in.
+Everything here runs in a worker thread or process (cleaner_worker.py) on
+data prepared by the event loop (``LogToClean``: the segments' files and
+sizes, their aborted transactions, the producers whose last batch must
+stay); it never touches the PartitionLog. The cleaner_manager swaps each
+cleaned segment in.
 
 What survives, as Kafka decides it (records v2):
 - a record whose key has a later offset in the map goes; a record past the
@@ -37,7 +38,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from kafka_compat.protocol.compression import Codec, compress, decompress
 from kafka_compat.protocol.records import (
@@ -85,16 +86,17 @@ class CleaningAborted(Exception):
 class SourceSegment:
     """One segment as the cleaning reads it, its sizes taken by the event
     loop when the log was chosen (a segment below the first uncleanable
-    offset never grows)."""
+    offset never grows). The cleaning opens its file by name: a segment
+    retired meanwhile aborts it, and a changed one is refused at the swap
+    (PartitionLog.replace_segments compares segments and sizes)."""
 
-    segment: LogSegment  # the live object: the thread reads it through open_source's descriptor
+    path: Path  # the .log file
     base_offset: int
     size: int
     next_base_offset: int  # the next segment's base offset
     index_bytes: int
     time_index_bytes: int
     aborted: list[AbortedTxn]  # collected for [base_offset, next_base_offset)
-    owner: Any = None  # its PartitionLog, looked at on the event loop only
 
 
 @dataclass(eq=False)
@@ -315,20 +317,20 @@ class _Filtered:
     max_timestamp: int = NO_TIMESTAMP
 
 
-def dup_segment_fd(source: SourceSegment) -> int:
-    return os.dup(source.segment.fd)
+def open_segment_file(source: SourceSegment) -> int:
+    """A descriptor of the source segment's file, owned by the caller."""
+    try:
+        return os.open(source.path, os.O_RDONLY)
+    except FileNotFoundError:
+        raise CleaningAborted(f"{source.path} is gone") from None
 
 
 class Cleaner:
     """One cleaner thread's state: its offset map and I/O buffer size.
-    ``check_done`` raises CleaningAborted when the cleaning must stop;
-    ``open_source`` gives a descriptor of a source segment that the cleaning
-    owns and closes (a duplicate taken while the segment is still in its log,
-    so that no descriptor is closed or reused under the thread)."""
+    ``check_done`` raises CleaningAborted when the cleaning must stop."""
 
     def __init__(self, offset_map: SkimpyOffsetMap, io_buffer_size: int, max_io_buffer_size: int,
-                 load_factor: float, throttler: Throttler, check_done: Callable[[], None],
-                 open_source: Callable[[SourceSegment], int] = dup_segment_fd):
+                 load_factor: float, throttler: Throttler, check_done: Callable[[], None]):
         if offset_map.slots * load_factor <= 1:
             raise ValueError("offset map is too small to fit in even a single message, so log cleaning will never "
                              "make progress. You can increase log.cleaner.dedupe.buffer.size or decrease "
@@ -339,7 +341,6 @@ class Cleaner:
         self.load_factor = load_factor
         self.throttler = throttler
         self.check_done = check_done
-        self.open_source = open_source
 
     # -- reading -----------------------------------------------------------
     def _read_batches(self, fd: int, start: int, end: int, read_bytes: list[int]) -> Iterator[BatchView]:
@@ -399,7 +400,7 @@ class Cleaner:
         offset_map = self.offset_map
         put = offset_map.put
         read = [0]
-        fd = self.open_source(source)
+        fd = open_segment_file(source)
         try:
             for batch in self._read_batches(fd, position, source.size, read):
                 if batch.is_control:
@@ -486,7 +487,7 @@ class Cleaner:
         """Returns the source's modification time."""
         delete_retention_ms = int(ltc.config.get("delete.retention.ms"))
         read = [0]
-        fd = self.open_source(source)
+        fd = open_segment_file(source)
         try:
             mtime = os.fstat(fd).st_mtime
             for batch in self._read_batches(fd, 0, source.size, read):

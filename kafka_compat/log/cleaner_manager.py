@@ -20,7 +20,6 @@ from __future__ import annotations
 import functools
 import logging
 import math
-import os
 import threading
 import time
 from bisect import bisect_right
@@ -44,11 +43,12 @@ from .cleaner import (
     Throttler,
     delete_segment_files,
 )
+from .cleaner_worker import ProcessRunner
 from .offset_map import SkimpyOffsetMap
+from .segment import CLEANED_SUFFIX, LogSegment
 
 if TYPE_CHECKING:
     from .partition_log import PartitionLog
-    from .segment import LogSegment
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +94,9 @@ class LogCleaner:
     (topic, partition) -> PartitionLog) kept in ``log_dirs``."""
 
     def __init__(self, config: CleanerConfig, log_dirs: list[Path], logs: Mapping[tuple[str, int], PartitionLog],
-                 clock: Callable[[], int], dir_failed: DirFailed | None = None):
+                 clock: Callable[[], int], dir_failed: DirFailed | None = None, worker_processes: bool = True):
         self.config = config
+        self.worker_processes = worker_processes
         self.log_dirs = list(log_dirs)
         self.logs = logs
         self._clock = clock
@@ -108,7 +109,8 @@ class LogCleaner:
         self.in_progress: dict[tuple[str, int], str] = {}
         self.uncleanable: dict[Path, set[tuple[str, int]]] = {}
         self.last_stats: CleanerStats | None = None
-        self.cleaned = trio.Condition()  # notified after each cleaning (tests wait on it)
+        # The segments each prepared cleaning reads (those the swap must find unchanged).
+        self._live: dict[tuple[str, int], list[LogSegment]] = {}
 
     # -- start and stop ------------------------------------------------------
     async def run(self) -> None:
@@ -119,48 +121,46 @@ class LogCleaner:
             self.checkpoints[directory].update(offsets)
         try:
             async with trio.open_nursery() as nursery:
-                for i in range(self.config.threads):
-                    nursery.start_soon(self._cleaner_loop, i)
+                for _ in range(self.config.threads):
+                    nursery.start_soon(self._cleaner_loop)
         finally:
             self._stop.set()
 
-    def new_cleaner(self, check_done: Callable[[], None]) -> Cleaner:
+    def new_runner(self) -> CleanerRunner:
+        """What one cleaner task cleans with: a worker process (the broker's
+        way), or a worker thread of this process."""
         config = self.config
         threads = max(config.threads, 1)
-        offset_map = SkimpyOffsetMap(min(config.dedupe_buffer_size // threads, 2**31 - 1))
-        return Cleaner(offset_map, config.io_buffer_size // threads // 2, config.max_message_size,
-                       config.dedupe_buffer_load_factor, self.throttler, check_done, self._open_source)
+        memory = min(config.dedupe_buffer_size // threads, 2**31 - 1)
+        io_buffer_size = config.io_buffer_size // threads // 2
+        if self.worker_processes:
+            return ProcessRunner(memory, io_buffer_size, config.max_message_size,
+                                 config.dedupe_buffer_load_factor, config.io_max_bytes_per_second / threads)
+        cleaner = Cleaner(SkimpyOffsetMap(memory), io_buffer_size, config.max_message_size,
+                          config.dedupe_buffer_load_factor, self.throttler, self._check_stop)
+        return ThreadRunner(cleaner, self._stop)
 
-    async def _cleaner_loop(self, thread_id: int) -> None:
-        current: list[LogToClean | None] = [None]
+    def _check_stop(self) -> None:
+        if self._stop.is_set():
+            raise CleaningAborted("the cleaner is stopping")
 
-        def check_done() -> None:
-            ltc = current[0]
-            if self._stop.is_set() or (ltc is not None and self.in_progress.get((ltc.topic, ltc.partition)) == _ABORTED):
-                raise CleaningAborted()
-
-        cleaner = self.new_cleaner(check_done)
+    async def _cleaner_loop(self) -> None:
+        runner = self.new_runner()
         try:
             while True:
-                if not await self.clean_filthiest(cleaner, current):
+                if not await self.clean_filthiest(runner):
                     await trio.sleep(self.config.backoff_ms / 1000)
                 self._maintain_uncleanable()
         finally:
-            cleaner.offset_map.close()
+            runner.close()
 
     # -- choosing ------------------------------------------------------------
-    async def clean_filthiest(self, cleaner: Cleaner, current: list[LogToClean | None] | None = None) -> bool:
+    async def clean_filthiest(self, runner: CleanerRunner) -> bool:
         """Clean the dirtiest log that needs it; whether there was one."""
         ltc = self.grab_filthiest_log()
         if ltc is None:
             return False
-        if current is not None:
-            current[0] = ltc
-        try:
-            await self.clean_log(cleaner, ltc)
-        finally:
-            if current is not None:
-                current[0] = None
+        await self.clean_log(runner, ltc)
         return True
 
     def grab_filthiest_log(self) -> LogToClean | None:
@@ -222,14 +222,16 @@ class LogCleaner:
                          clean_bytes, cleanable_bytes, delay > 0)
         if not prepare:
             return ltc
+        live = self._live[key] = []
         for i, segment in enumerate(segments):
             if segment.base_offset >= first_uncleanable:
                 break
             next_base = segments[i + 1].base_offset
             ltc.segments.append(SourceSegment(
-                segment, segment.base_offset, segment.size, next_base, segment.offset_index.size_in_bytes(),
-                segment.time_index.size_in_bytes(),
-                partition_log.collect_aborted_transactions(segment.base_offset, next_base), partition_log))
+                segment.log_path, segment.base_offset, segment.size, next_base,
+                segment.offset_index.size_in_bytes(), segment.time_index.size_in_bytes(),
+                partition_log.collect_aborted_transactions(segment.base_offset, next_base)))
+            live.append(segment)
         dirty = log_segments(partition_log, first_dirty, first_uncleanable)
         if dirty:
             ltc.dirty_start_position = dirty[0].offset_index.lookup(first_dirty)[1]
@@ -241,87 +243,76 @@ class LogCleaner:
         return ltc
 
     # -- cleaning ------------------------------------------------------------
-    def _open_source(self, source: SourceSegment) -> int:
-        """From the worker thread: a duplicate of a source segment's
-        descriptor, taken on the event loop while the segment is still in
-        a log (so not yet closed by a delayed deletion)."""
-        return trio.from_thread.run_sync(self._dup_if_live, source)
-
-    @staticmethod
-    def _dup_if_live(source: SourceSegment) -> int:
-        segment, owner = source.segment, source.owner
-        if segment.closed or owner.closed or not any(s is segment for s in owner.segments):
-            raise CleaningAborted()
-        return os.dup(segment.fd)
-
-    async def _in_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """Run ``fn`` in a worker thread; cancelled (shutdown), the thread is
-        told to stop at its next check and left to finish on its own."""
-        try:
-            return await trio.to_thread.run_sync(functools.partial(fn, *args), abandon_on_cancel=True)
-        except trio.Cancelled:
-            self._stop.set()
-            raise
-
-    async def clean_log(self, cleaner: Cleaner, ltc: LogToClean) -> None:
+    async def clean_log(self, runner: CleanerRunner, ltc: LogToClean) -> None:
         """Clean ``ltc`` (marked in progress): the offset map, then each group
         of segments into a cleaned segment swapped in at once (Kafka's
         cleanLog/doClean); the checkpoint moves to the map's end."""
         key = (ltc.topic, ltc.partition)
         partition_log = self.logs.get(key)
+        live = self._live.pop(key, [])
         end_offset = None
-        stats = CleanerStats()
         try:
             now = self._clock()
-            end_offset = await self._in_thread(cleaner.build_offset_map, ltc, stats)
-            stats.buffer_utilization = cleaner.offset_map.utilization
-            txns = CleanedTransactionMetadata()
+            started = time.monotonic()
+            end_offset, utilization = await runner.build_offset_map(ltc)
             config = ltc.config
-            groups = cleaner.group_segments_by_size(
-                [s for s in ltc.segments if s.base_offset < end_offset], config.segment_bytes,
-                config.segment_index_bytes, ltc.first_uncleanable_offset)
+            indexes = [i for i, s in enumerate(ltc.segments) if s.base_offset < end_offset]
+            groups = Cleaner.group_segments_by_size([ltc.segments[i] for i in indexes], config.segment_bytes,
+                                                    config.segment_index_bytes, ltc.first_uncleanable_offset)
+            stats = None
+            position = 0
             for group in groups:
-                cleaned = await self._in_thread(cleaner.clean_segments, ltc, group, txns, now,
-                                                ltc.first_uncleanable_offset, stats)
+                group_indexes = indexes[position:position + len(group)]
+                position += len(group)
+                stats = await runner.clean_group(group_indexes, now, ltc.first_uncleanable_offset)
+                cleaned = LogSegment(ltc.directory, group[0].base_offset, config, now, create=False,
+                                     suffix=CLEANED_SUFFIX)
+                old = [live[i] for i in group_indexes]
                 swapped = partition_log is not None and await partition_log.replace_segments(
-                    cleaned, [s.segment for s in group], [s.size for s in group])
+                    cleaned, old, [s.size for s in group])
                 if not swapped:
                     await trio.to_thread.run_sync(delete_segment_files, cleaned)
                     raise CleaningAborted()
-            stats.end = time.monotonic()
-            self.last_stats = stats
-            _log_stats(ltc, end_offset, stats)
+            if stats is not None:
+                stats.buffer_utilization = utilization
+                stats.start, stats.end = started, time.monotonic()
+                self.last_stats = stats
+                _log_stats(ltc, end_offset, stats)
         except CleaningAborted:
             end_offset = None
         except KafkaError as e:
             end_offset = None
             if e.code != ErrorCode.KAFKA_STORAGE_ERROR:  # (else the log's dir went offline)
-                log.warning("Unexpected exception thrown when cleaning log %s. Marking it as uncleanable: %s",
-                            ltc.name, e)
-                self.uncleanable.setdefault(ltc.directory.parent, set()).add(key)
+                self._uncleanable(ltc, live, e)
         except OSError as e:
             end_offset = None
-            if partition_log is not None and not partition_log.closed and self._dir_failed is not None:
-                self._dir_failed(ltc.directory.parent,
-                                 f"Failed to clean up log for {ltc.name} in dir {ltc.directory.parent} due to "
-                                 f"IOException", e)
-            elif partition_log is not None and not partition_log.closed:
-                log.exception("cleaning %s failed", ltc.name)
+            if partition_log is not None and not partition_log.closed and not _changed(ltc, live, partition_log):
+                if self._dir_failed is not None:
+                    self._dir_failed(ltc.directory.parent, f"Failed to clean up log for {ltc.name} in dir "
+                                     f"{ltc.directory.parent} due to IOException", e)
+                else:
+                    log.exception("cleaning %s failed", ltc.name)
         except ValueError as e:
             end_offset = None
-            log.warning("Unexpected exception thrown when cleaning log %s. Marking it as uncleanable: %s",
-                        ltc.name, e)
-            self.uncleanable.setdefault(ltc.directory.parent, set()).add(key)
+            self._uncleanable(ltc, live, e)
         finally:
             await self._done_cleaning(key, ltc.directory.parent, end_offset)
+
+    def _uncleanable(self, ltc: LogToClean, live: list[LogSegment], error: Exception) -> None:
+        """A cleaning failed on the log's data: unless the log changed under
+        it (then it was only an abort), the log is not cleaned again."""
+        partition_log = self.logs.get((ltc.topic, ltc.partition))
+        if partition_log is None or partition_log.closed or _changed(ltc, live, partition_log):
+            return
+        log.warning("Unexpected exception thrown when cleaning log %s. Marking it as uncleanable: %s",
+                    ltc.name, error)
+        self.uncleanable.setdefault(ltc.directory.parent, set()).add((ltc.topic, ltc.partition))
 
     async def _done_cleaning(self, key: tuple[str, int], log_dir: Path, end_offset: int | None) -> None:
         state = self.in_progress.pop(key, None)
         if state == _IN_PROGRESS and end_offset is not None:
             self.checkpoints.setdefault(log_dir, {})[key] = end_offset
             await self.write_checkpoint(log_dir)
-        async with self.cleaned:
-            self.cleaned.notify_all()
 
     async def write_checkpoint(self, log_dir: Path) -> None:
         """Write the dir's cleaner-offset-checkpoint, of its live logs only."""
@@ -355,6 +346,51 @@ class LogCleaner:
             self.uncleanable[directory] = {key for key in self.uncleanable[directory] if key in self.logs}
             if not self.uncleanable[directory]:
                 del self.uncleanable[directory]
+
+
+class ThreadRunner:
+    """Cleaning in a worker thread of this process (tests; the broker uses
+    ProcessRunner). Cancelled, the thread is told to stop at its next
+    check and left to end on its own."""
+
+    def __init__(self, cleaner: Cleaner, stop: threading.Event):
+        self.cleaner = cleaner
+        self._stop = stop
+        self._job: tuple[LogToClean, CleanedTransactionMetadata, CleanerStats] | None = None
+
+    async def _in_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return await trio.to_thread.run_sync(functools.partial(fn, *args), abandon_on_cancel=True)
+        except trio.Cancelled:
+            self._stop.set()
+            raise
+
+    async def build_offset_map(self, ltc: LogToClean) -> tuple[int, float]:
+        self._job = (ltc, CleanedTransactionMetadata(), CleanerStats())
+        end = await self._in_thread(self.cleaner.build_offset_map, ltc, self._job[2])
+        return end, self.cleaner.offset_map.utilization
+
+    async def clean_group(self, indexes: list[int], now_ms: int, upper_bound_offset: int) -> CleanerStats:
+        ltc, txns, stats = self._job
+        group = [ltc.segments[i] for i in indexes]
+        cleaned = await self._in_thread(self.cleaner.clean_segments, ltc, group, txns, now_ms, upper_bound_offset,
+                                        stats)
+        cleaned.close()
+        return stats
+
+    def close(self) -> None:
+        self.cleaner.offset_map.close()
+
+
+CleanerRunner = ThreadRunner | ProcessRunner
+
+
+def _changed(ltc: LogToClean, live: list[LogSegment], partition_log: PartitionLog) -> bool:
+    """Whether the segments the cleaning read are no longer in the log as they were."""
+    if partition_log.closed or partition_log.offline:
+        return True
+    current = {id(s): s for s in partition_log.segments}
+    return any(id(s) not in current or s.size != source.size for s, source in zip(live, ltc.segments))
 
 
 def _log_stats(ltc: LogToClean, end_offset: int, stats: CleanerStats) -> None:

@@ -37,8 +37,9 @@ CHILD = textwrap.dedent("""
     async def main():
         log = PartitionLog.open(Path(sys.argv[1]) / "t-0", "t", 0, LogConfig(config), clean_shutdown=True,
                                 recovery_point=int(sys.argv[2]))
-        manager = LogCleaner(CleanerConfig(dedupe_buffer_size=%d), [Path(sys.argv[1])], {("t", 0): log}, lambda: 0)
-        cleaner = manager.new_cleaner(lambda: None)
+        manager = LogCleaner(CleanerConfig(dedupe_buffer_size=%d), [Path(sys.argv[1])], {("t", 0): log}, lambda: 0,
+                         worker_processes=False)
+        cleaner = manager.new_runner()
         print("cleaning", flush=True)
         while await manager.clean_filthiest(cleaner):
             pass
@@ -75,8 +76,9 @@ def build(directory):
 
 
 async def clean_to_end(log, directory):
-    manager = LogCleaner(CleanerConfig(dedupe_buffer_size=DEDUPE), [directory], {("t", 0): log}, lambda: 0)
-    cleaner = manager.new_cleaner(lambda: None)
+    manager = LogCleaner(CleanerConfig(dedupe_buffer_size=DEDUPE), [directory], {("t", 0): log}, lambda: 0,
+                         worker_processes=False)
+    cleaner = manager.new_runner()
     while await manager.clean_filthiest(cleaner):
         pass
 

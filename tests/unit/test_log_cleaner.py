@@ -63,8 +63,9 @@ def latest(records):
 
 def new_cleaner(log, clock, **config):
     manager = LogCleaner(CleanerConfig(**{"dedupe_buffer_size": 1024 * 1024, **config}), [log.dir.parent],
-                         {("t", 0): log}, clock)
-    return manager, manager.new_cleaner(lambda: None)
+                         {("t", 0): log}, clock,
+                         worker_processes=False)
+    return manager, manager.new_runner()
 
 
 async def clean(log, clock, **config):
@@ -141,7 +142,7 @@ async def test_a_compacted_log_keeps_the_latest_record_per_key_with_its_offset(t
     assert not [n for n in names if n.endswith((CLEANED_SUFFIX, SWAP_SUFFIX))]
 
     # A second cleaning finds nothing dirty enough; the log reopens after a crash to the same records.
-    assert not await manager.clean_filthiest(manager.new_cleaner(lambda: None))
+    assert not await manager.clean_filthiest(manager.new_runner())
     await log.close()
     reopened = open_log(tmp_path / "t-0", clock)
     assert all_records(reopened) == records
