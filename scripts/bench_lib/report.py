@@ -54,6 +54,8 @@ FIGURES = {
     "catch_up_s": Figure("restart to caught up s", "{:.2f}", False),
     "isr_s": Figure("restart to back in every ISR s", "{:.2f}", False),
     "behind_mb": Figure("behind MB", "{:,.0f}", False),
+    "cleaner_mb_per_s": Figure("cleaner MB/s", "{:,.1f}", True),
+    "map_mb": Figure("key map MB", "{:,.1f}", False),
 }
 
 

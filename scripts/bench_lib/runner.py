@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Callable
 
 from .brokers import Running, System
-from .workloads import RESTART, CatchUp, ClientStep, Failover, LeaderFailover, Workload
+from . import compaction
+from .workloads import RESTART, CatchUp, ClientStep, Compaction, Failover, LeaderFailover, Workload
 
 CLIENT_TIMEOUT_S = 900
 
@@ -103,6 +104,8 @@ def run_once(workload: Workload, system: System, run: int, run_dir: Path, profil
                 warm_up = None
         if workload.measure == RESTART:
             figures = {"startup_s": running.restart()}
+        elif isinstance(workload.measure, Compaction):
+            figures = compaction.measure(system.name, running, topic, workload.measure, run_dir, label)
         elif isinstance(workload.measure, Failover):
             figures = running.failover(topic, workload.measure.partitions)
         elif isinstance(workload.measure, LeaderFailover):

@@ -153,6 +153,17 @@ def _workload_ratio_at_least(workload: str, baseline: str, figure: str, minimum:
     return check
 
 
+def _compaction(summaries: dict) -> tuple[str, bool | None]:
+    row = summaries.get("compaction-1KiB", {})
+    rate = row.get("cleaner_mb_per_s", {}).get("ours")
+    if rate is None:
+        return NOT_MEASURED
+    kafka = row["cleaner_mb_per_s"].get("peer")
+    map_mb = row.get("map_mb", {}).get("ours")
+    text = f"{rate:,.1f} MB/s, key map {map_mb:,.1f} MB" + (f" (the peer: {kafka:,.1f} MB/s)" if kafka else "")
+    return text, rate >= 50 and map_mb is not None and map_mb <= 134.22
+
+
 TARGETS = [
     Target("every throughput figure >= 1.0x the peer", _ratio_at_least("", "msg_per_s", 1.0), not_with_peer=KAFKA),
     Target("every throughput figure >= 1.0x Apache Kafka's", _ratio_at_least("", "msg_per_s", 1.0), peer=KAFKA),
@@ -193,6 +204,8 @@ TARGETS = [
            f"({KILL9_LIMIT_S:g} s here)", _cluster_at_most("cluster-rf3-failover", ("kill9_s",), KILL9_LIMIT_S, "s")),
     Target("controlled shutdown of a leader: its partitions have new leaders within 1 s",
            _cluster_at_most("cluster-rf3-failover", ("sigterm_s",), 1, "s")),
+    Target("the log cleaner compacts >= 50 MB/s of 1 KiB records on one core, its key map within "
+           "log.cleaner.dedupe.buffer.size (134.2 MB)", _compaction),
 ]
 
 

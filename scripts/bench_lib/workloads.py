@@ -64,10 +64,20 @@ class CatchUp:
 
 
 @dataclass(frozen=True)
+class Compaction:
+    """The log cleaner compacting ``messages`` records of ``size`` bytes over
+    ``keys`` keys in one cleaning (bench_lib.compaction)."""
+
+    messages: int
+    size: int
+    keys: int
+
+
+@dataclass(frozen=True)
 class Workload:
     name: str
     title: str
-    measure: ClientStep | Failover | LeaderFailover | CatchUp | str
+    measure: ClientStep | Failover | LeaderFailover | CatchUp | Compaction | str
     figures: tuple[str, ...]
     setup: tuple[ClientStep | str, ...] = ()
     ceiling: bool = False  # also run against the sink: the client's ceiling
@@ -266,12 +276,26 @@ def replication_workloads(sizes: Sizes) -> list[Workload]:
     ]
 
 
+COMPACTION_KEYS = 5000
+
+
+def compaction_workload(sizes: Sizes) -> Workload:
+    messages = sizes.large
+    return Workload(
+        "compaction-1KiB",
+        f"the log cleaner compacting {messages:,} x 1KiB over {COMPACTION_KEYS:,} keys (MB of log a second of "
+        "cleaning, one core; Kafka's as its cleaner logs it)",
+        Compaction(messages, KIB, COMPACTION_KEYS), ("cleaner_mb_per_s", "map_mb"),
+        warm=False, only_systems_keeping_data=True)
+
+
 def all_workloads(quick: bool, catch_up_mb: float | None = None) -> list[Workload]:
     sizes = QUICK if quick else FULL
     if catch_up_mb is not None:
         sizes = replace(sizes, catch_up=max(1, round(catch_up_mb * 1e6 / KIB)))
     workloads = (produce_workloads(sizes) + consume_workloads(sizes) + latency_workloads(sizes)
-                 + [startup_workload()] + cluster_workloads(sizes) + replication_workloads(sizes))
+                 + [startup_workload(), compaction_workload(sizes)] + cluster_workloads(sizes)
+                 + replication_workloads(sizes))
     if not quick:
         workloads.append(rss_workload())
     return workloads
