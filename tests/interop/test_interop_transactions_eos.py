@@ -6,13 +6,14 @@ count with processing.guarantee=exactly_once_v2.
 What was committed is compared with what can be read back, record by record:
 every input record is in the output exactly once, transformed, in its
 partition's order, and the group's committed offsets are the input's ends;
-every word's count history at read_committed only ever grows, by whole
-lines, to the exact count. INTEROP_TXN_BROKER=kafka runs them against
+every word's count history at read_committed only ever grows, to the
+exact count. INTEROP_TXN_BROKER=kafka runs them against
 Apache Kafka (tests/interop/txn_brokers.py).
 """
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 
 import pytest
 
@@ -20,7 +21,8 @@ from interop import admin, streams_app, transactions
 from interop.java_client import ConsumeTransformProduce
 from interop.streams_app import WordCountApp
 
-from .test_interop_streams import corpus, produce_lines, word_counts
+from .test_interop_streams import (DOWN_LINES, INPUT_PARTITIONS, STREAM_LINES, LineStream, corpus,
+                                   stream_until_processing, word_counts)
 from .txn_brokers import TxnBroker
 
 PARTITIONS = 4
@@ -74,35 +76,39 @@ def test_consume_transform_produce_exactly_once_through_broker_kill9(txn_broker,
 
 def test_streams_word_count_exactly_once_v2_through_broker_kill9(txn_broker, topic_name, tmp_path):
     """Kafka Streams' word count with processing.guarantee=exactly_once_v2:
-    lines go in while the broker is killed (SIGKILL) and restarted. At
-    read_committed, the output's and the changelog's last count of each word
-    is its exact count, and each word's count history in the output only
-    grows (a record counted twice, or a replayed aborted write, would show as
-    a repeat or a step back)."""
+    a steady stream of lines, the broker killed (SIGKILL) while the app is
+    busy and restarted on the same data. At read_committed, the output's and
+    the changelog's last count of each word is its exact count in the input
+    (as stored, each line once), and each word's count history in the output
+    only grows (a record counted twice, or a replayed aborted write, would
+    show as a repeat or a step back)."""
     bootstrap = txn_broker.bootstrap
     source, sink = topic_name("-lines"), topic_name("-counts")
-    admin.create_topic(bootstrap, source, partitions=PARTITIONS)
-    admin.create_topic(bootstrap, sink, partitions=PARTITIONS)
-    first, second = corpus(2000, seed=12), corpus(2000, seed=13)
-    expected = word_counts(first + second)
-
+    admin.create_topic(bootstrap, source, partitions=INPUT_PARTITIONS)
+    admin.create_topic(bootstrap, sink, partitions=2)
+    lines = corpus(STREAM_LINES, seed=12)
     app = WordCountApp(bootstrap, source, sink, f"wc-eos-{uuid.uuid4().hex[:8]}",
                        tmp_path / "state", tmp_path / "streams.log",
                        configs={"processing.guarantee": "exactly_once_v2"})
+    stream = LineStream(bootstrap, source, lines)
     with app:
         app.wait_for_state("RUNNING", timeout=90)
-        produce_lines(bootstrap, source, first)
-        app.wait_until(lambda: _output_words(bootstrap, sink) > 0, "first counts out", timeout=90)
+        stream_until_processing(stream, app)
         txn_broker.kill9()
+        stream.send(DOWN_LINES)
         txn_broker.start()
-        produce_lines(bootstrap, source, second, first_key=len(first))
-        app.wait_until(lambda: _latest(bootstrap, sink) == dict(expected),
-                       "exact counts in the output", timeout=240)
+        stream.finish()
+        stored = streams_app.read_topic(bootstrap, source)
+        assert Counter(int(key) for _, _, key, _ in stored) == Counter(range(len(lines))), (
+            "the input topic should hold each line once")
+        expected = dict(word_counts(value.decode() for _, _, _, value in stored))
+        app.wait_until(lambda: _latest(bootstrap, sink) == expected, "exact counts in the output",
+                       timeout=240)
         app.check()
 
-    assert _latest(bootstrap, app.changelog_topic) == dict(expected)
+    assert _latest(bootstrap, app.changelog_topic) == expected
     histories: dict[str, list[int]] = {}
-    for partition, records in sorted(transactions.read_all(bootstrap, sink).items()):
+    for records in transactions.read_all(bootstrap, sink).values():
         for r in records:
             histories.setdefault(r.key.decode(), []).append(streams_app.decode_count(r.value))
     not_growing = {w: h for w, h in histories.items() if any(b <= a for a, b in zip(h, h[1:]))}

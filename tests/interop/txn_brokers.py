@@ -1,18 +1,24 @@
 """The broker the transaction tests run against: ours, or, with
 INTEROP_TXN_BROKER=kafka, Apache Kafka itself (interop/reference_kafka.py),
 which is how the tests were checked to expect what Kafka does. Either one is
-started, killed with SIGKILL and restarted on the same ports and data."""
+started, killed with SIGKILL and restarted on the same ports and data.
+
+Kafka 4.4 finalizes transaction.version 2 (KIP-890 part 2: an epoch bump per
+transaction, no AddPartitionsToTxn from the client) on a new cluster; it is
+downgraded to 1 at the first start, so that its clients speak to it as to a
+3.9 broker, the protocol ours implements."""
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
 from interop.broker_process import BrokerProcess, free_port, venv_executable
-from interop.reference_kafka import ReferenceKafka
+from interop.reference_kafka import ROOT, ReferenceKafka
 
 # Kafka's names, for both brokers: one broker replicates its internal topics
 # once; fewer partitions to load; timed-out transactions are looked for every
@@ -37,6 +43,7 @@ class TxnBroker:
 
     def __init__(self, directory: Path, overrides: dict[str, str] | None = None):
         configs = {**CONFIGS, **(overrides or {})}
+        self._started = False
         if against_kafka():
             self.process = ReferenceKafka(directory=directory, port=free_port(),
                                           controller_port=free_port(), overrides=configs)
@@ -52,7 +59,15 @@ class TxnBroker:
         return self.process.bootstrap
 
     def start(self) -> None:
+        first = not self._started
         self.process.start()
+        self._started = True
+        if first and against_kafka():
+            tool = subprocess.run(
+                [str(ROOT / "scripts" / "kafka-tool"), "kafka-features", "--bootstrap-server",
+                 self.bootstrap, "downgrade", "--feature", "transaction.version=1"],
+                capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+            assert tool.returncode == 0, tool.stderr
 
     def stop(self) -> None:
         self.process.stop()
