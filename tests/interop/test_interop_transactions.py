@@ -186,3 +186,25 @@ def test_transaction_of_killed_client_is_aborted_after_its_timeout(txn_broker, t
     assert time.monotonic() - began >= timeout_ms / 1000, "aborted before its timeout"
     assert_reads(bootstrap, ["kafka-python"], values_by_partition(topics, [orphan, later]),
                  isolation="read_uncommitted")
+
+
+@pytest.mark.parametrize("successor", ["confluent", "kafka-python", "aiokafka", "kafkajs"])
+def test_zombie_java_producer_is_fenced_by_another_family(txn_broker, topics, successor):
+    """The transactional id is taken over by another client family's producer
+    (its InitProducerId bumps the epoch): the Java zombie's open transaction
+    is aborted and its commit refused; the successor's transaction is read."""
+    bootstrap = txn_broker.bootstrap
+    same_id = txn_id()
+    zombie_records = records("zombie", topics)
+    new_records = records(successor, topics)
+    with java_client.txn_session(bootstrap, same_id) as zombie:
+        zombie.call("init")
+        zombie.call("begin")
+        zombie.call("send", records=wire_records(zombie_records))
+        transactions.transact(successor, bootstrap, same_id, [Transaction(new_records, commit=True)])
+        with pytest.raises(java_client.JavaCallError) as fenced:
+            zombie.call("commit")
+        assert fenced.value.error in ("ProducerFencedException", "InvalidProducerEpochException"), fenced.value
+    assert_reads(bootstrap, ["confluent", "java"], values_by_partition(topics, [new_records]))
+    assert_reads(bootstrap, ["kafka-python"], values_by_partition(topics, [zombie_records, new_records]),
+                 isolation="read_uncommitted")
