@@ -131,16 +131,18 @@ class ProcessRunner:
                  io_bytes_per_second: float):
         self._init = ("init", memory, io_buffer_size, max_io_buffer_size, load_factor, io_bytes_per_second)
         self._process: subprocess.Popen | None = None
+        self._initialized = False
 
-    def _start(self) -> subprocess.Popen:
+    def _start(self) -> None:
+        """Start the process from the event loop's thread: PR_SET_PDEATHSIG
+        fires when the thread that started it ends, and worker threads come
+        and go."""
         root = str(Path(__file__).resolve().parents[2])
         env = dict(os.environ)
         env["PYTHONPATH"] = root + os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else root
-        process = subprocess.Popen([sys.executable, "-m", "kafka_compat.log.cleaner_worker"],
-                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
-        self._process = process
-        self._round_trip(process, self._init)
-        return process
+        self._process = subprocess.Popen([sys.executable, "-m", "kafka_compat.log.cleaner_worker"],
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+        self._initialized = False
 
     def _round_trip(self, process: subprocess.Popen, request: tuple) -> tuple:
         try:
@@ -158,13 +160,18 @@ class ProcessRunner:
             raise ValueError(message)
         return reply
 
-    def _call_blocking(self, request: tuple) -> tuple:
-        process = self._process if self._process is not None and self._process.poll() is None else self._start()
+    def _call_blocking(self, process: subprocess.Popen, request: tuple) -> tuple:
+        if not self._initialized:
+            self._round_trip(process, self._init)
+            self._initialized = True
         return self._round_trip(process, request)
 
     async def _call(self, *request: Any) -> tuple:
+        if self._process is None or self._process.poll() is not None:
+            self._start()
+        process = self._process
         try:
-            return await trio.to_thread.run_sync(self._call_blocking, request, abandon_on_cancel=True)
+            return await trio.to_thread.run_sync(self._call_blocking, process, request, abandon_on_cancel=True)
         except trio.Cancelled:
             self.close()
             raise
