@@ -57,12 +57,8 @@ async def offset_commit(ctx, request) -> dict:
                 )
     errors = {}
     if offsets:
-        errors = broker.groups.commit_offsets(request.group_id, request.member_id, request.group_instance_id,
-                                              request.generation_id_or_member_epoch, offsets)
-        if ErrorCode.NONE in errors.values():
-            error = await broker.groups.offsets_replicated(request.group_id)
-            if error != ErrorCode.NONE:
-                errors = {tp: error if e == ErrorCode.NONE else e for tp, e in errors.items()}
+        errors = await broker.groups.commit_offsets(request.group_id, request.member_id, request.group_instance_id,
+                                                    request.generation_id_or_member_epoch, offsets)
     return {"topics": _by_topic(
         (tp, {"error_code": errors.get(tp, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)}) for tp in requested
     )}
@@ -87,16 +83,10 @@ async def txn_offset_commit(ctx, request) -> dict:
                                                 p.committed_metadata or "", now)
     errors = {}
     if offsets:
-        coordinator = broker.groups
-        errors = await coordinator.commit_txn_offsets(
+        errors = await broker.groups.commit_txn_offsets(
             request.group_id, request.transactional_id, request.producer_id, request.producer_epoch,
             request.member_id, request.group_instance_id, request.generation_id, offsets,
             abortable=ctx.api_version >= FIRST_TXN_OFFSET_COMMIT_WITH_ABORTABLE)
-        written = [tp for tp, e in errors.items() if e == ErrorCode.NONE]
-        if written:
-            error = await coordinator.txn_offsets_replicated(request.group_id, request.producer_id, written)
-            if error != ErrorCode.NONE:
-                errors = {tp: error if e == ErrorCode.NONE else e for tp, e in errors.items()}
     if ctx.api_version < 2:
         errors = {tp: ErrorCode.COORDINATOR_NOT_AVAILABLE if e == ErrorCode.COORDINATOR_LOAD_IN_PROGRESS else e
                   for tp, e in errors.items()}

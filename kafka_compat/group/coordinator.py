@@ -715,11 +715,14 @@ class GroupCoordinator:
                  member_id, group.group_id, reason)
 
     # -- offsets ------------------------------------------------------------------------------
-    def commit_offsets(self, group_id: str, member_id: str, group_instance_id: str | None, generation_id: int,
-                       offsets: dict[TopicPartition, OffsetAndMetadata]) -> dict[TopicPartition, ErrorCode]:
-        """OffsetCommit for partitions of existing topics. Generation -1 with no
-        member id is a simple commit (a consumer that only assigns partitions),
-        allowed while the group has no members."""
+    async def commit_offsets(self, group_id: str, member_id: str, group_instance_id: str | None,
+                             generation_id: int, offsets: dict[TopicPartition, OffsetAndMetadata]
+                             ) -> dict[TopicPartition, ErrorCode]:
+        """OffsetCommit for partitions of existing topics, answered once its
+        records are replicated as acks=all asks (offsets.commit.timeout.ms),
+        the offsets pending until then (see ``GroupManager.store_offsets``).
+        Generation -1 with no member id is a simple commit (a consumer that
+        only assigns partitions), allowed while the group has no members."""
         error = self._group_status_error(group_id, "OffsetCommit")
         if error is not None:
             return dict.fromkeys(offsets, error)
@@ -740,16 +743,7 @@ class GroupCoordinator:
             # Commits count as heartbeats; while preparing, the heartbeat
             # response tells the member to rejoin.
             self._complete_and_schedule_heartbeat(group, group.get(member_id))
-        return self.manager.store_offsets(group, offsets)
-
-    async def offsets_replicated(self, group_id: str) -> ErrorCode:
-        """Once a commit's records are appended: whether they are replicated
-        as acks=all asks, within offsets.commit.timeout.ms; the error an
-        OffsetCommit then answers (Kafka answers a commit once its append
-        completes). Committed offsets are in the cache already: the
-        coordinator that loses its partition drops the cache anyway."""
-        error = await self.manager.storage.replicated(self.manager.partition_for(group_id), self.commit_timeout_s)
-        return commit_error(error) if error != ErrorCode.NONE else error
+        return await self.manager.store_offsets(group, offsets, self.commit_timeout_s)
 
     async def commit_txn_offsets(self, group_id: str, transactional_id: str | None, producer_id: int,
                                  producer_epoch: int, member_id: str, group_instance_id: str | None,
@@ -762,7 +756,8 @@ class GroupCoordinator:
         generation, checked as an OffsetCommit's (older versions send neither,
         so any producer may commit for a group with members). The offsets are
         written in the producer's transaction and stay pending (invisible to
-        OffsetFetch) until its marker."""
+        OffsetFetch) until its marker; answered once replicated, as an
+        OffsetCommit (not replicated in time, they are dropped)."""
         error = self._group_status_error(group_id, "TxnOffsetCommit")
         if error is not None:
             return dict.fromkeys(offsets, error)
@@ -777,17 +772,8 @@ class GroupCoordinator:
         error = self._offset_commit_error(group, generation_id, member_id, group_instance_id, transactional=True)
         if error is not None:
             return dict.fromkeys(offsets, error)
-        return self.manager.store_offsets(group, offsets, producer_id, producer_epoch, verification)
-
-    async def txn_offsets_replicated(self, group_id: str, producer_id: int,
-                                     partitions: list[TopicPartition]) -> ErrorCode:
-        """``offsets_replicated`` for a TxnOffsetCommit: when its records are not
-        replicated in time, its pending offsets are dropped too."""
-        group = self.manager.get(group_id)
-        error = await self.offsets_replicated(group_id)
-        if error != ErrorCode.NONE and group is not None:
-            self.manager.fail_txn_offsets(group, producer_id, partitions)
-        return error
+        return await self.manager.store_offsets(group, offsets, self.commit_timeout_s, producer_id, producer_epoch,
+                                                verification)
 
     def complete_txn_offsets(self, offsets_partition: int, producer_id: int, committed: bool) -> None:
         """Called once a COMMIT or ABORT marker of the producer is written to
@@ -814,7 +800,8 @@ class GroupCoordinator:
                       require_stable: bool = False) -> tuple[ErrorCode, dict[TopicPartition, FetchedOffset]]:
         """Committed offsets, whatever the group's state (simple consumers use
         groups without members); with ``require_stable`` (v7+), partitions with
-        pending transactional offsets answer UNSTABLE_OFFSET_COMMIT."""
+        a pending commit (not replicated yet, or in an open transaction)
+        answer UNSTABLE_OFFSET_COMMIT."""
         error = self._group_status_error(group_id, "OffsetFetch")
         if error is not None:
             return error, {}

@@ -98,6 +98,9 @@ class GroupMetadata:
         self.pending_members: set[str] = set()  # told MEMBER_ID_REQUIRED, not joined yet
         self.pending_sync_members: set[str] = set()
         self.offsets: dict[TopicPartition, CommitRecord] = {}
+        # OffsetCommit offsets appended but not yet replicated as acks=all
+        # asks: invisible (OffsetFetch answers the committed ones) until then.
+        self.pending_offset_commits: dict[TopicPartition, OffsetAndMetadata] = {}
         # TxnOffsetCommit offsets per producer id, invisible until the
         # producer's transaction commits (its marker reaches the partition).
         self.pending_txn_offsets: dict[int, dict[TopicPartition, CommitRecord]] = {}
@@ -313,18 +316,41 @@ class GroupMetadata:
 
     @property
     def has_offsets(self) -> bool:
-        """Committed or pending transactional offsets: an Empty group without
-        either may die."""
-        return bool(self.offsets) or bool(self.pending_txn_offsets)
+        """Committed or pending offsets: an Empty group without either may die."""
+        return bool(self.offsets) or bool(self.pending_offset_commits) or bool(self.pending_txn_offsets)
+
+    def prepare_offset_commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        """Regular commits are appended: pending until replicated (Kafka's
+        prepareOffsetCommit); a later commit of a partition replaces an
+        earlier one still pending."""
+        self.received_consumer_commits = True
+        self.pending_offset_commits.update(offsets)
 
     def on_offset_commit_append(self, offsets: dict[TopicPartition, OffsetAndMetadata], batch_offset: int) -> None:
-        """Regular commits written at ``batch_offset`` become the committed offsets."""
-        self.received_consumer_commits = True
+        """The commit written at ``batch_offset`` is replicated (Kafka's
+        onOffsetCommitAppend): each partition still pending (not removed
+        meanwhile) takes it unless a later record is committed already; the
+        partition stops pending unless a later commit of it is in flight.
+        That commit is this one when it is the very object staged (Kafka
+        compares values: two in-flight commits of equal value would be one)."""
         for tp, value in offsets.items():
+            staged = self.pending_offset_commits.get(tp)
+            if staged is None:
+                continue
             record = CommitRecord(batch_offset, value)
             current = self.offsets.get(tp)
             if current is None or current.older_than(record):
                 self.offsets[tp] = record
+            if staged is value:
+                del self.pending_offset_commits[tp]
+
+    def fail_pending_offset_write(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        """The commit's records were not replicated in time or at all (Kafka's
+        failPendingOffsetWrite): its partitions stop pending unless a later
+        commit of them is in flight; the committed offsets stay."""
+        for tp, value in offsets.items():
+            if self.pending_offset_commits.get(tp) is value:
+                del self.pending_offset_commits[tp]
 
     def on_txn_offset_commit_append(self, producer_id: int, offsets: dict[TopicPartition, OffsetAndMetadata],
                                     batch_offset: int) -> None:
@@ -359,14 +385,16 @@ class GroupMetadata:
                 self.offsets[tp] = record
 
     def partitions_with_offsets(self) -> set[TopicPartition]:
-        """Partitions with a committed or a pending transactional offset."""
-        return set(self.offsets).union(*self.pending_txn_offsets.values())
+        """Partitions with a committed or a pending offset."""
+        return set(self.offsets).union(self.pending_offset_commits, *self.pending_txn_offsets.values())
 
     def has_pending_offset_commits_from_producer(self, producer_id: int) -> bool:
         return producer_id in self.pending_txn_offsets
 
     def has_pending_offset_commits_for(self, tp: TopicPartition) -> bool:
-        return any(tp in pending for pending in self.pending_txn_offsets.values())
+        """Kafka's hasPendingOffsetCommitsForTopicPartition: a regular or a
+        transactional commit of the partition is pending."""
+        return tp in self.pending_offset_commits or any(tp in pending for pending in self.pending_txn_offsets.values())
 
     @property
     def has_consistent_offset_commits(self) -> bool:
@@ -374,9 +402,10 @@ class GroupMetadata:
 
     def remove_offsets(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, OffsetAndMetadata]:
         """Drop the partitions' committed offsets (returned) and any pending
-        transactional ones."""
+        ones (a pending commit replicated later is then not cached)."""
         removed = {}
         for tp in partitions:
+            self.pending_offset_commits.pop(tp, None)
             for pending in self.pending_txn_offsets.values():
                 pending.pop(tp, None)
             record = self.offsets.pop(tp, None)
@@ -385,8 +414,8 @@ class GroupMetadata:
         return removed
 
     def remove_all_offsets(self) -> dict[TopicPartition, OffsetAndMetadata]:
-        """Every committed offset; pending transactional offsets of other
-        partitions stay, as in Kafka (removeOffsets(offsets.keySet))."""
+        """Every committed offset; pending offsets of other partitions stay,
+        as in Kafka (removeOffsets(offsets.keySet))."""
         return self.remove_offsets(list(self.offsets))
 
     def remove_expired_offsets(self, now_ms: int, retention_ms: int) -> dict[TopicPartition, OffsetAndMetadata]:
@@ -394,8 +423,10 @@ class GroupMetadata:
         from the time it became empty; for a Stable consumer group only offsets of
         topics nobody subscribes to, from their commit; for a group without a
         protocol (commits only) from the commit. An explicit expire timestamp
-        (OffsetCommit v2-v4) wins. Pending transactional offsets neither expire
-        nor keep a committed offset from expiring."""
+        (OffsetCommit v2-v4) wins. A partition with a pending regular commit
+        keeps its committed offset; pending transactional offsets neither
+        expire nor keep a committed offset from expiring (Kafka's
+        removeExpiredOffsets)."""
         keep: set[str] = set()
         if self.protocol_type is not None and self.is_(GroupState.EMPTY):
             def base(o: OffsetAndMetadata) -> int:
@@ -412,7 +443,7 @@ class GroupMetadata:
             return {}
 
         def expired(tp: TopicPartition, o: OffsetAndMetadata) -> bool:
-            if tp[0] in keep:
+            if tp[0] in keep or tp in self.pending_offset_commits:
                 return False
             if o.expire_timestamp is not None:
                 return now_ms >= o.expire_timestamp

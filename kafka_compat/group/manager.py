@@ -1,9 +1,9 @@
 """The groups this broker coordinates and their persistence (Kafka's
 GroupMetadataManager): which ``__consumer_offsets`` partition holds a group,
-which partitions are loaded or loading, writing group metadata and committed
-(or transactional, pending) offsets, reading offsets back, ending the
-transactions of pending offsets, and removing expired or deleted ones with
-tombstones."""
+which partitions are loaded or loading, writing group metadata and offsets
+(pending until replicated, transactional ones until their transaction ends),
+reading offsets back, ending the transactions of pending offsets, and
+removing expired or deleted ones with tombstones."""
 from __future__ import annotations
 
 import logging
@@ -113,13 +113,20 @@ class GroupManager:
             return store_group_error(e.code)
         return ErrorCode.NONE
 
-    def store_offsets(self, group: GroupMetadata, offsets: dict[TopicPartition, OffsetAndMetadata],
-                      producer_id: int = NO_PRODUCER_ID, producer_epoch: int = NO_PRODUCER_EPOCH,
-                      verification: Verification | None = None) -> dict[TopicPartition, ErrorCode]:
-        """Append one record per offset (those whose metadata is not over
-        offset.metadata.max.bytes) and cache them once written: as committed
-        offsets, or, with a producer id (TxnOffsetCommit), as that producer's
-        pending offsets in a transactional batch (under its ``verification``)."""
+    async def store_offsets(self, group: GroupMetadata, offsets: dict[TopicPartition, OffsetAndMetadata],
+                            timeout_s: float, producer_id: int = NO_PRODUCER_ID,
+                            producer_epoch: int = NO_PRODUCER_EPOCH,
+                            verification: Verification | None = None) -> dict[TopicPartition, ErrorCode]:
+        """Kafka's storeOffsets and its putCacheCallback: append one record per
+        offset (those whose metadata is not over offset.metadata.max.bytes)
+        and wait, up to ``timeout_s`` (offsets.commit.timeout.ms), until they
+        are replicated as acks=all asks. A regular commit is pending
+        meanwhile (OffsetFetch answers the offsets committed before it, or
+        UNSTABLE_OFFSET_COMMIT when stable ones are required), then committed,
+        or dropped when the wait fails: an offset no follower has is never
+        seen. With a producer id (TxnOffsetCommit) the records are that
+        producer's transactional batch (under its ``verification``), pending
+        until its transaction ends, and dropped when the wait fails."""
         if not group.has_consistent_offset_commits:
             log.warning("group %s with leader %s has received offset commits from consumers as well as "
                         "transactional producers. Mixing both types of offset commits will generally result in "
@@ -127,26 +134,50 @@ class GroupManager:
         valid = {tp: o for tp, o in offsets.items() if java_length(o.metadata) <= self.max_metadata_size}
         error = ErrorCode.NONE
         if valid:
+            offsets_partition = self.partition_for(group.group_id)
             records = [(offset_key(group.group_id, topic, partition), offset_value(o))
                        for (topic, partition), o in valid.items()]
             try:
-                batch_offset = self.storage.append(self.partition_for(group.group_id), records, self.clock_ms(),
-                                                   producer_id, producer_epoch, verification)
+                batch_offset = self.storage.append(offsets_partition, records, self.clock_ms(), producer_id,
+                                                   producer_epoch, verification)
             except KafkaError as e:
                 error = commit_error(e.code)
             else:
-                self._cache_offsets(group, valid, batch_offset, producer_id)
+                self._prepare_offsets(group, valid, batch_offset, producer_id)
+                error = await self.storage.replicated(offsets_partition, timeout_s)
+                if error != ErrorCode.NONE:
+                    error = commit_error(error)
+                self._complete_offsets(group, valid, batch_offset, producer_id, error)
         return {tp: error if tp in valid else ErrorCode.OFFSET_METADATA_TOO_LARGE for tp in offsets}
 
-    def _cache_offsets(self, group: GroupMetadata, offsets: dict[TopicPartition, OffsetAndMetadata],
-                       batch_offset: int, producer_id: int) -> None:
+    def _prepare_offsets(self, group: GroupMetadata, offsets: dict[TopicPartition, OffsetAndMetadata],
+                         batch_offset: int, producer_id: int) -> None:
+        """Appended (so ``producer_groups`` and the group's pending offsets
+        know of them, Kafka's addProducerGroup and prepare*OffsetCommit)."""
         if group.is_(GroupState.DEAD):
-            return  # deleted or unloaded while appending
+            return  # deleted or unloaded before the append
         if producer_id == NO_PRODUCER_ID:
-            group.on_offset_commit_append(offsets, batch_offset)
+            group.prepare_offset_commit(offsets)
         else:
             self.producer_groups.setdefault(producer_id, set()).add(group.group_id)
             group.on_txn_offset_commit_append(producer_id, offsets, batch_offset)
+
+    def _complete_offsets(self, group: GroupMetadata, offsets: dict[TopicPartition, OffsetAndMetadata],
+                          batch_offset: int, producer_id: int, error: ErrorCode) -> None:
+        """The append's replication ended with ``error``: a regular commit is
+        committed or dropped; a transactional one stays pending, or is
+        dropped. A group that died meanwhile (deleted, or unloaded as its
+        partition moved: the new coordinator loads what its log has) is left
+        alone."""
+        if group.is_(GroupState.DEAD):
+            return
+        if producer_id != NO_PRODUCER_ID:
+            if error != ErrorCode.NONE:
+                self.fail_txn_offsets(group, producer_id, list(offsets))
+        elif error == ErrorCode.NONE:
+            group.on_offset_commit_append(offsets, batch_offset)
+        else:
+            group.fail_pending_offset_write(offsets)
 
     def fail_txn_offsets(self, group: GroupMetadata, producer_id: int, partitions: list[TopicPartition]) -> None:
         """A TxnOffsetCommit's records were not replicated as asked: its
@@ -186,9 +217,9 @@ class GroupManager:
     def get_offsets(self, group_id: str, partitions: list[TopicPartition] | None,
                     require_stable: bool = False) -> dict[TopicPartition, FetchedOffset]:
         """Committed offsets of ``partitions`` (None: all the group has); -1 for
-        partitions without one. With ``require_stable``, a partition with
-        pending transactional offsets answers UNSTABLE_OFFSET_COMMIT (regular
-        commits are cached once written, so never pending here)."""
+        partitions without one. With ``require_stable``, a partition with a
+        pending commit (regular or transactional) answers
+        UNSTABLE_OFFSET_COMMIT (Kafka's getOffsets)."""
         group = self.groups.get(group_id)
         if group is None or group.is_(GroupState.DEAD):
             return {tp: NO_OFFSET for tp in partitions or ()}

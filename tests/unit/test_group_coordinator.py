@@ -189,7 +189,7 @@ async def test_second_member_triggers_rebalance_and_only_the_leader_gets_metadat
     assert c.manager.get("g").state is GroupState.PREPARING_REBALANCE
     assert c.heartbeat("g", ids["a"], None, generation) == E.REBALANCE_IN_PROGRESS
     # Commits from the old generation are still accepted while preparing.
-    assert c.commit_offsets("g", ids["a"], None, generation, {("t", 0): OffsetAndMetadata(5, -1, "", 1)}) == {("t", 0): E.NONE}
+    assert await c.commit_offsets("g", ids["a"], None, generation, {("t", 0): OffsetAndMetadata(5, -1, "", 1)}) == {("t", 0): E.NONE}
     a = await join(c, ids["a"], client_id="a")
     b = await b.wait()
     assert a.generation_id == b.generation_id == generation + 1
@@ -200,7 +200,7 @@ async def test_second_member_triggers_rebalance_and_only_the_leader_gets_metadat
     follower = Task(nursery, c.sync_group, "g", b.generation_id, b.member_id, None, None, None, {})
     await settle()
     assert not follower.done.is_set()
-    assert c.commit_offsets("g", b.member_id, None, b.generation_id, {("t", 0): OffsetAndMetadata(1, -1, "", 1)}) \
+    assert await c.commit_offsets("g", b.member_id, None, b.generation_id, {("t", 0): OffsetAndMetadata(1, -1, "", 1)}) \
         == {("t", 0): E.REBALANCE_IN_PROGRESS}
     leader = await c.sync_group("g", a.generation_id, ids["a"], None, None, None, {ids["a"]: b"A", b.member_id: b"B"})
     assert leader.assignment == b"A"
@@ -399,7 +399,7 @@ async def test_restarted_static_member_gets_its_assignment_back_without_rebalanc
     # The old incarnation is fenced.
     assert c.heartbeat("g", ids["a"], "inst-a", generation) == E.FENCED_INSTANCE_ID
     assert (await join(c, ids["a"], instance="inst-a")).error == E.FENCED_INSTANCE_ID
-    assert c.commit_offsets("g", ids["a"], "inst-a", generation, {("t", 0): OffsetAndMetadata(1, -1, "", 1)}) \
+    assert await c.commit_offsets("g", ids["a"], "inst-a", generation, {("t", 0): OffsetAndMetadata(1, -1, "", 1)}) \
         == {("t", 0): E.FENCED_INSTANCE_ID}
 
 
@@ -455,9 +455,9 @@ def om(offset: int, metadata: str = "", epoch: int = -1) -> OffsetAndMetadata:
 
 async def test_simple_commits(autojump_clock, parts, nursery):
     c = await start(parts, nursery)
-    assert c.commit_offsets("simple", "", None, 5, {("t", 0): om(1)}) == {("t", 0): E.ILLEGAL_GENERATION}
+    assert await c.commit_offsets("simple", "", None, 5, {("t", 0): om(1)}) == {("t", 0): E.ILLEGAL_GENERATION}
     assert c.manager.get("simple") is None
-    assert c.commit_offsets("simple", "", None, -1, {("t", 0): om(10, "m", 3), ("t", 1): om(20)}) == \
+    assert await c.commit_offsets("simple", "", None, -1, {("t", 0): om(10, "m", 3), ("t", 1): om(20)}) == \
         {("t", 0): E.NONE, ("t", 1): E.NONE}
     error, fetched = c.fetch_offsets("simple", [("t", 0), ("t", 1), ("t", 2), ("u", 0)])
     assert error == E.NONE
@@ -466,17 +466,17 @@ async def test_simple_commits(autojump_clock, parts, nursery):
     assert list(c.fetch_offsets("simple", None)[1]) == [("t", 0), ("t", 1)]
     assert c.fetch_offsets("nobody", None) == (E.NONE, {})
     # An empty group id is allowed for offsets.
-    assert c.commit_offsets("", "", None, -1, {("t", 0): om(1)}) == {("t", 0): E.NONE}
+    assert await c.commit_offsets("", "", None, -1, {("t", 0): om(1)}) == {("t", 0): E.NONE}
 
 
 async def test_commit_checks_for_groups_with_members(autojump_clock, parts, nursery):
     c = await start(parts, nursery)
     ids, generation = await stable_group(c, nursery, "a")
     tp = ("t", 0)
-    assert c.commit_offsets("g", "", None, -1, {tp: om(1)}) == {tp: E.UNKNOWN_MEMBER_ID}
-    assert c.commit_offsets("g", ids["a"], None, generation + 1, {tp: om(1)}) == {tp: E.ILLEGAL_GENERATION}
-    assert c.commit_offsets("g", "other", None, generation, {tp: om(1)}) == {tp: E.UNKNOWN_MEMBER_ID}
-    assert c.commit_offsets("g", ids["a"], None, generation, {tp: om(7)}) == {tp: E.NONE}
+    assert await c.commit_offsets("g", "", None, -1, {tp: om(1)}) == {tp: E.UNKNOWN_MEMBER_ID}
+    assert await c.commit_offsets("g", ids["a"], None, generation + 1, {tp: om(1)}) == {tp: E.ILLEGAL_GENERATION}
+    assert await c.commit_offsets("g", "other", None, generation, {tp: om(1)}) == {tp: E.UNKNOWN_MEMBER_ID}
+    assert await c.commit_offsets("g", ids["a"], None, generation, {tp: om(7)}) == {tp: E.NONE}
     assert c.fetch_offsets("g", [tp])[1][tp].offset == 7
 
 
@@ -484,9 +484,9 @@ async def test_metadata_over_the_limit_is_rejected_per_partition(autojump_clock,
     parts = Parts(tmp_path / "data", **{"offset.metadata.max.bytes": 4})
     await create_internal_topic(parts, OFFSETS_TOPIC)
     c = await start(parts, nursery)
-    result = c.commit_offsets("g", "", None, -1, {("t", 0): om(1, "12345"), ("t", 1): om(2, "1234")})
+    result = await c.commit_offsets("g", "", None, -1, {("t", 0): om(1, "12345"), ("t", 1): om(2, "1234")})
     assert result == {("t", 0): E.OFFSET_METADATA_TOO_LARGE, ("t", 1): E.NONE}
-    assert c.commit_offsets("g", "", None, -1, {("t", 0): om(1, "\U0001F600" * 3)}) == \
+    assert await c.commit_offsets("g", "", None, -1, {("t", 0): om(1, "\U0001F600" * 3)}) == \
         {("t", 0): E.OFFSET_METADATA_TOO_LARGE}  # 6 UTF-16 units, as Java counts
     fetched = c.fetch_offsets("g", [("t", 0), ("t", 1)])[1]
     assert (fetched[("t", 0)].offset, fetched[("t", 1)].offset) == (-1, 2)
@@ -497,21 +497,21 @@ async def test_commit_over_the_offsets_topic_message_limit(autojump_clock, parts
     c = await start(parts, nursery)
     # 300 offsets with 4000 bytes of metadata each: one batch over max.message.bytes.
     offsets = {("t", p): om(1, "x" * 4000) for p in range(300)}
-    assert set(c.commit_offsets("g", "", None, -1, offsets).values()) == {E.INVALID_COMMIT_OFFSET_SIZE}
+    assert set((await c.commit_offsets("g", "", None, -1, offsets)).values()) == {E.INVALID_COMMIT_OFFSET_SIZE}
     assert c.fetch_offsets("g", [("t", 0)])[1][("t", 0)].offset == -1
 
 
 async def test_delete_offsets(autojump_clock, parts, nursery):
     c = await start(parts, nursery)
     ids, generation = await stable_group(c, nursery, "a")  # subscribed to "t"
-    c.commit_offsets("g", ids["a"], None, generation, {("t", 0): om(1), ("u", 0): om(2)})
+    await c.commit_offsets("g", ids["a"], None, generation, {("t", 0): om(1), ("u", 0): om(2)})
     error, errors = c.delete_offsets("g", [("t", 0), ("u", 0)])
     assert (error, errors) == (E.NONE, {("t", 0): E.GROUP_SUBSCRIBED_TO_TOPIC, ("u", 0): E.NONE})
     assert set(c.manager.get("g").offsets) == {("t", 0)}
     assert c.delete_offsets("missing", [("t", 0)]) == (E.GROUP_ID_NOT_FOUND, {})
     assert c.delete_offsets("", [("t", 0)]) == (E.INVALID_GROUP_ID, {})
 
-    c.commit_offsets("simple", "", None, -1, {("t", 0): om(1)})
+    await c.commit_offsets("simple", "", None, -1, {("t", 0): om(1)})
     assert c.delete_offsets("simple", [("t", 0)]) == (E.NONE, {("t", 0): E.NONE})
     assert c.manager.get("simple") is None  # no offsets left: the empty group is gone
 
@@ -526,7 +526,7 @@ async def test_non_consumer_group_with_members_cannot_delete_offsets(autojump_cl
 async def test_delete_groups(autojump_clock, parts, nursery):
     c = await start(parts, nursery)
     await stable_group(c, nursery, "a", group="busy")
-    c.commit_offsets("idle", "", None, -1, {("t", 0): om(1)})
+    await c.commit_offsets("idle", "", None, -1, {("t", 0): om(1)})
     errors = c.delete_groups(["idle", "busy", "missing", "idle"])
     assert errors == {"idle": E.NONE, "busy": E.NON_EMPTY_GROUP, "missing": E.GROUP_ID_NOT_FOUND}
     assert c.manager.get("idle") is None
@@ -536,8 +536,8 @@ async def test_delete_groups(autojump_clock, parts, nursery):
 async def test_offsets_of_a_deleted_topic_are_dropped(autojump_clock, parts, nursery):
     c = await start(parts, nursery)
     ids, generation = await stable_group(c, nursery, "a")
-    c.commit_offsets("g", ids["a"], None, generation, {("t", 0): om(1), ("gone", 0): om(2), ("gone", 1): om(3)})
-    c.commit_offsets("simple", "", None, -1, {("gone", 0): om(4)})
+    await c.commit_offsets("g", ids["a"], None, generation, {("t", 0): om(1), ("gone", 0): om(2), ("gone", 1): om(3)})
+    await c.commit_offsets("simple", "", None, -1, {("gone", 0): om(4)})
     assert c.on_topic_deleted("gone") == 3
     assert set(c.manager.get("g").offsets) == {("t", 0)}
     assert c.manager.get("simple") is None
@@ -551,8 +551,8 @@ async def test_expired_offsets_of_empty_groups_are_removed(autojump_clock, parts
     clock = WallClock()
     c = await start(parts, nursery, clock)
     ids, generation = await stable_group(c, nursery, "a")
-    c.commit_offsets("g", ids["a"], None, generation, {("t", 0): om(1)})
-    c.commit_offsets("simple", "", None, -1, {("t", 0): OffsetAndMetadata(1, -1, "", clock.now)})
+    await c.commit_offsets("g", ids["a"], None, generation, {("t", 0): om(1)})
+    await c.commit_offsets("simple", "", None, -1, {("t", 0): OffsetAndMetadata(1, -1, "", clock.now)})
     c.leave_group("g", [(ids["a"], None, None)])
     retention = parts.config.offsets_retention_minutes * 60_000
     clock.now += retention - 1
@@ -578,10 +578,10 @@ async def test_groups_and_offsets_are_loaded_back(autojump_clock, tmp_path, nurs
     clock = WallClock()
     c = await start(parts, nursery, clock)
     ids, generation = await stable_group(c, nursery, "a", "b", instances={"b": "inst-b"})
-    c.commit_offsets("g", ids["a"], None, generation, {("t", 0): om(5, "meta", 2), ("t", 1): om(6)})
-    c.commit_offsets("g", ids["a"], None, generation, {("t", 0): om(8, "later", 3)})
-    c.commit_offsets("simple", "", None, -1, {("t", 0): om(3)})
-    c.commit_offsets("gone", "", None, -1, {("t", 0): om(3)})
+    await c.commit_offsets("g", ids["a"], None, generation, {("t", 0): om(5, "meta", 2), ("t", 1): om(6)})
+    await c.commit_offsets("g", ids["a"], None, generation, {("t", 0): om(8, "later", 3)})
+    await c.commit_offsets("simple", "", None, -1, {("t", 0): om(3)})
+    await c.commit_offsets("gone", "", None, -1, {("t", 0): om(3)})
     c.delete_groups(["gone"])
     assignments = {m.member_id: m.assignment for m in c.manager.get("g").members.values()}
     c.running.stop()
@@ -621,7 +621,7 @@ async def test_requests_while_loading(autojump_clock, parts, nursery):
     assert (await join(c)).error == E.COORDINATOR_LOAD_IN_PROGRESS
     assert c.heartbeat("g", "m", None, 1) == E.NONE  # answered blindly
     assert (await c.sync_group("g", 1, "m", None, None, None, {})).error == E.REBALANCE_IN_PROGRESS
-    assert c.commit_offsets("g", "", None, -1, {("t", 0): om(1)}) == {("t", 0): E.COORDINATOR_LOAD_IN_PROGRESS}
+    assert await c.commit_offsets("g", "", None, -1, {("t", 0): om(1)}) == {("t", 0): E.COORDINATOR_LOAD_IN_PROGRESS}
     assert c.fetch_offsets("g", None) == (E.COORDINATOR_LOAD_IN_PROGRESS, {})
     assert c.list_groups([], [])[0] == E.COORDINATOR_LOAD_IN_PROGRESS
     assert c.delete_groups(["g"]) == {"g": E.COORDINATOR_LOAD_IN_PROGRESS}
@@ -659,7 +659,7 @@ async def test_shutdown_answers_parked_requests(autojump_clock, parts, nursery):
 async def test_list_and_describe(autojump_clock, parts, nursery):
     c = await start(parts, nursery)
     ids, _ = await stable_group(c, nursery, "a", instances={"a": "inst-a"})
-    c.commit_offsets("simple", "", None, -1, {("t", 0): om(1)})
+    await c.commit_offsets("simple", "", None, -1, {("t", 0): om(1)})
     error, groups = c.list_groups([], [])
     assert error == E.NONE
     assert sorted((g.group_id, g.protocol_type, g.state, g.group_type) for g in groups) == \

@@ -53,6 +53,12 @@ def value(offset: int) -> OffsetAndMetadata:
     return OffsetAndMetadata(offset, -1, "", 0)
 
 
+def regular_commit(group: GroupMetadata, offsets, batch_offset: int) -> None:
+    """An OffsetCommit appended at ``batch_offset`` and replicated."""
+    group.prepare_offset_commit(offsets)
+    group.on_offset_commit_append(offsets, batch_offset)
+
+
 def test_pending_offsets_are_committed_or_dropped_with_their_transaction():
     group = GroupMetadata("g", GroupState.EMPTY, lambda: 0)
     group.on_txn_offset_commit_append(1, {TP: value(5)}, batch_offset=10)
@@ -71,7 +77,7 @@ def test_a_later_regular_commit_wins_over_a_transaction_committed_after_it():
     whatever order the marker comes in."""
     group = GroupMetadata("g", GroupState.EMPTY, lambda: 0)
     group.on_txn_offset_commit_append(1, {TP: value(5), ("t", 1): value(6)}, batch_offset=10)
-    group.on_offset_commit_append({TP: value(8)}, batch_offset=12)
+    regular_commit(group, {TP: value(8)}, batch_offset=12)
     group.complete_pending_txn_offset_commit(1, committed=True)
     assert (group.offset(TP).offset, group.offset(("t", 1)).offset) == (8, 6)
     assert not group.has_consistent_offset_commits
@@ -79,7 +85,7 @@ def test_a_later_regular_commit_wins_over_a_transaction_committed_after_it():
 
 def test_removing_offsets_drops_pending_ones_expiry_does_not():
     group = GroupMetadata("g", GroupState.EMPTY, lambda: 0)
-    group.on_offset_commit_append({TP: value(1), ("t", 1): value(1)}, batch_offset=1)
+    regular_commit(group, {TP: value(1), ("t", 1): value(1)}, batch_offset=1)
     group.on_txn_offset_commit_append(1, {TP: value(2), ("t", 1): value(2), ("t", 2): value(2)}, batch_offset=2)
     assert set(group.remove_expired_offsets(10**12, 1)) == {TP, ("t", 1)}
     assert set(group.pending_txn_offsets[1]) == {TP, ("t", 1), ("t", 2)}
@@ -93,7 +99,7 @@ def test_removing_offsets_drops_pending_ones_expiry_does_not():
 
 async def test_txn_offsets_stay_pending_until_the_commit_marker(autojump_clock, parts, nursery):
     c = await start(parts, nursery)
-    c.commit_offsets("g", "", None, -1, {TP: om(1)})
+    await c.commit_offsets("g", "", None, -1, {TP: om(1)})
     assert await txn_commit(c, {TP: om(5), ("t", 1): om(6)}) == {TP: E.NONE, ("t", 1): E.NONE}
     assert fetched(c, [TP, ("t", 1)]) == {TP: (1, E.NONE), ("t", 1): (-1, E.NONE)}
     assert fetched(c, [TP, ("t", 1), ("t", 2)], require_stable=True) == {
@@ -108,7 +114,7 @@ async def test_txn_offsets_stay_pending_until_the_commit_marker(autojump_clock, 
 
 async def test_aborted_txn_offsets_vanish(autojump_clock, parts, nursery):
     c = await start(parts, nursery)
-    c.commit_offsets("g", "", None, -1, {TP: om(1)})
+    await c.commit_offsets("g", "", None, -1, {TP: om(1)})
     await txn_commit(c, {TP: om(5)})
     end_txn(c, "g", PID, commit=False)
     assert fetched(c, [TP], require_stable=True) == {TP: (1, E.NONE)}
@@ -250,7 +256,7 @@ def test_the_later_record_wins_when_a_transaction_commits_after_a_regular_commit
 
 async def test_pending_offsets_survive_a_restart_and_complete_after_it(autojump_clock, parts, nursery):
     c = await start(parts, nursery)
-    c.commit_offsets("g", "", None, -1, {TP: om(1)})
+    await c.commit_offsets("g", "", None, -1, {TP: om(1)})
     await txn_commit(c, {TP: om(5)})
     await txn_commit(c, {TP: om(9)}, group="only-pending", producer_id=PID + 1)
     c.running.stop()
@@ -289,7 +295,7 @@ async def test_a_fenced_producer_epoch_cannot_commit_offsets(autojump_clock, par
 
 async def test_markers_in_the_log_decide_pending_offsets_after_a_restart(autojump_clock, parts, nursery):
     c = await start(parts, nursery)
-    c.commit_offsets("g", "", None, -1, {TP: om(1), ("t", 1): om(1)})
+    await c.commit_offsets("g", "", None, -1, {TP: om(1), ("t", 1): om(1)})
     await txn_commit(c, {TP: om(5)})
     await txn_commit(c, {("t", 1): om(6)}, producer_id=PID + 1)
     await txn_commit(c, {("t", 2): om(7)}, producer_id=PID + 2)
@@ -337,7 +343,7 @@ async def test_a_marker_written_while_the_partition_loads_is_read(autojump_clock
     parts = Parts(tmp_path / "data", **{"offsets.load.buffer.size": 1})  # one batch a chunk
     await create_internal_topic(parts, OFFSETS_TOPIC)
     c = await start(parts, nursery)
-    c.commit_offsets("g", "", None, -1, {TP: om(1)})
+    await c.commit_offsets("g", "", None, -1, {TP: om(1)})
     await txn_commit(c, {TP: om(5)})
     c.running.stop()
 
