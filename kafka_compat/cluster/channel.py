@@ -27,6 +27,7 @@ from collections import deque
 
 import trio
 
+from ..locks import held
 from ..protocol import schema
 from ..protocol.headers import encode_request_header, parse_response_header
 from ..protocol.primitives import FrameReader
@@ -216,7 +217,7 @@ class BrokerChannel:
         schema.codec(api, version, "request").build_stream(body, out, deferred=[])
         payload = out.getvalue()
         connection = await self._connect()
-        async with connection.send_lock:
+        async with held(connection.send_lock):
             if connection.error is not None:
                 raise connection.error
             self._correlation_id = (self._correlation_id + 1) & 0x7FFFFFFF
@@ -238,6 +239,9 @@ class BrokerChannel:
         return pending
 
     async def _connect(self) -> _Connection:
+        connection = self._connection
+        if connection is not None and connection.error is None and not self._closed:
+            return connection  # (the common case: no lock, no scheduler pass)
         async with self._connect_lock:
             if self._closed:
                 raise BrokerChannelError(f"channel to {self.peer} is closed")

@@ -36,6 +36,7 @@ import trio
 
 from ..cluster.channel import BrokerChannel, BrokerChannelError
 from ..cluster.metadata import Endpoint
+from ..locks import held
 from ..log.partition_log import OffsetsOutOfOrderError, UnexpectedAppendOffsetError
 from ..protocol.errors import ErrorCode, KafkaError
 
@@ -174,7 +175,7 @@ class ReplicaFetcher:
             self._back_off(ready.values())
             return
         names = {state.topic_id: key[0] for key, state in ready.items()}
-        async with self.lock:
+        async with held(self.lock):
             for topic in response.responses:
                 for p in topic.partitions:
                     key = (names.get(topic.topic_id), p.partition_index)
