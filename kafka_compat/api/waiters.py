@@ -13,6 +13,12 @@ class AppendWaiters:
         for event in self._waiting.pop((topic, partition), ()):
             event.set()
 
+    @property
+    def closed(self) -> bool:
+        """Shut down: ``wait_any`` returns at once, so a loop waiting on it
+        for a condition must stop there."""
+        return self._closed
+
     def wake_all(self) -> None:
         """Shutdown: every waiting fetch answers now, and later ones don't wait."""
         self._closed = True

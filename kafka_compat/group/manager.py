@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+import trio
+
 from ..protocol.errors import ErrorCode, KafkaError
 from ..protocol.records import NO_PRODUCER_EPOCH, NO_PRODUCER_ID
 from ..txn.verification import Verification
@@ -144,7 +146,11 @@ class GroupManager:
                 error = commit_error(e.code)
             else:
                 self._prepare_offsets(group, valid, batch_offset, producer_id)
-                error = await self.storage.replicated(offsets_partition, timeout_s)
+                # The append completes whatever becomes of the request (a
+                # closed connection must not leave the offsets pending for
+                # good); the wait ends by ``timeout_s`` or at shutdown.
+                with trio.CancelScope(shield=True):
+                    error = await self.storage.replicated(offsets_partition, timeout_s)
                 if error != ErrorCode.NONE:
                     error = commit_error(error)
                 self._complete_offsets(group, valid, batch_offset, producer_id, error)

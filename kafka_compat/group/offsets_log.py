@@ -123,7 +123,8 @@ class OffsetsLog:
         """Waits until the partition's last append is replicated as acks=all
         asks (Kafka's coordinator appends with offsets.commit.required.acks,
         -1): NONE, or what the append then fails with (REQUEST_TIMED_OUT after
-        ``timeout_s``, NOT_LEADER_OR_FOLLOWER, NOT_ENOUGH_REPLICAS_AFTER_APPEND)."""
+        ``timeout_s`` or at shutdown, NOT_LEADER_OR_FOLLOWER,
+        NOT_ENOUGH_REPLICAS_AFTER_APPEND)."""
         appended = self._last_append.get(partition)
         if appended is None:
             return ErrorCode.NONE
@@ -135,6 +136,8 @@ class OffsetsLog:
                                                                  end, min_isr)
                 if status is not None:
                     return status
+                if self.broker.waiters.closed:
+                    break  # shutting down: no wake-up comes (waiting would spin without a checkpoint)
                 await self.broker.waiters.wait_any([(OFFSETS_TOPIC, partition)], timeout_s)
         return ErrorCode.REQUEST_TIMED_OUT
 

@@ -173,9 +173,11 @@ def fetched(c, partitions, group="g", require_stable=False):
 async def until(condition) -> None:
     """Let other tasks run until ``condition`` holds, without virtual time
     passing (a commit waiting for replication would time out)."""
-    with trio.fail_after(1):
-        while not condition():
-            await trio.sleep(0)
+    for _ in range(1000):
+        if condition():
+            return
+        await trio.sleep(0)
+    raise AssertionError("never came true")
 
 
 async def test_offset_fetch_sees_a_commit_only_once_it_is_replicated(autojump_clock, parts, nursery):
@@ -270,3 +272,41 @@ async def test_a_group_with_only_a_pending_commit_does_not_expire(autojump_clock
     assert await commit.wait() == {TP: E.NONE}
     assert fetched(c, [TP], group="simple") == {TP: (5, E.NONE)}
     await parts.close()
+
+
+async def test_a_commit_whose_request_is_cancelled_still_completes(autojump_clock, parts, nursery):
+    """The client's connection closes while its commit waits: the append
+    completes all the same (as Kafka's delayed produce does, whatever became
+    of the request), so the partition does not stay pending for good."""
+    c = await start(parts, nursery)
+    held = HeldReplication(parts, c, "g")
+    scope = trio.CancelScope()
+
+    async def request():
+        with scope:
+            await c.commit_offsets("g", "", None, -1, {TP: om(5)})
+
+    nursery.start_soon(request)
+    await until(lambda: c.manager.get("g") is not None and c.manager.get("g").has_pending_offset_commits_for(TP))
+    scope.cancel()
+    for _ in range(10):
+        await trio.sleep(0)
+    assert fetched(c, [TP], require_stable=True) == {TP: (-1, E.UNSTABLE_OFFSET_COMMIT)}
+    held.release()
+    await until(lambda: not c.manager.get("g").has_pending_offset_commits_for(TP))
+    assert fetched(c, [TP], require_stable=True) == {TP: (5, E.NONE)}
+
+
+async def test_a_commit_waiting_at_shutdown_is_answered_at_once(autojump_clock, parts, nursery):
+    """The broker shuts down (its append waiters are woken for good): the
+    commit stops waiting for followers then, not after
+    offsets.commit.timeout.ms, and is dropped."""
+    c = await start(parts, nursery)
+    HeldReplication(parts, c, "g")
+    commit = Task(nursery, c.commit_offsets, "g", "", None, -1, {TP: om(5)})
+    await until(lambda: c.manager.get("g") is not None and c.manager.get("g").has_pending_offset_commits_for(TP))
+    started = trio.current_time()
+    parts.waiters.wake_all()
+    assert await commit.wait() == {TP: E.REQUEST_TIMED_OUT}
+    assert trio.current_time() == started
+    assert fetched(c, [TP], require_stable=True) == {TP: (-1, E.NONE)}
