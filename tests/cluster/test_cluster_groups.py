@@ -2,16 +2,25 @@
 the group's __consumer_offsets partition, found through any broker, and it
 loads the group's offsets when it (again) becomes that leader; with
 __consumer_offsets replicated (offsets.topic.replication.factor 3, Kafka's
-default) a group's committed offsets survive its coordinator's death."""
+default) a group's committed offsets survive its coordinator's death, and a
+commit is seen only once its followers have it."""
 from __future__ import annotations
 
+import json
+import os
+import signal
+
 import pytest
+import trio
 from confluent_kafka import Consumer, ConsumerGroupState, Producer
+from confluent_kafka import TopicPartition as CkTopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from kafka import KafkaConsumer
 
 from interop.cluster import restart_after_crash, wait_for
 from kafka_compat.group.partitioner import partition_for
+from kafka_compat.protocol.errors import ErrorCode
+from tests.integration.wire import WireClient
 
 OFFSETS_PARTITIONS = 6
 OVERRIDES = {"zookeeper.session.timeout.ms": "6000", "group.initial.rebalance.delay.ms": "0",
@@ -122,3 +131,122 @@ def test_committed_offsets_survive_the_coordinators_death(cluster):
     survivors = ",".join(b.bootstrap for i, b in cluster.brokers.items() if i != coordinator)
     wait_for(lambda: offsets_leader(survivors, "g2") not in (coordinator, -1), 30, "another coordinator")
     assert sorted(produce_ten_more_and_read_them(survivors, "survivor", "g2")) == list(range(90, 100))
+
+
+# -- a commit pending until its records are replicated -------------------------------------
+
+
+async def _wire_fetch(client, group: str, partition: int, require_stable: bool) -> tuple[int, int]:
+    """(committed offset, error) OffsetFetch v7 answers for ``pending-t``'s partition."""
+    resp = await client.request("OffsetFetch", 7, {"group_id": group, "require_stable": require_stable, "topics": [
+        {"name": "pending-t", "partition_indexes": [partition]}]})
+    assert resp.error_code == ErrorCode.NONE
+    p = resp.topics[0].partitions[0]
+    return p.committed_offset, p.error_code
+
+
+async def _wire_commit(client, group: str, partition: int, offset: int) -> int:
+    """The error of a simple OffsetCommit v8 (generation -1) of one offset."""
+    resp = await client.request("OffsetCommit", 8, {
+        "group_id": group, "generation_id_or_member_epoch": -1, "member_id": "", "group_instance_id": None,
+        "topics": [{"name": "pending-t", "partitions": [
+            {"partition_index": partition, "committed_offset": offset, "committed_leader_epoch": -1,
+             "committed_metadata": ""}]}]})
+    return resp.topics[0].partitions[0].error_code
+
+
+PAUSE_OVERRIDES = {"offsets.topic.replication.factor": "3", "min.insync.replicas": "2",
+                   # Long enough that neither the stopped follower's session
+                   # nor its lag takes it out of the ISR, nor the commit
+                   # times out, while the test looks.
+                   "zookeeper.session.timeout.ms": "30000", "replica.lag.time.max.ms": "30000",
+                   "offsets.commit.timeout.ms": "30000"}
+
+
+@pytest.mark.parametrize("cluster_overrides", [PAUSE_OVERRIDES], indirect=True)
+def test_a_commit_is_not_seen_until_its_followers_have_it(cluster, zk):
+    """With a follower of the group's __consumer_offsets partition stopped
+    (SIGSTOP) but still in the ISR, an OffsetCommit cannot be replicated:
+    meanwhile OffsetFetch with require_stable answers UNSTABLE_OFFSET_COMMIT
+    and without it the previous offset (a read_uncommitted confluent-kafka
+    consumer sees that one too), so no client sees an offset the
+    coordinator's death could still lose. Resumed, the follower catches up,
+    the commit is answered and its offset is the committed one, as a
+    read_committed consumer (which retries UNSTABLE_OFFSET_COMMIT) waiting
+    all along finds."""
+    group = "pending-g"
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    admin.create_topics([NewTopic("pending-t", 1, 3)], operation_timeout=30)["pending-t"].result(30)
+    offsets_partition = partition_for(group, OFFSETS_PARTITIONS)
+
+    def offsets_state() -> dict | None:
+        path = f"/brokers/topics/__consumer_offsets/partitions/{offsets_partition}/state"
+        return json.loads(zk.get(path)[0]) if zk.exists(path) else None
+
+    def committed(isolation: str, timeout: float) -> int:
+        consumer = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": group,
+                             "isolation.level": isolation, "enable.auto.commit": False})
+        try:
+            return consumer.committed([CkTopicPartition("pending-t", 0)], timeout=timeout)[0].offset
+        finally:
+            consumer.close()
+
+    async def scenario():
+        async with trio.open_nursery() as nursery:
+            # FindCoordinator creates __consumer_offsets; its leader is the coordinator.
+            probe = await WireClient.connect(cluster.brokers[1].port)
+            with trio.fail_after(60):
+                while True:
+                    resp = await probe.request("FindCoordinator", 3, {"key": group, "key_type": 0})
+                    state = offsets_state()
+                    if resp.error_code == ErrorCode.NONE and state is not None and len(state["isr"]) == 3:
+                        break
+                    await trio.sleep(0.1)
+            await probe.aclose()
+            state = offsets_state()
+            coordinator = cluster.brokers[state["leader"]]
+            client, other = await WireClient.connect(coordinator.port), await WireClient.connect(coordinator.port)
+            with trio.fail_after(30):
+                while await _wire_commit(client, group, 0, 1) != ErrorCode.NONE:  # until loaded
+                    await trio.sleep(0.1)
+            assert await _wire_fetch(other, group, 0, True) == (1, ErrorCode.NONE)
+
+            follower_id = next(b for b in state["isr"] if b != state["leader"])
+            follower = cluster.brokers[follower_id]
+            os.kill(follower.pid, signal.SIGSTOP)
+            try:
+                answer = []
+
+                async def commit_five():
+                    answer.append(await _wire_commit(client, group, 0, 5))
+                nursery.start_soon(commit_five)
+                with trio.fail_after(10):
+                    while await _wire_fetch(other, group, 0, True) != (-1, ErrorCode.UNSTABLE_OFFSET_COMMIT):
+                        await trio.sleep(0.05)
+                assert await _wire_fetch(other, group, 0, False) == (1, ErrorCode.NONE)
+                assert await trio.to_thread.run_sync(committed, "read_uncommitted", 10) == 1
+                read_committed = []
+                answered = trio.Event()
+
+                async def ask_read_committed():
+                    read_committed.append(await trio.to_thread.run_sync(committed, "read_committed", 30))
+                    answered.set()
+                nursery.start_soon(ask_read_committed)
+                # An absence: it must not answer (it is told UNSTABLE_OFFSET_COMMIT and retries).
+                with trio.move_on_after(3):
+                    await answered.wait()
+                assert answer == [] and read_committed == []
+                assert await _wire_fetch(other, group, 0, True) == (-1, ErrorCode.UNSTABLE_OFFSET_COMMIT)
+                assert follower_id in offsets_state()["isr"]  # still in the ISR: the commit must wait for it
+            finally:
+                os.kill(follower.pid, signal.SIGCONT)
+            with trio.fail_after(30):
+                while not answer or not read_committed:
+                    await trio.sleep(0.05)
+            assert answer == [ErrorCode.NONE]
+            assert read_committed == [5]
+            assert await _wire_fetch(other, group, 0, True) == (5, ErrorCode.NONE)
+            await client.aclose()
+            await other.aclose()
+
+    trio.run(scenario)
