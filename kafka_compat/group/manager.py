@@ -287,6 +287,7 @@ class GroupManager:
         """Read a partition back and cache its groups; ``on_loaded`` is called for
         each. Call ``begin_loading`` first: from then on its groups answer
         COORDINATOR_LOAD_IN_PROGRESS, until this ends."""
+        started = time.monotonic()
         try:
             loaded = await self.storage.load(partition)
             pending = loaded.pending_by_group()
@@ -305,8 +306,8 @@ class GroupManager:
                 return
             self.owned.add(partition)
             count = len(loaded.groups.keys() | loaded.offsets.keys() | pending.keys())
-            log.log(logging.INFO if count else logging.DEBUG, "loaded %d groups from %s-%d",
-                    count, OFFSETS_TOPIC, partition)
+            log.log(logging.INFO if count else logging.DEBUG, "loaded %d groups from %s-%d in %d ms",
+                    count, OFFSETS_TOPIC, partition, (time.monotonic() - started) * 1000)
         finally:
             self.loading.discard(partition)
 

@@ -243,6 +243,7 @@ class TransactionStateManager:
         """Read a partition back and cache its ids; the ones whose markers
         were not all written (PrepareCommit, PrepareAbort), to be completed.
         Nothing is cached if leadership moved meanwhile."""
+        started = time.monotonic()
         try:
             loaded = await self.storage.load(partition)
         except Exception:
@@ -254,8 +255,9 @@ class TransactionStateManager:
         if loaded is None:
             return []
         self.cache[partition] = CacheEntry(coordinator_epoch, loaded)
-        log.log(logging.INFO if loaded else logging.DEBUG, "loaded %d transactional ids from %s-%d at epoch %d",
-                len(loaded), TOPIC, partition, coordinator_epoch)
+        log.log(logging.INFO if loaded else logging.DEBUG,
+                "loaded %d transactional ids from %s-%d at epoch %d in %d ms", len(loaded), TOPIC, partition,
+                coordinator_epoch, (time.monotonic() - started) * 1000)
         return [m for m in loaded.values() if m.state in (TxnState.PREPARE_COMMIT, TxnState.PREPARE_ABORT)]
 
     def unload_partition(self, partition: int) -> None:
