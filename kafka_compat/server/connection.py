@@ -6,8 +6,10 @@ requests need no reordering. One exception, for throughput: while an acks=all
 produce waits for its replicas (AnswerLater), the producer's next produce
 requests are handled (appended) too, so that followers fetch them together;
 their responses queue behind it in order, and any other request waits until
-every earlier one is answered. Anything malformed closes this connection
-only, with one log line.
+every earlier one is answered. Whichever task makes the oldest queued
+response ready sends it and the ready ones behind it: no task of its own
+stands between a replicated produce and its response. Anything malformed
+closes this connection only, with one log line.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import logging
 import math
 import struct
 import time
+from collections import deque
 from dataclasses import dataclass
 
 import trio
@@ -131,17 +134,15 @@ def encode_response(entry: ApiEntry, header: RequestHeader, body: dict) -> list:
 
 class _QueuedAnswer:
     """A response that goes out after the earlier ones: its chunks once
-    ``ready`` is set (None: nothing to send); ``close``: the connection
-    closes once the earlier responses are out, instead of answering this."""
+    ``ready`` (None: nothing to send); ``close``: the connection closes once
+    the earlier responses are out, instead of answering this."""
 
     __slots__ = ("ready", "chunks", "close")
 
     def __init__(self, chunks: list | None = None, ready: bool = False, close: bool = False):
-        self.ready = trio.Event()
+        self.ready = ready
         self.chunks = chunks
         self.close = close
-        if ready:
-            self.ready.set()
 
 
 class Connection:
@@ -166,10 +167,18 @@ class Connection:
         # or answered, which is never idle (a long-poll fetch, a join waiting
         # for a rebalance, an acks=all produce waiting for its replicas).
         self.last_active = time.monotonic()
-        # Responses waiting to go out in order behind an acks=all produce.
-        self.queued = 0
+        # Responses waiting to go out in order behind an acks=all produce,
+        # whether a task is sending them, and (while ANSWERS_QUEUED wait) an
+        # event set when the oldest has gone.
+        self.answers: deque[_QueuedAnswer] = deque()
+        self.sending = False
+        self.room = trio.Event()
         self.all_answered = trio.Event()
         self.all_answered.set()
+
+    @property
+    def queued(self) -> int:
+        return len(self.answers)
 
     @property
     def idle(self) -> bool:
@@ -190,9 +199,7 @@ class Connection:
         try:
             with self.scope:
                 async with trio.open_nursery() as nursery:
-                    answers, to_send = trio.open_memory_channel(ANSWERS_QUEUED)
-                    nursery.start_soon(self._send_queued_answers, to_send)
-                    await self._loop(nursery, answers)
+                    await self._loop(nursery)
                     await self.all_answered.wait()
                     nursery.cancel_scope.cancel()
         except* MalformedRequest as group:
@@ -202,7 +209,7 @@ class Connection:
         finally:
             await self.stream.aclose()
 
-    async def _loop(self, nursery: trio.Nursery, answers: trio.MemorySendChannel) -> None:
+    async def _loop(self, nursery: trio.Nursery) -> None:
         """Requests one at a time. A request's bytes are read ahead into
         ``pending`` until it is whole or READ_AHEAD of it has arrived; only then
         does it get a frame buffer (so a client trickling bytes holds no more
@@ -238,10 +245,11 @@ class Connection:
             self.frames.give_back(frame)
             if isinstance(outcome, AnswerLater):
                 answer = _QueuedAnswer()
+                await self._queue(answer)
                 nursery.start_soon(self._answer_later, header, outcome, answer)
-                await self._queue(answers, answer)
             elif self.queued:
-                await self._queue(answers, _QueuedAnswer(outcome, ready=True, close=self.closing))
+                await self._queue(_QueuedAnswer(outcome, ready=True, close=self.closing))
+                await self._send_ready()
             else:
                 self.last_active = time.monotonic()
                 if outcome:
@@ -252,39 +260,55 @@ class Connection:
                 # read ahead): give the other tasks their turn.
                 await trio.lowlevel.checkpoint()
 
-    async def _queue(self, answers: trio.MemorySendChannel, answer: _QueuedAnswer) -> None:
-        if not self.queued:
+    async def _queue(self, answer: _QueuedAnswer) -> None:
+        """Queue a response behind the earlier ones; with ANSWERS_QUEUED
+        queued, first wait until the oldest has gone out."""
+        while len(self.answers) >= ANSWERS_QUEUED:
+            if self.room.is_set():
+                self.room = trio.Event()
+            await self.room.wait()
+        if not self.answers:
             self.all_answered = trio.Event()
-        self.queued += 1
-        await answers.send(answer)
+        self.answers.append(answer)
 
     async def _answer_later(self, header: RequestHeader, later: AnswerLater, answer: _QueuedAnswer) -> None:
         entry = REGISTRY[header.api_key]
         body = await self._run_handler(entry, header, later.response)
         answer.close = isinstance(body, CloseConnection)
         answer.chunks = self._encode(entry, header, body)
-        answer.ready.set()
+        answer.ready = True
+        await self._send_ready()
 
-    async def _send_queued_answers(self, to_send: trio.MemoryReceiveChannel) -> None:
-        """Send the queued responses in request order, each once it is ready."""
-        async for answer in to_send:
-            await answer.ready.wait()
-            if answer.close:
-                self.scope.cancel()
-                return
-            # (A client that reads no responses blocks this send: it is
-            # idle from here, for connections.max.idle.ms.)
-            self.last_active = time.monotonic()
-            if answer.chunks:
-                await send_chunks(self.sock, answer.chunks)
-            self.queued -= 1
-            if self.queued:
-                self.last_active = math.inf
-            else:
-                self.last_active = time.monotonic()
-                self.all_answered.set()
-                if self.closing and self.between_requests:
+    async def _send_ready(self) -> None:
+        """Send the queued responses that are ready, oldest first, up to the
+        first one still waiting (whose task sends it and those behind it).
+        One task sends at a time; one that finds another sending leaves its
+        response to it."""
+        if self.sending:
+            return
+        self.sending = True
+        try:
+            while self.answers and self.answers[0].ready:
+                answer = self.answers[0]
+                if answer.close:
                     self.scope.cancel()
+                    return
+                # (A client that reads no responses blocks this send: it is
+                # idle from here, for connections.max.idle.ms.)
+                self.last_active = time.monotonic()
+                if answer.chunks:
+                    await send_chunks(self.sock, answer.chunks)
+                self.answers.popleft()
+                self.room.set()
+                if self.answers:
+                    self.last_active = math.inf
+                else:
+                    self.last_active = time.monotonic()
+                    self.all_answered.set()
+                    if self.closing and self.between_requests:
+                        self.scope.cancel()
+        finally:
+            self.sending = False
 
     async def _read_ahead(self, buf: bytearray, size: int) -> bool:
         """Make ``buf`` hold at least ``size`` bytes (reading up to READ_AHEAD at
