@@ -58,6 +58,11 @@ class TxnBroker:
     def bootstrap(self) -> str:
         return self.process.bootstrap
 
+    @property
+    def data_dir(self) -> Path:
+        """The log dir (log.dirs) holding the partitions' directories."""
+        return self.process.directory / "data" if against_kafka() else self.process.data_dir
+
     def start(self) -> None:
         first = not self._started
         self.process.start()
