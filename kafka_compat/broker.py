@@ -130,6 +130,7 @@ class Broker:
                                        single_broker=self.cluster is None, fetchers=fetchers,
                                        alter_partition=alter_partition, broker_alive=self._broker_alive,
                                        on_change=self.waiters.notify,
+                                       on_high_watermark=self.waiters.high_watermark_moved,
                                        replica_lag_time_max_ms=self.config.replica_lag_time_max_ms)
         if self.cluster is None:
             topic_configs = {name: self.topics.effective_config(name) for name in topics}

@@ -142,7 +142,7 @@ async def fetch(ctx, request) -> dict:
         if total >= min_bytes or answer_now or remaining <= 0 or broker.shutting_down.is_set():
             break
         watched = [(sp.topic, sp.partition) for sp in wanted]
-        await broker.waiters.wait_any(watched, remaining)
+        await broker.waiters.wait_any(watched, remaining, high_watermark=replica < 0)
     node_endpoints = []
     if ctx.api_version >= 16:
         node_endpoints = add_leader_hints(broker, [(sp.topic, sp.partition, out) for sp, out in results], ctx.listener,

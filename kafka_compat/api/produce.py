@@ -141,7 +141,7 @@ async def _append(broker, topic: str, index: int, records, acks: int, api_versio
         if e.code in _ERRORS_WITH_LOG_START:
             out["log_start_offset"] = log.log_start_offset
         return out
-    broker.waiters.notify(topic, index)
+    broker.waiters.appended(topic, index)
     out.update(base_offset=result.base_offset, log_append_time_ms=result.log_append_time,
                log_start_offset=result.log_start_offset)
     if acks == -1:
@@ -182,7 +182,7 @@ async def await_replication(broker, awaiting: list[AwaitingReplication], timeout
             for a in awaiting:
                 a.fail(ErrorCode.REQUEST_TIMED_OUT)
             return
-        await broker.waiters.wait_any([(a.topic, a.partition) for a in awaiting], remaining)
+        await broker.waiters.wait_any([(a.topic, a.partition) for a in awaiting], remaining, appends=False)
 
 
 def _has_transactional_records(request) -> bool:

@@ -98,6 +98,7 @@ class ReplicaManager:
     def __init__(self, broker_id: int, logs, metadata, *, single_broker: bool, fetchers=None,
                  alter_partition=None, broker_alive: Callable[[int], bool] = lambda broker_id: True,
                  on_change: Callable[[str, int], None] = lambda topic, partition: None,
+                 on_high_watermark: Callable[[str, int], None] | None = None,
                  replica_lag_time_max_ms: int = 30000):
         self.broker_id = broker_id
         self.logs = logs
@@ -106,9 +107,11 @@ class ReplicaManager:
         self.fetchers = fetchers  # the ReplicaFetcherManager of a cluster's broker
         self.alter_partition = alter_partition  # its AlterPartitionManager
         self.broker_alive = broker_alive  # whether the metadata cache has a broker live
-        # Called when a partition's high watermark, ISR or leadership changes
-        # (fetches and acks=all produces waiting on it look again).
+        # Called when a partition's ISR or leadership changes, and when its
+        # high watermark moves (then only the requests that wait for it look
+        # again: acks=all produces, consumers' fetches, not followers').
         self.on_change = on_change
+        self.on_high_watermark = on_change if on_high_watermark is None else on_high_watermark
         self.lag_max_s = replica_lag_time_max_ms / 1000
         self.states: dict[tuple[str, int], PartitionState] = {}
         # The newest controller epoch seen: requests of older controllers are
@@ -217,7 +220,7 @@ class ReplicaManager:
                 end = min(end, -1 if follower is None else follower.log_end_offset)
         if end > partition_log.high_watermark:
             partition_log.high_watermark = end
-            self.on_change(topic, partition)
+            self.on_high_watermark(topic, partition)
 
     def _follow_log_end_if_alone(self, topic: str, partition: int, state: PartitionState, partition_log) -> None:
         """With this leader alone in the maximal ISR the high watermark is its
@@ -227,7 +230,7 @@ class ReplicaManager:
         partition_log.high_watermark_follows_leo = alone
         if alone and partition_log.high_watermark < partition_log.log_end_offset:
             partition_log.high_watermark = partition_log.log_end_offset
-            self.on_change(topic, partition)
+            self.on_high_watermark(topic, partition)
 
     def _submit_isr(self, key: tuple[str, int], state: PartitionState, new_isr: list[int], partition_log) -> None:
         state.pending_isr = new_isr
