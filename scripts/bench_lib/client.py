@@ -229,6 +229,58 @@ def consume(bootstrap: str, topic: str, partitions: int, count: int, size: int, 
     return _throughput(count, size, seconds, cpu)
 
 
+def rounds(bootstrap: str, topic: str, partitions: int, count: int, size: int, rounds: int, acks: str = "all",
+           ready: Callable[[], None] = _no_wait) -> dict:
+    """``rounds`` rounds on one new topic, each timed on its own: one
+    producer writes ``count`` messages, then one consumer reads them from
+    where the round began (for whoever runs it to change something between
+    rounds, such as whether a log cleaner works). Before each round it waits
+    for its go; after each it prints that round's figures (a JSON line), and
+    at the end returns the number of rounds."""
+    create_topic(bootstrap, topic, partitions)
+    payload = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    producer = _Producer(_producer_config(bootstrap, acks, False))
+    producer.list_topics(topic, timeout=TIMEOUT_S)
+    for partition in range(partitions):  # connected, the first batch of each partition not timed
+        producer.produce(topic, payload, partition=partition)
+    producer.flush(TIMEOUT_S)
+    consumer = Consumer({**_common(bootstrap), **CONSUMER_PREFETCH, "group.id": "bench", "enable.auto.commit": False,
+                         "auto.offset.reset": "error"})
+    # Where each round starts: the ends of the warm-up, then where the
+    # consumer stopped (it reads every message of a round). Asked of the
+    # broker only now: with the consumer fetching, a ListOffsets would wait
+    # behind its fetch's long poll.
+    starts = [TopicPartition(topic, p, consumer.get_watermark_offsets(TopicPartition(topic, p), TIMEOUT_S)[1])
+              for p in range(partitions)]
+    for done in range(rounds):
+        ready()
+        errors: list[str] = []
+        t0 = time.perf_counter()
+        _produce_share(producer, topic, partitions, count, payload, done, errors)
+        produce_s = time.perf_counter() - t0
+        if errors:
+            raise RuntimeError(f"{len(errors)} delivery errors, the first: {errors[0]}")
+        producer.errors.clear()
+        t1 = time.perf_counter()
+        consumer.assign(starts)
+        received = 0
+        while received < count:
+            messages = consumer.consume(min(10_000, count - received), TIMEOUT_S)
+            if not messages:
+                raise RuntimeError(f"round {done + 1}: consumed {received} of {count} messages, then nothing "
+                                   f"for {TIMEOUT_S} s")
+            for message in messages:
+                if message.error() is not None:
+                    raise KafkaException(message.error())
+            received += len(messages)
+        consume_s = time.perf_counter() - t1
+        starts = consumer.position(starts)
+        print(json.dumps({"produce_msg_per_s": count / produce_s, "consume_msg_per_s": count / consume_s,
+                          "produce_s": produce_s, "consume_s": consume_s}), flush=True)
+    consumer.close()
+    return {"rounds": rounds}
+
+
 def _throughput(count: int, size: int, seconds: float, cpu: float) -> dict:
     return {"messages": count, "seconds": seconds, "msg_per_s": count / seconds,
             "mb_per_s": count * size / seconds / 1e6, "client_cpu_us_per_msg": cpu / count * 1e6}
@@ -402,7 +454,8 @@ def warm_up(bootstrap: str, topic: str) -> None:
     consume(bootstrap, topic, 1, 2 * CHUNK, 100)
 
 
-STEPS = {"produce": produce, "consume": consume, "latency": latency, "create": create, "metadata": metadata}
+STEPS = {"produce": produce, "consume": consume, "rounds": rounds, "latency": latency, "create": create,
+         "metadata": metadata}
 
 
 def _wait_for_go() -> None:

@@ -1,4 +1,4 @@
-"""CPU time and peak resident memory of a running process, read from /proc."""
+"""CPU time, peak resident memory and children of a running process, read from /proc."""
 from __future__ import annotations
 
 import os
@@ -23,3 +23,19 @@ def peak_rss_mb(pid: int) -> float:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) * 1024 / 1e6  # the value is in kB of 1024 bytes
     raise RuntimeError(f"no VmHWM in /proc/{pid}/status")
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid``."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        if int(stat[stat.rindex(")") + 2 :].split()[1]) == pid:  # field 4 of proc(5): the parent's PID
+            out.append(int(entry))
+    return out

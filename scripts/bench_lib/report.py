@@ -23,6 +23,7 @@ class Figure:
     fmt: str
     higher_is_better: bool
     has_ceiling: bool = False
+    per_run: bool = False  # our cell shows each run's figure beside the median
 
 
 FIGURES = {
@@ -56,6 +57,15 @@ FIGURES = {
     "behind_mb": Figure("behind MB", "{:,.0f}", False),
     "cleaner_mb_per_s": Figure("cleaner MB/s", "{:,.1f}", True),
     "map_mb": Figure("key map MB", "{:,.1f}", False),
+    "produce_busy_over_idle": Figure("produce msg/s, cleaner busy/idle", "{:.2f}", True, per_run=True),
+    "consume_busy_over_idle": Figure("consume msg/s, cleaner busy/idle", "{:.2f}", True, per_run=True),
+    "produce_idle_msg_per_s": Figure("produce msg/s, cleaner idle", "{:,.0f}", True, per_run=True),
+    "produce_busy_msg_per_s": Figure("produce msg/s, cleaner busy", "{:,.0f}", True, per_run=True),
+    "consume_idle_msg_per_s": Figure("consume msg/s, cleaner idle", "{:,.0f}", True, per_run=True),
+    "consume_busy_msg_per_s": Figure("consume msg/s, cleaner busy", "{:,.0f}", True, per_run=True),
+    "broker_cpu_busy_over_idle": Figure("broker CPU, cleaner busy/idle", "{:.2f}", False, per_run=True),
+    "cleaner_cpu_share": Figure("cleaner worker's CPU, cores", "{:.2f}", False, per_run=True),
+    "segments_swapped": Figure("segments cleaned meanwhile", "{:,.0f}", False, per_run=True),
 }
 
 
@@ -77,7 +87,8 @@ def summarize(workload: Workload, by_system: dict[str, list[dict]]) -> dict:
     for key in workload.figures:
         ratios = [o[key] / p[key] for o, p in zip(ours, peer) if key in o and key in p and p[key]]
         row = {"ours": _median(_values(ours, key)), "peer": _median(_values(peer, key)),
-               "ratios": ratios, "ratio": _median(ratios), "ceiling": None, "of_ceiling": None}
+               "ratios": ratios, "ratio": _median(ratios), "ceiling": None, "of_ceiling": None,
+               "ours_runs": _values(ours, key)}
         if FIGURES[key].has_ceiling:
             row["ceiling"] = _median(_values(sink, key))
             if row["ours"] is not None and row["ceiling"]:
@@ -100,6 +111,13 @@ def _cell(value: float | None, fmt: str) -> str:
     return "–" if value is None else fmt.format(value)
 
 
+def _ours_cell(row: dict, figure: Figure) -> str:
+    runs = row.get("ours_runs", [])
+    if not figure.per_run or len(runs) < 2:
+        return _cell(row["ours"], figure.fmt)
+    return f"{_cell(row['ours'], figure.fmt)} ({', '.join(figure.fmt.format(v) for v in runs)})"
+
+
 def _ratio_cell(row: dict) -> str:
     if row["ratio"] is None:
         return "–"
@@ -119,7 +137,7 @@ def table(workloads: list[Workload], summaries: dict[str, dict]) -> str:
             figure = FIGURES[key]
             arrow = "↑" if figure.higher_is_better else "↓"
             lines.append(
-                f"| {workload.name} | {figure.label} {arrow} | {_cell(row['ours'], figure.fmt)} "
+                f"| {workload.name} | {figure.label} {arrow} | {_ours_cell(row, figure)} "
                 f"| {_cell(row['peer'], figure.fmt)} | {_ratio_cell(row)} | {_cell(row['ceiling'], figure.fmt)} "
                 f"| {_cell(row['of_ceiling'], '{:.0%}')} |")
     return "\n".join(lines)

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Callable
 
 from .brokers import Running, System
-from . import compaction
-from .workloads import RESTART, CatchUp, ClientStep, Compaction, Failover, LeaderFailover, Workload
+from . import compaction, interference
+from .workloads import RESTART, CatchUp, ClientStep, Compaction, Failover, Interference, LeaderFailover, Workload
 
 CLIENT_TIMEOUT_S = 900
 
@@ -92,6 +92,8 @@ def run_once(workload: Workload, system: System, run: int, run_dir: Path, profil
     label = f"{workload.name}-{system.name}-{run + 1}"
     topic = f"bench-{workload.name}-{uuid.uuid4().hex[:8]}"
     log_path = run_dir / f"{label}-client.log"
+    if isinstance(workload.measure, Interference):  # it starts brokers of its own
+        return interference.measure(system, workload.measure, run_dir, label, log_path, profiler)
     running = system.start(run_dir, label)
     try:
         warm_up = f"{topic}-warm-up" if workload.warm else None
@@ -137,6 +139,8 @@ def run_once(workload: Workload, system: System, run: int, run_dir: Path, profil
 def systems_for(workload: Workload, systems: list[System], sink: System | None) -> list[System]:
     if workload.systems is not None:
         return [s for s in systems if s.name in workload.systems]
+    if workload.ours_only:
+        return [s for s in systems if s.name == "ours"]
     systems = [s for s in systems if s.name != "cluster"]
     chosen = [s for s in systems if s.keeps_data or not workload.only_systems_keeping_data]
     if workload.ceiling and sink is not None:

@@ -164,6 +164,15 @@ def _compaction(summaries: dict) -> tuple[str, bool | None]:
     return text, rate >= 50 and map_mb is not None and map_mb <= 134.22
 
 
+def _interference(summaries: dict) -> tuple[str, bool | None]:
+    row = summaries.get("compaction-interference-1KiB", {})
+    produce = row.get("produce_busy_over_idle", {}).get("ours")
+    consume = row.get("consume_busy_over_idle", {}).get("ours")
+    if produce is None or consume is None:
+        return NOT_MEASURED
+    return f"produce {produce:.2f}x, consume {consume:.2f}x", produce >= 0.9 and consume >= 0.9
+
+
 TARGETS = [
     Target("every throughput figure >= 1.0x the peer", _ratio_at_least("", "msg_per_s", 1.0), not_with_peer=KAFKA),
     Target("every throughput figure >= 1.0x Apache Kafka's", _ratio_at_least("", "msg_per_s", 1.0), peer=KAFKA),
@@ -206,6 +215,8 @@ TARGETS = [
            _cluster_at_most("cluster-rf3-failover", ("sigterm_s",), 1, "s")),
     Target("the log cleaner compacts >= 50 MB/s of 1 KiB records on one core, its key map within "
            "log.cleaner.dedupe.buffer.size (134.2 MB)", _compaction),
+    Target("the log cleaner at work slows produce and consume on other partitions by < 10% "
+           "(busy/idle >= 0.9)", _interference),
 ]
 
 

@@ -74,10 +74,27 @@ class Compaction:
 
 
 @dataclass(frozen=True)
+class Interference:
+    """``pairs`` busy rounds between ``pairs`` + 1 idle ones on one broker,
+    each round producing then consuming ``messages`` x ``size`` bytes on
+    ordinary partitions, the log cleaner idle, or busy compacting a log of
+    ``log_messages`` x ``size`` bytes over ``keys`` keys in segments of
+    ``segment_bytes`` (bench_lib.interference)."""
+
+    pairs: int
+    messages: int
+    size: int
+    partitions: int
+    log_messages: int
+    keys: int
+    segment_bytes: int
+
+
+@dataclass(frozen=True)
 class Workload:
     name: str
     title: str
-    measure: ClientStep | Failover | LeaderFailover | CatchUp | Compaction | str
+    measure: ClientStep | Failover | LeaderFailover | CatchUp | Compaction | Interference | str
     figures: tuple[str, ...]
     setup: tuple[ClientStep | str, ...] = ()
     ceiling: bool = False  # also run against the sink: the client's ceiling
@@ -88,6 +105,7 @@ class Workload:
     # The measured step on our single broker when it differs from the
     # cluster's: the baseline the cluster's figure is divided by.
     single: ClientStep | None = None
+    ours_only: bool = False  # runs on our broker alone (its figures compare two states of it)
 
     @property
     def restarts(self) -> bool:
@@ -103,12 +121,17 @@ class Sizes:
     metadata_requests: int
     cluster: int  # messages of 1 KiB, cluster throughput (100,000 take a mere 0.1-0.2 s)
     catch_up: int  # messages of 1 KiB written while a follower is down
+    interference: int  # messages of 1 KiB produced, then consumed, in a round beside the log cleaner
+    interference_pairs: int  # busy rounds in a run (between idle ones)
+    interference_log: int  # messages of 1 KiB in the log it cleans meanwhile
 
 
 FULL = Sizes(small=1_000_000, large=100_000, latency_seconds=10, many_producers=100_000, metadata_requests=5000,
-             cluster=500_000, catch_up=1_000_000)
+             cluster=500_000, catch_up=1_000_000, interference=300_000, interference_pairs=8,
+             interference_log=600_000)
 QUICK = Sizes(small=300_000, large=100_000, latency_seconds=4, many_producers=40_000, metadata_requests=2000,
-              cluster=300_000, catch_up=250_000)
+              cluster=300_000, catch_up=250_000, interference=200_000, interference_pairs=4,
+              interference_log=300_000)
 
 LATENCY_RATE = 2000
 TRANSACTION_SIZE = 1000  # messages per transaction
@@ -289,12 +312,33 @@ def compaction_workload(sizes: Sizes) -> Workload:
         warm=False, only_systems_keeping_data=True)
 
 
+INTERFERENCE_SEGMENT_BYTES = 1024 * 1024
+INTERFERENCE = ("produce_busy_over_idle", "consume_busy_over_idle", "produce_idle_msg_per_s",
+                "produce_busy_msg_per_s", "consume_idle_msg_per_s", "consume_busy_msg_per_s",
+                "broker_cpu_busy_over_idle", "cleaner_cpu_share", "segments_swapped")
+
+
+def interference_workload(sizes: Sizes) -> Workload:
+    log_mb = sizes.interference_log * KIB / 1e6
+    return Workload(
+        "compaction-interference-1KiB",
+        f"{2 * sizes.interference_pairs + 1} rounds, each producing then consuming {sizes.interference:,} x 1KiB "
+        "on 6 ordinary partitions, with the log cleaner in turn idle (its worker process stopped mid-cleaning) and "
+        f"busy compacting a log of {sizes.interference_log:,} x 1KiB ({log_mb:,.0f} MB) over {COMPACTION_KEYS:,} "
+        f"keys in segments of {INTERFERENCE_SEGMENT_BYTES // KIB // KIB} MiB; each busy round over the idle ones "
+        "beside it",
+        Interference(sizes.interference_pairs, sizes.interference, KIB, 6, sizes.interference_log, COMPACTION_KEYS,
+                     INTERFERENCE_SEGMENT_BYTES),
+        INTERFERENCE, warm=False, ours_only=True)
+
+
 def all_workloads(quick: bool, catch_up_mb: float | None = None) -> list[Workload]:
     sizes = QUICK if quick else FULL
     if catch_up_mb is not None:
         sizes = replace(sizes, catch_up=max(1, round(catch_up_mb * 1e6 / KIB)))
     workloads = (produce_workloads(sizes) + consume_workloads(sizes) + latency_workloads(sizes)
-                 + [startup_workload(), compaction_workload(sizes)] + cluster_workloads(sizes)
+                 + [startup_workload(), compaction_workload(sizes), interference_workload(sizes)]
+                 + cluster_workloads(sizes)
                  + replication_workloads(sizes))
     if not quick:
         workloads.append(rss_workload())
