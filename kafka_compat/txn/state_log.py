@@ -110,8 +110,8 @@ class TxnStateLog:
             if status is not None:
                 return status
             remaining = deadline - trio.current_time()
-            if remaining <= 0:
-                return ErrorCode.REQUEST_TIMED_OUT
+            if remaining <= 0 or self.broker.waiters.closed:
+                return ErrorCode.REQUEST_TIMED_OUT  # (shutting down: no wake-up comes, wait_any returns at once)
             await self.broker.waiters.wait_any([(TOPIC, partition)], remaining)
 
     async def load(self, partition: int) -> dict[str, TransactionMetadata]:

@@ -536,3 +536,31 @@ async def test_markers_wait_for_a_partition_without_leader(tmp_path):
         assert control_batches(data) == [(3, pid, 0, b"\x00\x00\x00\x01")]
         await client.aclose()
         broker.shutdown()
+
+
+async def test_a_state_write_waiting_for_replication_ends_at_shutdown(tmp_path):
+    """A broker shutting down while a __transaction_state write waits for its
+    followers (the partition's high watermark held, as a leader's whose
+    followers have not fetched) stops in time: once its append waiters are
+    woken for good the write gives up at once instead of spinning, with no
+    checkpoint, until the transaction's 60 s timeout."""
+    config = make_config(tmp_path / "data", transaction_state_log_num_partitions=1)
+    answers = []
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            broker, client = await start_broker(config, nursery)
+            await find_txn_coordinator(client, "tx-held")
+            assert (await init(client, "tx-held")).error_code == ErrorCode.NONE
+            state_log = broker.logs.get("__transaction_state", 0)
+            state_log.high_watermark_follows_leo = False
+
+            async def init_in_background():
+                answers.append(await client.request("InitProducerId", 4, init_body("tx-held")))
+
+            nursery.start_soon(init_in_background)
+            end = state_log.log_end_offset
+            while state_log.log_end_offset == end:  # the epoch bump is appended, not yet replicated
+                await trio.sleep(0.01)
+            assert answers == []
+            broker.shutdown()
+    assert len(answers) <= 1  # answered before the connection closed, or not at all
