@@ -1,7 +1,9 @@
 """Transactions on a compacted topic (issue 13) through real clients:
 transactional producers of two families (confluent-kafka, kafka-python)
 commit and abort transactions of keyed records, interleaved with each other
-and with plain records, on a compacted topic of small segments. The broker
+and with plain records, on a compacted topic of small segments, as sent or
+recompressed by the broker (compression.type=lz4: the cleaner rebuilds
+compressed transactional batches). The broker
 writes them with its cleaner off; the segments are read as written, then
 the broker restarts with its cleaner on, and every cleaning is checked
 against Kafka's rules (LogCleaner's CleanedTransactionMetadata and
@@ -37,15 +39,16 @@ from interop import admin, confluent_client
 from interop.messages import Message
 from interop.transactions import Transaction, read, transact
 from kafka_compat.log.txn_index import AbortedTxn, TransactionIndex
-from kafka_compat.protocol.records import LOG_OVERHEAD, BatchView, ControlType
+from kafka_compat.protocol.records import LOG_OVERHEAD, BatchView, Codec, ControlType
 
 from .txn_brokers import TxnBroker, against_kafka
 
 KEYS = 40
 TRANSACTIONS = 24  # per producer
 DELETE_RETENTION_MS = 2000
-SEGMENT_BYTES = 4096
-ROLL_VALUE = b"r" * (SEGMENT_BYTES - 300)  # two of them never share a segment
+SEGMENT_BYTES = 2048
+# Two of them never share a segment, compressed or not.
+ROLL_VALUE = random.Random(13).randbytes(SEGMENT_BYTES - 300)
 PRODUCERS = {"confluent": "txn-compact-confluent", "kafka-python": "txn-compact-kafka-python"}
 READERS = ("confluent", "kafka-python")
 CHECKPOINT = "cleaner-offset-checkpoint"
@@ -63,6 +66,7 @@ class Batch:
     transactional: bool
     control: int | None  # ControlType of a marker; None for data
     delete_horizon: int | None  # KIP-534: set by the cleaning that found the batch removable
+    codec: int
     records: tuple[tuple[int, bytes | None, bytes | None], ...]  # (offset, key, value)
     raw: bytes
 
@@ -85,7 +89,7 @@ def stored_batches(partition_dir: Path) -> list[Batch]:
                 control = int.from_bytes(records[0][1][2:4], "big")
             out.append(Batch(int(path.stem), batch.base_offset, batch.last_offset, batch.producer_id,
                              batch.is_transactional, control,
-                             batch.base_timestamp if batch.has_delete_horizon else None, records,
+                             batch.base_timestamp if batch.has_delete_horizon else None, batch.compression, records,
                              bytes(data[position:batch.end])))
             position = batch.end
     offsets = [b.base_offset for b in out]
@@ -313,14 +317,15 @@ def txn_broker(tmp_path):
         broker.stop()
 
 
-def test_transactions_on_a_compacted_topic(txn_broker, topic_name):
+@pytest.mark.parametrize("compression", ["producer", "lz4"])
+def test_transactions_on_a_compacted_topic(txn_broker, topic_name, compression):
     broker = txn_broker
     topic = topic_name()
     # Kafka 4 refuses a segment.bytes under 1 MB (KIP-1030); its own tests set internal.segment.bytes.
     segment_config = "internal.segment.bytes" if against_kafka() else "segment.bytes"
     admin.create_topic(broker.bootstrap, topic, partitions=1, configs={
         "cleanup.policy": "compact", segment_config: str(SEGMENT_BYTES), "min.cleanable.dirty.ratio": "0.01",
-        "delete.retention.ms": str(DELETE_RETENTION_MS),
+        "delete.retention.ms": str(DELETE_RETENTION_MS), "compression.type": compression,
     })
     partition_dir = broker.data_dir / f"{topic}-0"
 
@@ -343,6 +348,8 @@ def test_transactions_on_a_compacted_topic(txn_broker, topic_name):
                       and not txn_of[b.base_offset].commit for _, _, v in b.records}
     assert len(aborted_values) > 20 and committed, "both kinds of transactions, please"
     assert len({b.segment for b in written}) > 5, "the transactions should spread over several segments"
+    codec = Codec.LZ4 if compression == "lz4" else Codec.NONE
+    assert {b.codec for b in written if b.control is None} == {codec}
     # Uncleaned, read_uncommitted sees the aborted records (so the reads below would see them too).
     everything = sorted((o, k, v) for b in written if b.control is None for o, k, v in b.records)
     got = read("confluent", broker.bootstrap, {(topic, 0): len(everything)}, isolation="read_uncommitted")
@@ -365,6 +372,7 @@ def test_transactions_on_a_compacted_topic(txn_broker, topic_name):
     assert {b.base_offset for b in batches if b.control is not None} == {t.marker for t in txns}, \
         "a marker went while its transaction's batches were there to read"
     assert all_entries(index) == written_index
+    assert {b.codec for b in batches if b.control is None and b.records} == {codec}, "recompressed otherwise"
     check_reads(broker.bootstrap, topic, expected)
 
     # -- every key replaced by plain records: the transactions' data goes; a cleaning that finds
