@@ -1,18 +1,19 @@
 """Transactions on a compacted topic (issue 13) through real clients:
 transactional producers of two families (confluent-kafka, kafka-python)
-commit and abort transactions of keyed records, interleaved with each other
-and with plain records, on a compacted topic of small segments, as sent or
-recompressed by the broker (compression.type=lz4: the cleaner rebuilds
-compressed transactional batches). The broker
-writes them with its cleaner off; the segments are read as written, then
-the broker restarts with its cleaner on, and every cleaning is checked
-against Kafka's rules (LogCleaner's CleanedTransactionMetadata and
-MemoryRecords.filterTo):
+commit and abort transactions of keyed records and tombstones, interleaved
+with each other and with plain records, on a compacted topic of small
+segments, as sent or recompressed by the broker (compression.type=lz4: the
+cleaner rebuilds compressed transactional batches). The broker writes them
+with its cleaner off; the segments are read as written, then the broker
+restarts with its cleaner on, and every cleaning is checked against Kafka's
+rules (LogCleaner's CleanedTransactionMetadata and MemoryRecords.filterTo):
 
-- the first cleaning drops every record of an aborted transaction; readers
-  of both families at read_committed *and* read_uncommitted see exactly the
-  latest committed or plain value of each key, offsets increasing, and the
-  segments hold exactly those records;
+- the first cleaning drops every record of an aborted transaction
+  (tombstones too) and stamps the batches of the committed tombstones it
+  keeps with their delete horizon (KIP-534); readers of both families at
+  read_committed *and* read_uncommitted see exactly the latest committed or
+  plain value of each key, offsets increasing, and the segments hold
+  exactly those records;
 - markers stay while batches of their transaction do, and each segment's
   .txnindex lists the aborted transactions whose marker it holds;
 - once the data of every transaction is replaced, a cleaning stamps the
@@ -22,8 +23,9 @@ MemoryRecords.filterTo):
   (Kafka keeps an active producer's last batch for its sequence and epoch),
   with the .txnindex entry when that transaction was aborted.
 
-INTEROP_TXN_BROKER=kafka runs it against Apache Kafka (tests/interop/txn_brokers.py),
-which is how these expectations were checked to be Kafka's.
+INTEROP_TXN_BROKER=kafka runs it against Apache Kafka
+(tests/interop/txn_brokers.py), which is how these expectations were
+checked to be Kafka's.
 """
 from __future__ import annotations
 
@@ -44,6 +46,7 @@ from kafka_compat.protocol.records import LOG_OVERHEAD, BatchView, Codec, Contro
 from .txn_brokers import TxnBroker, against_kafka
 
 KEYS = 40
+TOMBSTONES = 0.15  # of the transactions' records
 TRANSACTIONS = 24  # per producer
 DELETE_RETENTION_MS = 2000
 SEGMENT_BYTES = 2048
@@ -80,8 +83,8 @@ def stored_batches(partition_dir: Path) -> list[Batch]:
         position = 0
         while position + LOG_OVERHEAD <= len(data):
             batch = BatchView(data, position)
-            if batch.batch_length <= 0:
-                break
+            if batch.batch_length <= 0 or batch.end > len(data):
+                break  # the end of the log, or a batch being appended as it was read
             assert batch.crc_ok(), f"{path} at {position}: bad CRC"
             records = tuple((r.offset, r.key, r.value) for r in batch.records())
             control = None
@@ -119,10 +122,11 @@ class Txn:
     commit: bool | None = None
 
 
-def transactions_of(batches: list[Batch]) -> tuple[list[Txn], dict[int, Txn]]:
+def transactions_of(batches: list[Batch]) -> tuple[list[Txn], dict[int, Txn], dict[int, Txn]]:
     """The transactions of the log as written: each producer's data batches
-    up to its next marker; and base offset -> transaction of every
-    transactional batch (data or marker)."""
+    up to its next marker; base offset -> transaction of every transactional
+    batch (data or marker); and producer id -> its transaction still
+    without a marker."""
     open_txns: dict[int, Txn] = {}
     done: list[Txn] = []
     of: dict[int, Txn] = {}
@@ -137,8 +141,20 @@ def transactions_of(batches: list[Batch]) -> tuple[list[Txn], dict[int, Txn]]:
             assert b.control in (ControlType.COMMIT, ControlType.ABORT), b
             txn.marker, txn.commit = b.base_offset, b.control == ControlType.COMMIT
             done.append(open_txns.pop(b.producer_id))
-    assert not open_txns, f"transactions without a marker: {open_txns}"
-    return done, of
+    return done, of, open_txns
+
+
+def written_log(partition_dir: Path, timeout: float = 30.0) -> list[Batch]:
+    """The log once every transaction's marker is in (EndTxn is answered
+    before the coordinator writes the markers)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        batches = stored_batches(partition_dir)
+        unfinished = transactions_of(batches)[2]
+        if not unfinished:
+            return batches
+        assert time.monotonic() < deadline, f"transactions without a marker: {unfinished}"
+        time.sleep(0.05)
 
 
 # --------------------------------------------------------------------- the broker and the writes
@@ -185,13 +201,13 @@ def key(i: int) -> bytes:
 def transactions_for(family: str, topic: str, rng: random.Random, last_commits: bool) -> list[Transaction]:
     out = []
     for t in range(TRANSACTIONS):
-        commit = last_commits if t == TRANSACTIONS - 1 else rng.random() < 0.5
+        commit = last_commits if t == TRANSACTIONS - 1 else t > 0 and rng.random() < 0.5
         outcome = b"commit" if commit else b"abort"
-        records = tuple((topic, 0, key(rng.randrange(KEYS)), b"%s/t%02d/%s/%d/" % (family.encode(), t, outcome, i)
-                         + b"v" * rng.randrange(40, 120))
+        records = tuple((topic, 0, key(rng.randrange(KEYS)), None if rng.random() < TOMBSTONES else
+                         b"%s/t%02d/%s/%d/" % (family.encode(), t, outcome, i) + b"v" * rng.randrange(40, 120))
                         for i in range(rng.randrange(1, 9)))
         out.append(Transaction(records, commit))
-    # A key only aborted transactions wrote: after cleaning, nothing of it is left.
+    # A key only an aborted transaction wrote: after cleaning, nothing of it is left.
     only_aborted = (topic, 0, b"only-aborted-" + family.encode(), b"%s/abort" % family.encode())
     out[0] = Transaction(out[0].records + (only_aborted,), False)
     return out
@@ -331,21 +347,21 @@ def test_transactions_on_a_compacted_topic(txn_broker, topic_name, compression):
 
     # -- written with the cleaner off: the log as the producers left it ---------------------------
     plain = run_writers(broker.bootstrap, topic)
-    written = stored_batches(partition_dir)
+    written = written_log(partition_dir)
     written_index = all_entries(stored_txn_index(partition_dir))
-    txns, txn_of = transactions_of(written)
+    txns, txn_of, _ = transactions_of(written)
     assert len(txns) == 2 * TRANSACTIONS
     assert [(e.producer_id, e.first_offset, e.last_offset) for e in written_index] == \
         [(t.producer_id, t.data[0], t.marker) for t in txns if not t.commit]
     committed = {}
     for b in written:
         if b.transactional and b.control is None:
-            assert txn_of[b.base_offset].commit == all(b"/commit/" in v for _, _, v in b.records), b
+            assert all((b"/commit/" in v) == txn_of[b.base_offset].commit for _, _, v in b.records if v), b
             if txn_of[b.base_offset].commit:
                 committed.update({o: (k, v) for o, k, v in b.records})
     assert {o: (k, v) for b in written if not b.transactional for o, k, v in b.records} == plain
     aborted_values = {v for b in written if b.transactional and b.control is None
-                      and not txn_of[b.base_offset].commit for _, _, v in b.records}
+                      and not txn_of[b.base_offset].commit for _, _, v in b.records if v is not None}
     assert len(aborted_values) > 20 and committed, "both kinds of transactions, please"
     assert len({b.segment for b in written}) > 5, "the transactions should spread over several segments"
     codec = Codec.LZ4 if compression == "lz4" else Codec.NONE
@@ -372,6 +388,9 @@ def test_transactions_on_a_compacted_topic(txn_broker, topic_name, compression):
     assert {b.base_offset for b in batches if b.control is not None} == {t.marker for t in txns}, \
         "a marker went while its transaction's batches were there to read"
     assert all_entries(index) == written_index
+    # A committed tombstone still the latest of its key stays, its batch stamped with its delete horizon.
+    kept_tombstones = [b for b in batches if b.transactional and any(v is None for _, _, v in b.records)]
+    assert kept_tombstones and all(b.delete_horizon is not None for b in kept_tombstones), kept_tombstones
     assert {b.codec for b in batches if b.control is None and b.records} == {codec}, "recompressed otherwise"
     check_reads(broker.bootstrap, topic, expected)
 
