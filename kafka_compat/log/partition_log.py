@@ -609,10 +609,16 @@ class PartitionLog:
         except OSError as e:
             raise self._io_failed("truncating", e) from e
 
-    def _retire(self, segments: list[LogSegment], keep_snapshot_at: int | None = None) -> None:
+    def _retire(self, segments: list[LogSegment]) -> None:
         """Rename the segments' files (and the producer snapshots at their base
-        offsets, but ``keep_snapshot_at``) to *.deleted now and delete them
-        after file.delete.delay.ms, when readers still sending them are done."""
+        offsets) to *.deleted now and delete them after
+        file.delete.delay.ms, when readers still sending them are done."""
+        renamed = self._rename_to_deleted(segments)
+        self._dir_dirty = True
+        self._delete_later(segments, renamed)
+
+    def _rename_to_deleted(self, segments: list[LogSegment], keep_snapshot_at: int | None = None) -> list[Path]:
+        """The renaming half of _retire (blocking): the paths renamed."""
         renamed: list[Path] = []
         for segment in segments:
             renamed += segment.rename_to_deleted()
@@ -621,7 +627,9 @@ class PartitionLog:
                 target = snapshot.with_name(snapshot.name + DELETED_SUFFIX)
                 os.rename(snapshot, target)
                 renamed.append(target)
-        self._dir_dirty = True
+        return renamed
+
+    def _delete_later(self, segments: list[LogSegment], renamed: list[Path]) -> None:
         self._work.delete_later(
             self.config.file_delete_delay_ms, lambda: _delete_files(segments, renamed), self.dir.parent
         )
@@ -634,7 +642,10 @@ class PartitionLog:
         file.delete.delay.ms; the producer snapshots at the merged segments'
         base offsets too), then the .swap suffix goes, the directory fsynced
         after each renaming step. A crash at any point leaves files from
-        which the loader completes the swap or drops it. Returns False, and
+        which the loader completes the swap or drops it. The renaming is done
+        in worker threads: a rename can wait for the filesystem's journal,
+        which the cleaner's fsyncs keep busy, and the event loop must not
+        wait with it. Returns False, and
         changes nothing, when the log is no longer what was cleaned:
         closed, offline, or ``old`` not all still in it with ``sizes``
         (truncated, deleted by retention) or holding the active segment."""
@@ -654,19 +665,23 @@ class PartitionLog:
                 await trio.to_thread.run_sync(self._swap_in_blocking, cleaned)
                 self.segments[first:first + len(old)] = [cleaned]
                 self._bases[first:first + len(old)] = [cleaned.base_offset]
-                self._retire(old, keep_snapshot_at=cleaned.base_offset)
-                await trio.to_thread.run_sync(self._swap_done_blocking, cleaned)
+                renamed = await trio.to_thread.run_sync(self._swap_done_blocking, cleaned, old)
             except OSError as e:
                 raise self._io_failed("replacing segments of", e) from e
+            self._delete_later(old, renamed)
             return True
 
     def _swap_in_blocking(self, cleaned: LogSegment) -> None:
         cleaned.change_file_suffixes(CLEANED_SUFFIX, SWAP_SUFFIX)
         _fsync_path(self.dir)
 
-    def _swap_done_blocking(self, cleaned: LogSegment) -> None:
+    def _swap_done_blocking(self, cleaned: LogSegment, old: list[LogSegment]) -> list[Path]:
+        """The old segments' files to *.deleted, the .swap suffix gone, the
+        directory fsynced: the paths to delete later."""
+        renamed = self._rename_to_deleted(old, keep_snapshot_at=cleaned.base_offset)
         cleaned.change_file_suffixes(SWAP_SUFFIX, "")
         _fsync_path(self.dir)
+        return renamed
 
     def _rebuild_producer_state(self, end: int) -> ProducerStateManager:
         """The producer state as of ``end``: the latest snapshot at or below it
