@@ -2,8 +2,9 @@
 compacted logs written by PartitionLog (latest value per key, offsets kept,
 tombstones and their delete horizon, several passes with a small dedupe
 buffer, compressed batches, transactions, idempotent producers' last
-batches), the cleanable range (lag configs, LSO, active segment) and the
-.cleaned/.swap protocol across crashes at every step."""
+batches), the cleanable range (lag configs, LSO, active segment), the
+.cleaned/.swap protocol across crashes at every step, and the worker
+process's CPU priority."""
 import os
 import random
 import shutil
@@ -404,3 +405,44 @@ async def test_the_checkpoint_file_has_kafkas_format(tmp_path):
     assert text == f"0\n1\nt 0 {log.segments[-1].base_offset}\n"
     await log.close()
     shutil.rmtree(tmp_path / "t-0")
+
+
+# ---------------------------------------------------------------- the worker process
+
+
+def _cleaner_workers() -> list[int]:
+    """This process's children that are log cleaner worker processes."""
+    out = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+            parent = int(stat[stat.rindex(")") + 2:].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except (OSError, ValueError):
+            continue
+        if parent == os.getpid() and b"kafka_compat.log.cleaner_worker" in cmdline:
+            out.append(int(entry))
+    return out
+
+
+async def test_the_worker_process_cleans_at_the_lowest_cpu_priority(tmp_path):
+    # Background work: it must take only CPU the broker and its clients leave.
+    clock = Clock()
+    log = open_log(tmp_path / "t-0", clock)
+    for i in range(300):
+        append(log, [(b"k%d" % (i % 13), b"%d" % i)])
+    before = all_records(log)
+    manager = LogCleaner(CleanerConfig(dedupe_buffer_size=1024 * 1024), [log.dir.parent], {("t", 0): log}, clock)
+    runner = manager.new_runner()
+    try:
+        assert await manager.clean_filthiest(runner)
+        workers = _cleaner_workers()
+        assert [os.getpriority(os.PRIO_PROCESS, pid) for pid in workers] == [19]
+    finally:
+        runner.close()
+    assert _cleaner_workers() == []
+    active_base = log.segments[-1].base_offset
+    assert [r for r in all_records(log) if r[0] < active_base] == latest([r for r in before if r[0] < active_base])
+    await log.close()
