@@ -17,9 +17,10 @@ built and the copying, the part that involves the event loop too, has
 begun). Then the rounds alternate: idle, busy, idle, ..., busy, idle. An idle
 round runs with the cleaner's worker process stopped (SIGSTOP, then no
 swap in for 0.1 s: the broker's part of the last one is done), a busy one
-with it running (SIGCONT): the same broker, logs, open files, page cache
-and cleaner memory in both, and the two states less than a second apart,
-so that the drift of this shared machine touches both alike. Each busy round is compared with the mean of the idle
+with it running (0.1 s after the idle round, then SIGCONT): the same broker,
+logs, open files, page cache and cleaner memory in both, and the two states
+less than a second apart, so that the drift of this shared machine touches
+both alike. Each busy round is compared with the mean of the idle
 rounds just before and after it (which cancels a steady drift); a run's
 figure is the median of those ratios.
 
@@ -220,8 +221,11 @@ def _round(client: _Client, process: Process, worker: int, partition_dir: Path, 
            profile) -> dict:
     """One round, the worker running (busy) or stopped: the client's figures
     and what the broker and the cleaner did meanwhile."""
-    os.kill(worker, signal.SIGCONT if busy else signal.SIGSTOP)
-    if not busy:
+    if busy:
+        time.sleep(SETTLE_S)  # the pause an idle round gets before it, the worker still stopped
+        os.kill(worker, signal.SIGCONT)
+    else:
+        os.kill(worker, signal.SIGSTOP)
         _settle(partition_dir)
     with profile:
         broker0, worker0, swapped0 = (procstat.cpu_seconds(process.pid), procstat.cpu_seconds(worker),
