@@ -38,6 +38,16 @@ _RECEIVE_SIZE = 65536
 _PRODUCE_KEY = 0
 
 
+def _unshared(buf: bytearray) -> bool:
+    """Whether no view of ``buf`` is left (a bytearray with views can't be resized)."""
+    try:
+        buf.append(0)
+    except BufferError:
+        return False
+    buf.pop()
+    return True
+
+
 class BrokerChannelError(Exception):
     """A request got no usable response: the connection could not be made,
     broke, or the response did not decode. The message says which."""
@@ -55,10 +65,10 @@ class PendingResponse:
         self.deadline = deadline
         self._connection = connection
         self._done = trio.Event()
-        self._frame: bytearray | None = None
+        self._frame = None  # a bytearray, or a view of the connection's reused one
         self._error: BrokerChannelError | None = None
 
-    def _resolve(self, frame: bytearray | None = None, error: BrokerChannelError | None = None) -> None:
+    def _resolve(self, frame=None, error: BrokerChannelError | None = None) -> None:
         self._frame, self._error = frame, error
         self._done.set()
 
@@ -92,6 +102,7 @@ class _Connection:
         self.in_flight: deque[PendingResponse] = deque()
         self.error: BrokerChannelError | None = None
         self._reader_scope = trio.CancelScope()
+        self._spare: bytearray | None = None  # the last large frame's buffer
 
     def fail(self, reason: str) -> None:
         """Close the connection and fail every request in flight on it."""
@@ -105,9 +116,9 @@ class _Connection:
 
     async def read_responses(self) -> None:
         """Frames are cut from what arrives; a frame larger than what has
-        arrived of it (a follower's fetch response, up to megabytes) gets its
-        own buffer, and the rest of it is received straight into that, so
-        each byte is copied once rather than three times."""
+        arrived of it (a follower's fetch response, up to megabytes) gets a
+        buffer (``_large_frame``), and the rest of it is received straight
+        into that, so each byte is copied once rather than three times."""
         reason = "closed"
         try:
             with self._reader_scope:
@@ -129,7 +140,7 @@ class _Connection:
                         if len(buf) < 4 + size:
                             if size <= _RECEIVE_SIZE:
                                 break
-                            frame = bytearray(size)
+                            frame = self._large_frame(size)
                             have = len(buf) - 4
                             frame[:have] = memoryview(buf)[4:]
                             buf.clear()
@@ -140,6 +151,7 @@ class _Connection:
                             frame = buf[4 : 4 + size]  # a copy, writable (as records views need)
                             del buf[: 4 + size]
                         problem = self._deliver(frame)
+                        del frame  # (a view of a reused buffer must not outlive its response)
                         if problem:
                             reason = f"closed: {problem}"
                             return
@@ -147,6 +159,18 @@ class _Connection:
             reason = f"failed: {e}"
         finally:
             self.fail(reason)
+
+    def _large_frame(self, size: int) -> memoryview:
+        """A buffer for a frame of ``size`` bytes: the previous large frame's
+        if nothing holds a view of it any more (its response was decoded and
+        applied), else a new one. A follower receives megabytes per fetch,
+        and a fresh buffer cost a zero fill and a page fault per 4 KiB."""
+        buf = self._spare
+        if buf is None or len(buf) < size or not _unshared(buf):
+            # (a power of two: responses vary in size, and each somewhat
+            # larger one should not cost a new buffer)
+            buf = self._spare = bytearray(1 << (size - 1).bit_length())
+        return memoryview(buf)[:size]
 
     async def _receive_into(self, view: memoryview) -> bool:
         """Fill ``view`` from the socket; False if the peer closed first."""
@@ -157,7 +181,7 @@ class _Connection:
             view = view[received:]
         return True
 
-    def _deliver(self, frame: bytearray) -> str | None:
+    def _deliver(self, frame) -> str | None:
         """Hand a response to the oldest request in flight; what is wrong if it can't."""
         (correlation_id,) = _SIZE.unpack_from(frame, 0)
         if not self.in_flight:

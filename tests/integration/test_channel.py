@@ -110,6 +110,29 @@ async def test_large_responses_between_small_ones(broker, nursery):
     await ch.aclose()
 
 
+async def test_a_large_response_buffer_is_reused_only_once_nothing_holds_it(broker, nursery):
+    """A large response is received into the previous one's buffer once no
+    view of that is left (a follower's fetch responses, one after another);
+    records still held keep their bytes."""
+    ch = channel(broker.port, nursery)
+    await ch.request("CreateTopics", 7, create_body("reused"))
+    big = [bytes([i]) * 3000 for i in range(200)]  # ~600 KB in 4 batches
+    producer = await broker.client()
+    for chunk in range(4):
+        batch = build_batch([(None, v, [], 1_700_000_000_000) for v in big[chunk * 50:(chunk + 1) * 50]])
+        await producer.request("Produce", 9, produce_body("reused", bytearray(batch)))
+    held = (await ch.request("Fetch", 12, fetch_body("reused", 0))).responses[0].partitions[0].records
+    later = (await ch.request("Fetch", 12, fetch_body("reused", 100))).responses[0].partitions[0].records
+    assert values(later) == big[100:]
+    assert values(held) == big
+    spare = ch._connection._spare
+    del held, later
+    again = (await ch.request("Fetch", 12, fetch_body("reused", 100))).responses[0].partitions[0].records
+    assert values(again) == big[100:]
+    assert ch._connection._spare is spare
+    await ch.aclose()
+
+
 async def test_concurrent_requests_from_many_tasks(broker, nursery):
     ch = channel(broker.port, nursery)
     answers = {}
