@@ -11,28 +11,17 @@ with a retention time), group keys v2, group values v3.
 """
 from __future__ import annotations
 
-import io
-import struct
 from dataclasses import dataclass, field
-from functools import lru_cache
 
-from construct import Construct
+from ..protocol.coordinator_records import UnknownFormat, decode, encode, version_of
 
-from ..protocol import schema
-
-SPEC_DIR = schema.SPEC_DIR / "coordinator"
 NO_LEADER_EPOCH = -1
-_VERSION = struct.Struct(">h")
 
 OFFSET_KEY_VERSION = 1
 GROUP_KEY_VERSION = 2
 OFFSET_VALUE_VERSION = 3
 OFFSET_VALUE_VERSION_WITH_EXPIRY = 1
 GROUP_VALUE_VERSION = 3
-
-
-class UnknownFormat(ValueError):
-    """A key or value of a version this broker can't read."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,43 +70,20 @@ class GroupRecord:
     members: list[MemberRecord] = field(default_factory=list)
 
 
-@lru_cache(maxsize=None)
-def _codec(name: str, version: int) -> Construct:
-    spec = schema.parse_spec((SPEC_DIR / f"{name}.spec").read_text())
-    if not schema.in_range(version, spec.valid):
-        raise UnknownFormat(f"{name} has no version {version}")
-    flexible = schema.in_range(version, spec.flexible)
-    return schema._struct(spec.bodies["fields"], version, flexible).compile()
-
-
-def _encode(name: str, version: int, body: dict) -> bytes:
-    out = io.BytesIO()
-    out.write(_VERSION.pack(version))
-    _codec(name, version).build_stream(body, out)
-    return out.getvalue()
-
-
-def _decode(name: str, data: bytes):
-    if len(data) < 2:
-        raise UnknownFormat(f"{name} shorter than its version")
-    (version,) = _VERSION.unpack_from(data)
-    return version, _codec(name, version).parse(bytes(data[2:]))
-
-
 # -- writing ---------------------------------------------------------------------
 
 
 def offset_key(group: str, topic: str, partition: int) -> bytes:
-    return _encode("OffsetCommitKey", OFFSET_KEY_VERSION, {"group": group, "topic": topic, "partition": partition})
+    return encode("OffsetCommitKey", OFFSET_KEY_VERSION, {"group": group, "topic": topic, "partition": partition})
 
 
 def group_key(group: str) -> bytes:
-    return _encode("GroupMetadataKey", GROUP_KEY_VERSION, {"group": group})
+    return encode("GroupMetadataKey", GROUP_KEY_VERSION, {"group": group})
 
 
 def offset_value(value: OffsetAndMetadata) -> bytes:
     version = OFFSET_VALUE_VERSION if value.expire_timestamp is None else OFFSET_VALUE_VERSION_WITH_EXPIRY
-    return _encode("OffsetCommitValue", version, {
+    return encode("OffsetCommitValue", version, {
         "offset": value.offset,
         "leader_epoch": value.leader_epoch,
         "metadata": value.metadata,
@@ -127,7 +93,7 @@ def offset_value(value: OffsetAndMetadata) -> bytes:
 
 
 def group_value(value: GroupRecord) -> bytes:
-    return _encode("GroupMetadataValue", GROUP_VALUE_VERSION, {
+    return encode("GroupMetadataValue", GROUP_VALUE_VERSION, {
         "protocol_type": value.protocol_type,
         "generation": value.generation,
         "protocol": value.protocol,
@@ -154,26 +120,24 @@ def group_value(value: GroupRecord) -> bytes:
 
 def read_key(data: bytes) -> OffsetKey | GroupKey:
     """The key of a record; UnknownFormat for versions other than 0-2."""
-    if len(data) < 2:
-        raise UnknownFormat("key shorter than its version")
-    (version,) = _VERSION.unpack_from(data)
+    version = version_of("key", data)
     if version in (0, 1):
-        _, key = _decode("OffsetCommitKey", data)
+        _, key = decode("OffsetCommitKey", data)
         return OffsetKey(key.group, key.topic, key.partition)
     if version == GROUP_KEY_VERSION:
-        _, key = _decode("GroupMetadataKey", data)
+        _, key = decode("GroupMetadataKey", data)
         return GroupKey(key.group)
     raise UnknownFormat(f"unknown key version {version}")
 
 
 def read_offset_value(data: bytes) -> OffsetAndMetadata:
-    version, v = _decode("OffsetCommitValue", data)
+    version, v = decode("OffsetCommitValue", data)
     expire = v.expire_timestamp if version == 1 and v.expire_timestamp != -1 else None
     return OffsetAndMetadata(v.offset, v.leader_epoch, v.metadata, v.commit_timestamp, expire)
 
 
 def read_group_value(data: bytes) -> GroupRecord:
-    version, v = _decode("GroupMetadataValue", data)
+    version, v = decode("GroupMetadataValue", data)
     members = [
         MemberRecord(
             member_id=m.member_id,

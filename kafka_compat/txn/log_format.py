@@ -5,49 +5,15 @@ update and start times; a null value is the tombstone of an expired id. The
 schemas are the specs in ``protocol_specs/coordinator``."""
 from __future__ import annotations
 
-import io
-import struct
-from functools import lru_cache
-
-from construct import Construct
-
-from ..protocol import schema
+from ..protocol.coordinator_records import UnknownFormat, decode, encode, version_of
 from .metadata import EMPTY, NO_PRODUCER_EPOCH, NO_PRODUCER_ID, TransactionMetadata, TxnState, TxnTransit
 
-SPEC_DIR = schema.SPEC_DIR / "coordinator"
 KEY_VERSION = 0
 VALUE_VERSION = 0  # transaction.version 0 (3.9 without KIP-890 part 2)
-_VERSION = struct.Struct(">h")
-
-
-class UnknownFormat(ValueError):
-    """A key or value of a version this broker can't read."""
-
-
-@lru_cache(maxsize=None)
-def _codec(name: str, version: int) -> Construct:
-    spec = schema.parse_spec((SPEC_DIR / f"{name}.spec").read_text())
-    if not schema.in_range(version, spec.valid):
-        raise UnknownFormat(f"{name} has no version {version}")
-    return schema._struct(spec.bodies["fields"], version, schema.in_range(version, spec.flexible)).compile()
-
-
-def _encode(name: str, version: int, body: dict) -> bytes:
-    out = io.BytesIO()
-    out.write(_VERSION.pack(version))
-    _codec(name, version).build_stream(body, out)
-    return out.getvalue()
-
-
-def _decode(name: str, data: bytes):
-    if len(data) < 2:
-        raise UnknownFormat(f"{name} shorter than its version")
-    (version,) = _VERSION.unpack_from(data)
-    return _codec(name, version).parse(bytes(data[2:]))
 
 
 def key_bytes(transactional_id: str) -> bytes:
-    return _encode("TransactionLogKey", KEY_VERSION, {"transactional_id": transactional_id})
+    return encode("TransactionLogKey", KEY_VERSION, {"transactional_id": transactional_id})
 
 
 def value_bytes(t: TxnTransit) -> bytes:
@@ -59,7 +25,7 @@ def value_bytes(t: TxnTransit) -> bytes:
         for topic, partition in sorted(t.partitions):
             by_topic.setdefault(topic, []).append(partition)
         partitions = [{"topic": topic, "partition_ids": ids} for topic, ids in by_topic.items()]
-    return _encode("TransactionLogValue", VALUE_VERSION, {
+    return encode("TransactionLogValue", VALUE_VERSION, {
         "producer_id": t.producer_id,
         "producer_epoch": t.producer_epoch,
         "transaction_timeout_ms": t.timeout_ms,
@@ -73,15 +39,15 @@ def value_bytes(t: TxnTransit) -> bytes:
 def read_key(data: bytes) -> str:
     """The transactional id of a key; UnknownFormat for other key versions
     (Kafka skips those with a warning)."""
-    if len(data) < 2 or _VERSION.unpack_from(data)[0] != KEY_VERSION:
+    if version_of("TransactionLogKey", data) != KEY_VERSION:
         raise UnknownFormat("not a transaction log key of version 0")
-    return _decode("TransactionLogKey", data).transactional_id
+    return decode("TransactionLogKey", data)[1].transactional_id
 
 
 def read_value(transactional_id: str, data: bytes) -> TransactionMetadata:
     """The metadata a value records, as Kafka loads it (no pending state, the
     last epoch unknown)."""
-    v = _decode("TransactionLogValue", data)
+    _, v = decode("TransactionLogValue", data)
     try:
         state = TxnState(v.transaction_status)
     except ValueError:
