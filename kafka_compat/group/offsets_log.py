@@ -6,16 +6,13 @@ import logging
 import trio
 
 from ..protocol.errors import ErrorCode, KafkaError
+from ..log.replay import replay
 from ..protocol.records import NO_PRODUCER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE, build_batch, iter_batches
 from .internal_topics import OFFSETS_TOPIC
 from ..txn.verification import Verification
 from .loader import LoadedPartition
 
 log = logging.getLogger(__name__)
-
-# Partitions up to this size are loaded on the event loop: a few page-cache
-# reads cost less than handing them to a worker thread.
-INLINE_LOAD_BYTES = 1 << 20
 
 _COMMON_APPEND_ERRORS = {
     ErrorCode.UNKNOWN_TOPIC_OR_PARTITION: ErrorCode.COORDINATOR_NOT_AVAILABLE,
@@ -146,36 +143,12 @@ class OffsetsLog:
         as Kafka loads them: a new leader's last records may be above the high
         watermark it had as a follower) leave, transactional offsets resolved
         by the markers that follow them. The end is read again before each
-        chunk, as Kafka's loader does: a marker written while a large
-        partition loads (its completion finds no group yet) is still read.
-        Records are read, decoded and applied one chunk
-        (offsets.load.buffer.size) at a time, so memory holds one chunk besides
-        the groups themselves; a large partition's chunks are handled in worker
-        threads, a small one's at once, which costs less than a thread hop."""
+        chunk (``replay``): a marker written while a large partition loads
+        (its completion finds no group yet) is still read. One chunk
+        (offsets.load.buffer.size) is in memory at a time besides the groups
+        themselves."""
         partition_log = self._log(partition)
         loaded = LoadedPartition()
-        if partition_log is None:
-            return loaded
-        inline = partition_log.size_in_bytes <= INLINE_LOAD_BYTES
-        offset = partition_log.log_start_offset
-        while offset < partition_log.log_end_offset:
-            chunk = partition_log.read(offset, self.load_buffer_size, True, max_offset=partition_log.log_end_offset)
-            if not chunk.regions:
-                break
-            if inline:
-                next_offset = _apply_chunk(loaded, chunk.read_bytes, offset)
-            else:
-                next_offset = await trio.to_thread.run_sync(_apply_chunk, loaded, chunk.read_bytes, offset)
-            if next_offset <= offset:
-                break
-            offset = next_offset
+        if partition_log is not None:
+            await replay(partition_log, self.load_buffer_size, loaded.apply)
         return loaded
-
-
-def _apply_chunk(loaded: LoadedPartition, read_bytes, offset: int) -> int:
-    """Apply one chunk's records to ``loaded``; the offset after the chunk."""
-    data = read_bytes()
-    for batch in iter_batches(data):
-        offset = max(offset, batch.next_offset)
-        loaded.apply(batch)
-    return offset

@@ -10,6 +10,7 @@ change in flight is marked by the metadata's pending state.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -19,16 +20,15 @@ import trio
 
 from ..group.internal_topics import TRANSACTION_STATE_TOPIC, partition_count
 from ..group.partitioner import partition_for
+from ..log.replay import replay
 from ..protocol.errors import ErrorCode, KafkaError
-from ..protocol.records import build_batch, iter_batches
+from ..protocol.records import BatchView, build_batch, iter_batches
 from .log_format import UnknownFormat, key_bytes, read_key, read_value, value_bytes
 from .metadata import DEAD, EXPIRATION_ALLOWED, ONGOING, TransactionMetadata, TxnState, TxnTransit
 
 log = logging.getLogger(__name__)
 
 TOPIC = TRANSACTION_STATE_TOPIC
-# Partitions up to this size are loaded on the event loop (a thread hop costs more).
-INLINE_LOAD_BYTES = 1 << 20
 # Bytes of a record batch besides its records, and the most a tombstone adds besides its key.
 BATCH_OVERHEAD = 61
 RECORD_OVERHEAD = 23
@@ -116,46 +116,31 @@ class TxnStateLog:
 
     async def load(self, partition: int) -> dict[str, TransactionMetadata]:
         """The ids the partition's records leave (up to its log end, as Kafka
-        loads), one chunk (transaction.state.log.load.buffer.size) at a time:
-        the last record of an id wins, a tombstone removes it."""
+        loads, read again before each chunk: ``replay``), one chunk
+        (transaction.state.log.load.buffer.size) at a time: the last record
+        of an id wins, a tombstone removes it."""
         partition_log = self.broker.logs.get(TOPIC, partition)
         loaded: dict[str, TransactionMetadata] = {}
         if partition_log is None:
             log.warning("no log to load transactions from %s-%d", TOPIC, partition)
             return loaded
-        inline = partition_log.size_in_bytes <= INLINE_LOAD_BYTES
-        offset = partition_log.log_start_offset
-        # The log end is read again each round, as Kafka's loader does.
-        while offset < (end := partition_log.log_end_offset):
-            chunk = partition_log.read(offset, self.load_buffer_size, True, max_offset=end)
-            if not chunk.regions:
-                break
-            if inline:
-                next_offset = _apply_chunk(loaded, chunk.read_bytes, offset)
-            else:
-                next_offset = await trio.to_thread.run_sync(_apply_chunk, loaded, chunk.read_bytes, offset)
-            if next_offset <= offset:
-                break
-            offset = next_offset
+        await replay(partition_log, self.load_buffer_size, functools.partial(_apply_batch, loaded))
         return loaded
 
 
-def _apply_chunk(loaded: dict[str, TransactionMetadata], read_bytes, offset: int) -> int:
-    for batch in iter_batches(read_bytes()):
-        offset = max(offset, batch.next_offset)
-        if batch.is_control:
+def _apply_batch(loaded: dict[str, TransactionMetadata], batch: BatchView) -> None:
+    if batch.is_control:
+        return
+    for record in batch.records():
+        try:
+            transactional_id = read_key(record.key)
+        except (UnknownFormat, TypeError, ValueError):
+            log.warning("skipping a record of unknown key format at offset %d of %s", record.offset, TOPIC)
             continue
-        for record in batch.records():
-            try:
-                transactional_id = read_key(record.key)
-            except (UnknownFormat, TypeError, ValueError):
-                log.warning("skipping a record of unknown key format at offset %d of %s", record.offset, TOPIC)
-                continue
-            if record.value is None:
-                loaded.pop(transactional_id, None)
-            else:
-                loaded[transactional_id] = read_value(transactional_id, record.value)
-    return offset
+        if record.value is None:
+            loaded.pop(transactional_id, None)
+        else:
+            loaded[transactional_id] = read_value(transactional_id, record.value)
 
 
 class TransactionStateManager:

@@ -13,11 +13,11 @@ from kafka_compat.api.waiters import AppendWaiters
 from kafka_compat.cluster.metadata import BrokerInfo, LocalMetadataStore
 from kafka_compat.cluster.topics import TopicManager
 from kafka_compat.config import BrokerConfig
-from kafka_compat.group import offsets_log
 from kafka_compat.group.coordinator import NEW_MEMBER_JOIN_TIMEOUT_MS, GroupCoordinator
 from kafka_compat.group.group import GroupState
 from kafka_compat.group.internal_topics import OFFSETS_TOPIC, create_internal_topic
 from kafka_compat.group.log_format import OffsetAndMetadata
+from kafka_compat.log import replay
 from kafka_compat.log.manager import LogManager
 from kafka_compat.replica.manager import ReplicaManager
 from kafka_compat.protocol import schema
@@ -572,7 +572,7 @@ async def test_expired_offsets_of_empty_groups_are_removed(autojump_clock, parts
 @pytest.mark.parametrize("in_threads", [False, True], ids=["inline", "threads"])
 async def test_groups_and_offsets_are_loaded_back(autojump_clock, tmp_path, nursery, monkeypatch, in_threads):
     if in_threads:  # as a large partition would be: in worker threads, one batch per read
-        monkeypatch.setattr(offsets_log, "INLINE_LOAD_BYTES", 0)
+        monkeypatch.setattr(replay, "INLINE_BYTES", 0)
     parts = Parts(tmp_path / "data", **({"offsets.load.buffer.size": 1} if in_threads else {}))
     await create_internal_topic(parts, OFFSETS_TOPIC)
     clock = WallClock()

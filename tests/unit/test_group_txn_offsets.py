@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import trio
 
-from kafka_compat.group import offsets_log
 from kafka_compat.group.coordinator import GroupCoordinator
 from kafka_compat.group.group import CommitRecord, GroupMetadata, GroupState
 from kafka_compat.group.internal_topics import OFFSETS_TOPIC, create_internal_topic
 from kafka_compat.group.loader import LoadedPartition
 from kafka_compat.group.log_format import OffsetAndMetadata, offset_key, offset_value
 from kafka_compat.group.offsets_log import commit_error
+from kafka_compat.log import replay
 from kafka_compat.protocol.errors import ErrorCode as E
 from kafka_compat.protocol.records import NO_PRODUCER_ID, ControlType, build_batch, build_control_batch, iter_batches
 
@@ -339,7 +339,7 @@ async def test_unloading_a_partition_forgets_its_groups_pending_offsets(autojump
 async def test_a_marker_written_while_the_partition_loads_is_read(autojump_clock, tmp_path, nursery, monkeypatch):
     """Its completion comes before the group is loaded and finds nothing: the
     loader reads on to the log's end as it is then, so the marker decides."""
-    monkeypatch.setattr(offsets_log, "INLINE_LOAD_BYTES", 0)  # a large partition: chunks in worker threads
+    monkeypatch.setattr(replay, "INLINE_BYTES", 0)  # a large partition: chunks in worker threads
     parts = Parts(tmp_path / "data", **{"offsets.load.buffer.size": 1})  # one batch a chunk
     await create_internal_topic(parts, OFFSETS_TOPIC)
     c = await start(parts, nursery)
