@@ -171,7 +171,8 @@ async def await_replication(broker, awaiting: list[AwaitingReplication], timeout
     """Until every acks=all append is replicated to the whole ISR (the high
     watermark reached its end) or failed; those still waiting after the
     request's timeout get REQUEST_TIMED_OUT. Woken whenever one of the
-    partitions' high watermark, ISR or leadership changes."""
+    partitions' ISR or leadership changes, or its high watermark reaches
+    the append's end."""
     deadline = trio.current_time() + timeout_ms / 1000
     while True:
         awaiting = still_replicating(broker, awaiting)
@@ -182,7 +183,8 @@ async def await_replication(broker, awaiting: list[AwaitingReplication], timeout
             for a in awaiting:
                 a.fail(ErrorCode.REQUEST_TIMED_OUT)
             return
-        await broker.waiters.wait_any([(a.topic, a.partition) for a in awaiting], remaining, appends=False)
+        await broker.waiters.wait_any([(a.topic, a.partition) for a in awaiting], remaining, appends=False,
+                                      high_watermark_at=[a.required_offset for a in awaiting])
 
 
 def _has_transactional_records(request) -> bool:

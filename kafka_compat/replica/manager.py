@@ -98,7 +98,7 @@ class ReplicaManager:
     def __init__(self, broker_id: int, logs, metadata, *, single_broker: bool, fetchers=None,
                  alter_partition=None, broker_alive: Callable[[int], bool] = lambda broker_id: True,
                  on_change: Callable[[str, int], None] = lambda topic, partition: None,
-                 on_high_watermark: Callable[[str, int], None] | None = None,
+                 on_high_watermark: Callable[[str, int, int], None] | None = None,
                  replica_lag_time_max_ms: int = 30000):
         self.broker_id = broker_id
         self.logs = logs
@@ -108,10 +108,11 @@ class ReplicaManager:
         self.alter_partition = alter_partition  # its AlterPartitionManager
         self.broker_alive = broker_alive  # whether the metadata cache has a broker live
         # Called when a partition's ISR or leadership changes, and when its
-        # high watermark moves (then only the requests that wait for it look
-        # again: acks=all produces, consumers' fetches, not followers').
+        # high watermark moves, with where to (then only the requests that
+        # wait for it look again: consumers' fetches, and acks=all produces
+        # whose appends it now covers; not followers').
         self.on_change = on_change
-        self.on_high_watermark = on_change if on_high_watermark is None else on_high_watermark
+        self.on_high_watermark = on_high_watermark or (lambda topic, partition, offset: on_change(topic, partition))
         self.lag_max_s = replica_lag_time_max_ms / 1000
         self.states: dict[tuple[str, int], PartitionState] = {}
         # The newest controller epoch seen: requests of older controllers are
@@ -220,7 +221,7 @@ class ReplicaManager:
                 end = min(end, -1 if follower is None else follower.log_end_offset)
         if end > partition_log.high_watermark:
             partition_log.high_watermark = end
-            self.on_high_watermark(topic, partition)
+            self.on_high_watermark(topic, partition, partition_log.high_watermark)
 
     def _follow_log_end_if_alone(self, topic: str, partition: int, state: PartitionState, partition_log) -> None:
         """With this leader alone in the maximal ISR the high watermark is its
@@ -230,7 +231,7 @@ class ReplicaManager:
         partition_log.high_watermark_follows_leo = alone
         if alone and partition_log.high_watermark < partition_log.log_end_offset:
             partition_log.high_watermark = partition_log.log_end_offset
-            self.on_high_watermark(topic, partition)
+            self.on_high_watermark(topic, partition, partition_log.high_watermark)
 
     def _submit_isr(self, key: tuple[str, int], state: PartitionState, new_isr: list[int], partition_log) -> None:
         state.pending_isr = new_isr

@@ -58,3 +58,11 @@ async def test_shutdown_wakes_everyone_and_later_waits_return_at_once():
     assert await _woken(waiters, waiters.wake_all, appends=False, high_watermark=False)
     with trio.fail_after(1):
         await waiters.wait_any([P], 60)
+
+
+async def test_an_acks_all_produce_sleeps_until_the_high_watermark_reaches_its_append():
+    waiters = AppendWaiters()
+    assert not await _woken(waiters, lambda: waiters.high_watermark_moved(*P, 9), appends=False, high_watermark_at=[10])
+    assert await _woken(waiters, lambda: waiters.high_watermark_moved(*P, 10), appends=False, high_watermark_at=[10])
+    assert await _woken(waiters, lambda: waiters.notify(*P), appends=False, high_watermark_at=[10])  # ISR, leadership
+    assert await _woken(waiters, lambda: waiters.high_watermark_moved(*P, 3))  # a consumer's fetch: any move
