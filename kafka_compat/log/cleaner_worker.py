@@ -118,10 +118,6 @@ def main() -> None:
     serve(inp, out)
 
 
-if __name__ == "__main__":
-    main()
-
-
 # ---------------------------------------------------------------- the broker's side
 
 
@@ -144,7 +140,11 @@ class ProcessRunner:
         root = str(Path(__file__).resolve().parents[2])
         env = dict(os.environ)
         env["PYTHONPATH"] = root + os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else root
-        self._process = subprocess.Popen([sys.executable, "-m", "kafka_compat.log.cleaner_worker"],
+        # -P: not the working directory first on the import path (a kafka_compat
+        # folder there would be run instead); -c rather than -m: running the
+        # module as __main__ after its package imported it warns in the log.
+        self._process = subprocess.Popen([sys.executable, "-P", "-c",
+                                          "from kafka_compat.log.cleaner_worker import main; main()"],
                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
         self._initialized = False
 

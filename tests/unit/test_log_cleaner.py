@@ -446,3 +446,27 @@ async def test_the_worker_process_cleans_at_the_lowest_cpu_priority(tmp_path):
     active_base = log.segments[-1].base_offset
     assert [r for r in all_records(log) if r[0] < active_base] == latest([r for r in before if r[0] < active_base])
     await log.close()
+
+
+async def test_the_worker_process_runs_the_brokers_own_code_whatever_the_working_directory(tmp_path, monkeypatch):
+    # A kafka_compat folder in the broker's working directory (an older
+    # checkout, say) must not be what the worker imports.
+    fake = tmp_path / "cwd" / "kafka_compat"
+    (fake / "log").mkdir(parents=True)
+    (fake / "__init__.py").write_text('raise SystemExit("the wrong kafka_compat")\n')
+    (fake / "log" / "__init__.py").write_text("")
+    monkeypatch.chdir(tmp_path / "cwd")
+    clock = Clock()
+    log = open_log(tmp_path / "t-0", clock)
+    for i in range(300):
+        append(log, [(b"k%d" % (i % 13), b"%d" % i)])
+    before = all_records(log)
+    manager = LogCleaner(CleanerConfig(dedupe_buffer_size=1024 * 1024), [log.dir.parent], {("t", 0): log}, clock)
+    runner = manager.new_runner()
+    try:
+        assert await manager.clean_filthiest(runner)
+    finally:
+        runner.close()
+    active_base = log.segments[-1].base_offset
+    assert [r for r in all_records(log) if r[0] < active_base] == latest([r for r in before if r[0] < active_base])
+    await log.close()
