@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import logging
 
-import trio
-
 from ..protocol.errors import ErrorCode, KafkaError
 from ..log.replay import replay
 from ..protocol.records import NO_PRODUCER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE, build_batch, iter_batches
+from ..replica.acks_all import AcksAllAppend, await_replication
 from .internal_topics import OFFSETS_TOPIC
 from ..txn.verification import Verification
 from .loader import LoadedPartition
@@ -127,16 +126,9 @@ class OffsetsLog:
             return ErrorCode.NONE
         partition_log, epoch, end = appended
         min_isr = self.broker.topics.effective_config(OFFSETS_TOPIC)["min.insync.replicas"]
-        with trio.move_on_after(timeout_s):
-            while True:
-                status = self.broker.replicas.replication_status(OFFSETS_TOPIC, partition, partition_log, epoch,
-                                                                 end, min_isr)
-                if status is not None:
-                    return status
-                if self.broker.waiters.closed:
-                    break  # shutting down: no wake-up comes (waiting would spin without a checkpoint)
-                await self.broker.waiters.wait_any([(OFFSETS_TOPIC, partition)], timeout_s)
-        return ErrorCode.REQUEST_TIMED_OUT
+        append = AcksAllAppend(OFFSETS_TOPIC, partition, partition_log, epoch, end, min_isr)
+        await await_replication(self.broker, [append], timeout_s)
+        return append.error
 
     async def load(self, partition: int) -> LoadedPartition:
         """The groups and offsets the partition's records (up to its log end,

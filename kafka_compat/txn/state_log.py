@@ -16,13 +16,12 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-import trio
-
 from ..group.internal_topics import TRANSACTION_STATE_TOPIC, partition_count
 from ..group.partitioner import partition_for
 from ..log.replay import replay
 from ..protocol.errors import ErrorCode, KafkaError
 from ..protocol.records import BatchView, build_batch, iter_batches
+from ..replica.acks_all import AcksAllAppend, await_replication
 from .log_format import UnknownFormat, key_bytes, read_key, read_value, value_bytes
 from .metadata import DEAD, EXPIRATION_ALLOWED, ONGOING, TransactionMetadata, TxnState, TxnTransit
 
@@ -102,17 +101,10 @@ class TxnStateLog:
         except KafkaError as e:
             log.error("cannot append to %s-%d: %s", TOPIC, partition, e)
             return e.code
-        end = partition_log.log_end_offset
+        append = AcksAllAppend(TOPIC, partition, partition_log, epoch, partition_log.log_end_offset, min_isr)
         self.broker.waiters.notify(TOPIC, partition)
-        deadline = trio.current_time() + timeout_ms / 1000
-        while True:
-            status = replicas.replication_status(TOPIC, partition, partition_log, epoch, end, min_isr)
-            if status is not None:
-                return status
-            remaining = deadline - trio.current_time()
-            if remaining <= 0 or self.broker.waiters.closed:
-                return ErrorCode.REQUEST_TIMED_OUT  # (shutting down: no wake-up comes, wait_any returns at once)
-            await self.broker.waiters.wait_any([(TOPIC, partition)], remaining)
+        await await_replication(self.broker, [append], timeout_ms / 1000)
+        return append.error
 
     async def load(self, partition: int) -> dict[str, TransactionMetadata]:
         """The ids the partition's records leave (up to its log end, as Kafka
