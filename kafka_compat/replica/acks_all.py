@@ -48,8 +48,9 @@ async def await_replication(broker, appends: list[AcksAllAppend], timeout_s: flo
     reached its end) or failed; those still waiting after ``timeout_s``, or
     once the broker's waiters are closed at shutdown (no wake-up comes then:
     waiting on would spin without a checkpoint), fail with REQUEST_TIMED_OUT.
-    Woken when one of the partitions' high watermark, ISR or leadership
-    changes (later appends can't end the wait)."""
+    Woken when one of the partitions' ISR or leadership changes, or its high
+    watermark reaches the append's end (neither later appends nor a shorter
+    move can end the wait)."""
     deadline = trio.current_time() + timeout_s
     while appends := still_replicating(broker.replicas, appends):
         remaining = deadline - trio.current_time()
@@ -57,4 +58,5 @@ async def await_replication(broker, appends: list[AcksAllAppend], timeout_s: flo
             for a in appends:
                 a.fail(ErrorCode.REQUEST_TIMED_OUT)
             return
-        await broker.waiters.wait_any([(a.topic, a.partition) for a in appends], remaining, appends=False)
+        await broker.waiters.wait_any([(a.topic, a.partition) for a in appends], remaining, appends=False,
+                                      high_watermark_at=[a.required_offset for a in appends])
