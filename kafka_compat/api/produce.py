@@ -34,6 +34,7 @@ from ..protocol.records import (
     iter_batches,
     validate_produce_records,
 )
+from ..replica.acks_all import AcksAllAppend, await_replication, still_replicating
 from ..txn.verification import Verification
 from .leader_hints import add_leader_hints
 from .produce_checks import RecordErrors, check_batches, needs_decoding
@@ -74,17 +75,11 @@ def _partition_response(index: int, error: ErrorCode = ErrorCode.NONE) -> dict:
             "log_start_offset": -1, "record_errors": [], "error_message": None}
 
 
-@dataclass
-class AwaitingReplication:
+@dataclass(eq=False)
+class AwaitingReplication(AcksAllAppend):
     """An acks=all append waiting for the high watermark (Kafka's DelayedProduce);
     ``out`` is its partition's response entry."""
 
-    topic: str
-    partition: int
-    log: object
-    epoch: int
-    required_offset: int
-    min_insync_replicas: int
     out: dict
 
     def fail(self, error: ErrorCode) -> None:
@@ -153,40 +148,6 @@ async def _append(broker, topic: str, index: int, records, acks: int, api_versio
     return out
 
 
-def still_replicating(broker, awaiting: list[AwaitingReplication]) -> list[AwaitingReplication]:
-    """The appends not yet replicated to the whole ISR; the others' responses
-    are settled (left as they are, or given the error that ended the wait)."""
-    waiting = []
-    for a in awaiting:
-        status = broker.replicas.replication_status(a.topic, a.partition, a.log, a.epoch, a.required_offset,
-                                                    a.min_insync_replicas)
-        if status is None:
-            waiting.append(a)
-        elif status != ErrorCode.NONE:
-            a.fail(status)
-    return waiting
-
-
-async def await_replication(broker, awaiting: list[AwaitingReplication], timeout_ms: int) -> None:
-    """Until every acks=all append is replicated to the whole ISR (the high
-    watermark reached its end) or failed; those still waiting after the
-    request's timeout get REQUEST_TIMED_OUT. Woken whenever one of the
-    partitions' ISR or leadership changes, or its high watermark reaches
-    the append's end."""
-    deadline = trio.current_time() + timeout_ms / 1000
-    while True:
-        awaiting = still_replicating(broker, awaiting)
-        remaining = deadline - trio.current_time()
-        if not awaiting:
-            return
-        if remaining <= 0 or broker.shutting_down.is_set():
-            for a in awaiting:
-                a.fail(ErrorCode.REQUEST_TIMED_OUT)
-            return
-        await broker.waiters.wait_any([(a.topic, a.partition) for a in awaiting], remaining, appends=False,
-                                      high_watermark_at=[a.required_offset for a in awaiting])
-
-
 def _has_transactional_records(request) -> bool:
     """Kafka's RequestUtils.hasTransactionalRecords: some partition's first
     batch is transactional (two bytes read per partition)."""
@@ -227,12 +188,12 @@ async def produce(ctx, request) -> dict | CloseConnection | AnswerLater | None:
             else:
                 partitions.append(await _append(broker, topic.name, pd.index, pd.records, acks, ctx.api_version,
                                                 awaiting, verification))
-    awaiting = still_replicating(broker, awaiting)  # (a leader alone in its ISR: none)
+    awaiting = still_replicating(broker.replicas, awaiting)  # (a leader alone in its ISR: none)
     if awaiting:
         timeout_ms = request.timeout_ms
 
         async def when_replicated():
-            await await_replication(broker, awaiting, timeout_ms)
+            await await_replication(broker, awaiting, timeout_ms / 1000)
             return _answer(ctx, acks, responses)
 
         return AnswerLater(when_replicated)

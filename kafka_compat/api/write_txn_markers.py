@@ -22,9 +22,11 @@ partitions this broker leads.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ..group.internal_topics import OFFSETS_TOPIC
 from ..protocol.errors import ErrorCode, KafkaError
-from .produce import AwaitingReplication, await_replication, still_replicating
+from ..replica.acks_all import AcksAllAppend, await_replication, still_replicating
 from .registry import handles
 
 
@@ -32,12 +34,17 @@ def _field(obj, name: str):
     return obj[name] if isinstance(obj, dict) else getattr(obj, name)
 
 
-class _AwaitingMarker(AwaitingReplication):
+@dataclass(eq=False)
+class _AwaitingMarker(AcksAllAppend):
+    """A marker's append; ``out`` is its partition's answer."""
+
+    out: dict
+
     def fail(self, error: ErrorCode) -> None:
         self.out["error_code"] = error
 
 
-def _append_marker(broker, topic: str, partition: int, marker, awaiting: list[AwaitingReplication]) -> dict:
+def _append_marker(broker, topic: str, partition: int, marker, awaiting: list[_AwaitingMarker]) -> dict:
     out = {"partition_index": partition, "error_code": ErrorCode.NONE}
     hosted = broker.logs.get(topic, partition)
     if hosted is None or hosted.offline:  # (Kafka's getMagic: no online log here)
@@ -65,7 +72,7 @@ async def write_markers(broker, markers) -> list[dict]:
     """Write each marker to its partitions; the response's ``markers`` list
     once every written one is replicated (or failed)."""
     by_producer: dict[int, dict[str, list[dict]]] = {}
-    awaiting: list[AwaitingReplication] = []
+    awaiting: list[_AwaitingMarker] = []
     offsets_markers: list[tuple[object, dict]] = []  # (marker, its partition's answer) in __consumer_offsets
     for marker in markers:
         topics = by_producer.setdefault(_field(marker, "producer_id"), {})
@@ -77,9 +84,9 @@ async def write_markers(broker, markers) -> list[dict]:
                 partitions.append(out)
                 if name == OFFSETS_TOPIC:
                     offsets_markers.append((marker, out))
-    awaiting = still_replicating(broker, awaiting)
+    awaiting = still_replicating(broker.replicas, awaiting)
     if awaiting:
-        await await_replication(broker, awaiting, broker.config.request_timeout_ms)
+        await await_replication(broker, awaiting, broker.config.request_timeout_ms / 1000)
     for marker, out in offsets_markers:
         if out["error_code"] == ErrorCode.NONE:
             broker.groups.complete_txn_offsets(out["partition_index"], _field(marker, "producer_id"),
