@@ -7,6 +7,7 @@ import pytest
 import trio
 
 from kafka_compat.api.write_txn_markers import write_markers
+from kafka_compat.log import replay
 from kafka_compat.protocol.errors import ErrorCode
 from kafka_compat.protocol.records import iter_batches
 from kafka_compat.txn import log_format
@@ -451,9 +452,13 @@ async def test_requests_while_a_partition_loads_or_after_it_moved(broker):
     assert manager.cache[partition].coordinator_epoch == epoch + 1
 
 
-async def test_a_partition_is_loaded_back_chunk_by_chunk(tmp_path):
+@pytest.mark.parametrize("in_threads", [False, True], ids=["inline", "threads"])
+async def test_a_partition_is_loaded_back_chunk_by_chunk(tmp_path, monkeypatch, in_threads):
     """transaction.state.log.load.buffer.size far below the partition's size:
-    every id comes back as its last record left it."""
+    every id comes back as its last record left it (chunks applied at once or,
+    as a large partition's are, in worker threads)."""
+    if in_threads:
+        monkeypatch.setattr(replay, "INLINE_BYTES", 0)
     config = make_config(tmp_path / "data", transaction_state_log_load_buffer_size=300,
                          transaction_state_log_num_partitions=1)
     ids = [f"tx-chunk-{i}" for i in range(30)]
