@@ -92,6 +92,14 @@ class OffsetsLog:
             if e.code in (ErrorCode.NOT_LEADER_OR_FOLLOWER, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION):
                 raise KafkaError(ErrorCode.NOT_COORDINATOR, f"{OFFSETS_TOPIC}-{partition} is not led here") from None
             raise
+        # As Kafka's Partition.appendRecordsToLeader for the coordinator's
+        # acks=-1 appends: refused before anything is written.
+        min_isr = self.broker.topics.effective_config(OFFSETS_TOPIC)["min.insync.replicas"]
+        isr = self.broker.replicas.state(OFFSETS_TOPIC, partition).isr
+        if len(isr) < min_isr:
+            raise KafkaError(ErrorCode.NOT_ENOUGH_REPLICAS, f"The size of the current ISR {sorted(isr)} is "
+                             f"insufficient to satisfy the min.isr requirement of {min_isr} for partition "
+                             f"{OFFSETS_TOPIC}-{partition}")
         codec = self.broker.config.offsets_topic_compression_codec
         transactional = producer_id != NO_PRODUCER_ID
         data = bytearray(build_batch([(key, value, [], timestamp_ms) for key, value in records], codec=codec,

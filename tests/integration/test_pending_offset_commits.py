@@ -75,3 +75,22 @@ async def test_a_commit_waiting_for_replication_is_unstable_then_committed(broke
         broker.broker.waiters.notify(OFFSETS_TOPIC, offsets_log.partition)
     assert answer == {T0: E.NONE, T1: E.NONE}
     assert await fetch(other, "pending", [T0, T1], True) == {T0: (5, E.NONE), T1: (6, E.NONE)}
+
+
+async def test_a_commit_with_too_few_in_sync_replicas_is_refused_before_it_is_written(tmp_path, nursery):
+    """min.insync.replicas above the ISR of the group's __consumer_offsets
+    partition (here 2, on a single broker): the commit is answered
+    COORDINATOR_NOT_AVAILABLE (Kafka's NOT_ENOUGH_REPLICAS for a coordinator
+    append) and nothing reaches the log, so no reload can bring it back."""
+    from .conftest import start_broker
+
+    broker, client = await start_broker(group_config(tmp_path / "data", min_insync_replicas=2), nursery)
+    await create_topic(client, "t", partitions=1)
+    await ready(client, "too-few")
+    offsets_log = broker.logs.get(OFFSETS_TOPIC, partition_for("too-few", OFFSETS_PARTITIONS))
+    end = offsets_log.log_end_offset
+    assert await commit(client, {T0: 5}, group="too-few") == {T0: E.COORDINATOR_NOT_AVAILABLE}
+    assert offsets_log.log_end_offset == end
+    assert await fetch(client, "too-few", [T0], True) == {T0: (-1, E.NONE)}
+    await client.aclose()
+    broker.shutdown()
