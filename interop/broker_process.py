@@ -1,26 +1,15 @@
 """A kafka-compat broker run as a subprocess, the way a user starts it."""
 from __future__ import annotations
 
-import os
-import signal
 import socket
 import struct
-import subprocess
 import sys
-import time
 from pathlib import Path
 
+from . import process
+from .process import free_port
+
 API_VERSIONS_KEY = 18
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now (never 9092)."""
-    while True:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        if port != 9092:
-            return port
 
 
 def api_versions_round_trip(host: str, port: int, timeout: float = 2.0) -> bool:
@@ -58,7 +47,7 @@ def _recv_exactly(sock: socket.socket, size: int) -> bytes:
     return bytes(chunks)
 
 
-class BrokerProcess:
+class BrokerProcess(process.ProcessOwner):
     """One broker subprocess on a fixed port and data directory.
 
     `start()` returns once the broker answers ApiVersions; `restart()` starts
@@ -78,15 +67,10 @@ class BrokerProcess:
         self.port = port or free_port()
         self.startup_timeout = startup_timeout
         self.env = dict(env or {})
-        self._process: subprocess.Popen | None = None
 
     @property
     def bootstrap(self) -> str:
         return f"{self.host}:{self.port}"
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process else None
 
     def command(self) -> list[str]:
         cmd = [str(self.executable), "broker",
@@ -100,63 +84,32 @@ class BrokerProcess:
         if self.running():
             raise RuntimeError(f"broker already running as pid {self.pid}")
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
-            log.write(f"\n--- starting: {' '.join(self.command())}\n".encode())
-            log.flush()
-            self._process = subprocess.Popen(
-                self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env={**os.environ, **self.env})
-        self._wait_until_ready()
-
-    def _wait_until_ready(self) -> None:
-        deadline = time.monotonic() + self.startup_timeout
-        while time.monotonic() < deadline:
-            if not self.running():
-                raise RuntimeError(
-                    f"broker exited with code {self._process.returncode} during start-up\n"
-                    + self.log_tail())
-            if api_versions_round_trip(self.host, self.port, timeout=1.0):
-                return
-            time.sleep(0.05)
-        raise TimeoutError(
-            f"broker on {self.bootstrap} did not answer ApiVersions within "
-            f"{self.startup_timeout}s\n" + self.log_tail())
-
-    def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
+        self._process = process.launch(self.command(), self.log_path, env=self.env)
+        process.wait_until_ready(
+            self._process, lambda: api_versions_round_trip(self.host, self.port, timeout=1.0),
+            self.startup_timeout, name="broker",
+            not_ready=f"broker on {self.bootstrap} did not answer ApiVersions", log_tail=self.log_tail)
 
     def stop(self, timeout: float = 20.0) -> int:
         """SIGTERM, then wait for exit; returns the exit code. SIGKILLs and
         raises if the broker doesn't shut down within `timeout`."""
         if self._process is None:
             return 0
-        if self._process.poll() is None:
-            os.kill(self._process.pid, signal.SIGTERM)
-            try:
-                self._process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.kill9()
-                raise TimeoutError(
-                    f"broker pid {self._process.pid} ignored SIGTERM for {timeout}s; killed\n"
-                    + self.log_tail())
+        if not process.stop(self._process, timeout):
+            raise TimeoutError(
+                f"broker pid {self._process.pid} ignored SIGTERM for {timeout}s; killed\n"
+                + self.log_tail())
         return self._process.returncode
-
-    def kill9(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            os.kill(self._process.pid, signal.SIGKILL)
-            self._process.wait()
 
     def restart(self) -> None:
         self.stop()
         self.start()
 
     def log_tail(self, lines: int = 150) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
+        tail = process.log_tail(self.log_path, lines)
+        if tail is None:
             return "(no broker log)"
-        tail = text.splitlines()[-lines:]
-        return f"--- last {len(tail)} lines of {self.log_path} ---\n" + "\n".join(tail)
+        return f"--- last {len(tail.splitlines())} lines of {self.log_path} ---\n" + tail
 
 
 def venv_executable(name: str) -> Path:

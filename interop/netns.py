@@ -265,19 +265,8 @@ class NetnsZooKeeper(ZooKeeperProcess):
         self.network = network
         self.host = network.address("zk")
 
-    def _launch(self) -> None:
-        from .zookeeper import CLASSPATH, JVM_OPTIONS, MAIN_CLASS
-
-        config = self.data_dir / "zoo.cfg"
-        config.write_text(self._config())
-        command = self.network.exec_command(
-            "zk", ["java", *JVM_OPTIONS, "-cp", ":".join(CLASSPATH), MAIN_CLASS, str(config)])
-        with self.log_path.open("ab") as log:
-            log.write(f"\n--- starting: {' '.join(command)}\n".encode())
-            log.flush()
-            self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                             stdin=subprocess.DEVNULL, start_new_session=True)
-        self._wait_until_serving()
+    def command(self, config) -> list[str]:
+        return self.network.exec_command("zk", super().command(config))
 
 
 def main(argv: list[str] | None = None) -> int:

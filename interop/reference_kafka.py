@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import os
 import shutil
 import signal
 import struct
@@ -35,7 +34,9 @@ import time
 import uuid
 from pathlib import Path
 
-from interop.broker_process import api_versions_round_trip, free_port, round_trip
+from interop import process
+from interop.broker_process import api_versions_round_trip, round_trip
+from interop.process import PortTaken, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 KAFKA_JARS = ROOT / "scripts" / "kafka-jars"
@@ -101,7 +102,7 @@ def metadata_broker_count(host: str, port: int, timeout: float = 2.0) -> int:
     return brokers if got_id == correlation_id else 0
 
 
-class ReferenceKafka:
+class ReferenceKafka(process.ProcessOwner):
     """One Apache Kafka node (KRaft, broker and controller in one process).
 
     `directory=None` uses a temporary directory, removed by `stop()`; a given
@@ -124,7 +125,6 @@ class ReferenceKafka:
         self.heap_options = list(heap_options or HEAP_OPTIONS)
         self.directory: Path | None = None
         self.cluster_id: str | None = None
-        self._process: subprocess.Popen | None = None
         self._libs: Path | None = None
 
     @property
@@ -132,15 +132,8 @@ class ReferenceKafka:
         return f"{self.host}:{self.port}"
 
     @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process else None
-
-    @property
     def log_path(self) -> Path:
         return self.directory / "kafka.log"
-
-    def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
 
     def configs(self) -> dict[str, str]:
         return {
@@ -197,7 +190,7 @@ class ReferenceKafka:
                 try:
                     self._launch()
                     return self
-                except _PortTaken:
+                except PortTaken:
                     if self._fixed_port and self._fixed_controller_port:
                         raise RuntimeError(f"port {self.port} or {self.controller_port} is in use\n"
                                            + self.log_tail()) from None
@@ -239,31 +232,14 @@ class ReferenceKafka:
 
     def _launch(self) -> None:
         command = self._prepare_server()
-        with self.log_path.open("ab") as log:
-            log.write(f"\n--- starting: {' '.join(command)}\n".encode())
-            log.flush()
-            # Own session: Ctrl-C in ./scripts/reference-kafka reaches the
-            # script, which stops Kafka itself.
-            self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                             stdin=subprocess.DEVNULL, start_new_session=True)
-        self._wait_until_ready()
-
-    def _wait_until_ready(self) -> None:
-        deadline = time.monotonic() + self.startup_timeout
-        while time.monotonic() < deadline:
-            if not self.running():
-                self._process.wait()
-                tail = self.log_tail()
-                if "Address already in use" in tail:
-                    raise _PortTaken()
-                raise RuntimeError(
-                    f"Kafka exited with code {self._process.returncode} during start-up\n" + tail)
-            if (api_versions_round_trip(self.host, self.port, timeout=1.0)
-                    and metadata_broker_count(self.host, self.port) > 0):
-                return
-            time.sleep(0.1)
-        raise TimeoutError(f"Kafka on {self.bootstrap} did not answer within "
-                           f"{self.startup_timeout}s\n" + self.log_tail())
+        # Own session: Ctrl-C in ./scripts/reference-kafka reaches the
+        # script, which stops Kafka itself.
+        self._process = process.launch(command, self.log_path, new_session=True)
+        process.wait_until_ready(
+            self._process, lambda: (api_versions_round_trip(self.host, self.port, timeout=1.0)
+                                    and metadata_broker_count(self.host, self.port) > 0),
+            self.startup_timeout, name="Kafka", not_ready=f"Kafka on {self.bootstrap} did not answer",
+            log_tail=self.log_tail, interval=0.1)
 
     def stop(self, timeout: float = 30.0) -> int | None:
         """SIGTERM (Kafka's own shutdown), then SIGKILL after `timeout`
@@ -271,13 +247,7 @@ class ReferenceKafka:
         (None if never started)."""
         status = None
         if self._process is not None:
-            if self._process.poll() is None:
-                os.kill(self._process.pid, signal.SIGTERM)
-                try:
-                    self._process.wait(timeout)
-                except subprocess.TimeoutExpired:
-                    os.kill(self._process.pid, signal.SIGKILL)
-                    self._process.wait()
+            process.stop(self._process, timeout)
             status = self._process.returncode
         if self._given_directory is None and self.directory is not None:
             shutil.rmtree(self.directory, ignore_errors=True)
@@ -285,21 +255,13 @@ class ReferenceKafka:
         return status
 
     def log_tail(self, lines: int = 60) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except (OSError, TypeError):
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
+        return process.log_tail(self.directory and self.log_path, lines) or ""
 
     def __enter__(self) -> ReferenceKafka:
         return self.start()
 
     def __exit__(self, *exc_info) -> None:
         self.stop()
-
-
-class _PortTaken(Exception):
-    pass
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import struct
 import subprocess
 import threading
@@ -23,6 +22,8 @@ import uuid
 from pathlib import Path
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+from . import process
 
 STREAMS_DIR = Path(__file__).resolve().parent / "streams"
 JAR = STREAMS_DIR / "target" / "interop-streams.jar"
@@ -42,7 +43,7 @@ class StreamsAppError(RuntimeError):
     pass
 
 
-class WordCountApp:
+class WordCountApp(process.ProcessOwner):
     """One run of the word-count app: `start()`, `wait_for_state("RUNNING")`,
     `stop()` (or `kill9()`). `configs` are extra Streams configs."""
 
@@ -63,7 +64,6 @@ class WordCountApp:
         self.log_level = log_level or os.environ.get("INTEROP_STREAMS_LOG_LEVEL", "warn")
         self.events: list[dict] = []
         self._changed = threading.Condition()
-        self._process: subprocess.Popen | None = None
         self._reader: threading.Thread | None = None
 
     @property
@@ -73,10 +73,6 @@ class WordCountApp:
     @property
     def changelog_topic(self) -> str:
         return f"{self.application_id}-counts-changelog"
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process else None
 
     def command(self) -> list[str]:
         java = shutil.which("java")
@@ -100,17 +96,13 @@ class WordCountApp:
             raise StreamsAppError(f"already running as pid {self.pid}")
         cmd = self.command()
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
-            log.write(f"\n--- starting: {' '.join(cmd)}\n".encode())
-            log.flush()
-            self._process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log,
-                                             stdin=subprocess.DEVNULL)
+        self._process = process.launch(cmd, self.log_path, stdout_pipe=True)
         self._reader = threading.Thread(target=self._read_events, args=(self._process,),
                                         daemon=True)
         self._reader.start()
 
-    def _read_events(self, process: subprocess.Popen) -> None:
-        for line in process.stdout:
+    def _read_events(self, app: subprocess.Popen) -> None:
+        for line in app.stdout:
             try:
                 event = json.loads(line)
             except ValueError:
@@ -120,9 +112,6 @@ class WordCountApp:
                 self._changed.notify_all()
         with self._changed:
             self._changed.notify_all()
-
-    def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
 
     @property
     def state(self) -> str | None:
@@ -177,29 +166,16 @@ class WordCountApp:
         wait; returns the exit code. SIGKILLs and raises past `timeout`."""
         if self._process is None:
             return 0
-        if self._process.poll() is None:
-            os.kill(self._process.pid, signal.SIGTERM)
-            try:
-                self._process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.kill9()
-                raise StreamsAppError(f"app pid {self._process.pid} ignored SIGTERM for "
-                                      f"{timeout}s; killed\n{self.log_tail()}") from None
+        if not process.stop(self._process, timeout):
+            raise StreamsAppError(f"app pid {self._process.pid} ignored SIGTERM for "
+                                  f"{timeout}s; killed\n{self.log_tail()}")
         if self._reader is not None:
             self._reader.join(5)
         return self._process.returncode
 
-    def kill9(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            os.kill(self._process.pid, signal.SIGKILL)
-            self._process.wait()
-
     def log_tail(self, lines: int = 40) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace").splitlines()
-        except OSError:
-            return ""
-        return "app log tail:\n" + "\n".join(text[-lines:])
+        tail = process.log_tail(self.log_path, lines)
+        return "" if tail is None else "app log tail:\n" + tail
 
     def __enter__(self) -> "WordCountApp":
         self.start()

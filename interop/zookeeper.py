@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
-import subprocess
 import tempfile
-import time
 from pathlib import Path
 
-from interop.broker_process import free_port
+from interop import process
+from interop.process import PortTaken, free_port
 
 # zookeeper.jar's manifest names every jar it needs except an SLF4J binding;
 # slf4j-simple (from libslf4j-java, a dependency of the package) logs to stderr.
@@ -37,7 +35,7 @@ class ZooKeeperNotInstalled(RuntimeError):
     pass
 
 
-class ZooKeeperProcess:
+class ZooKeeperProcess(process.ProcessOwner):
     """One ZooKeeper server subprocess.
 
     `data_dir=None` uses a temporary directory, removed by `stop()`; a given
@@ -54,7 +52,6 @@ class ZooKeeperProcess:
         self.tick_time_ms = tick_time_ms
         self.startup_timeout = startup_timeout
         self.data_dir: Path | None = None
-        self._process: subprocess.Popen | None = None
 
     def connect_string(self, chroot: str = "") -> str:
         """`host:port`, or `host:port/chroot` (a Kafka zookeeper.connect)."""
@@ -63,15 +60,8 @@ class ZooKeeperProcess:
         return f"{self.host}:{self.port}{chroot}"
 
     @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process else None
-
-    @property
     def log_path(self) -> Path:
         return self.data_dir / "zookeeper.log"
-
-    def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
 
     def start(self) -> ZooKeeperProcess:
         if self.running():
@@ -89,23 +79,28 @@ class ZooKeeperProcess:
             try:
                 self._launch()
                 return self
-            except _PortTaken:
+            except PortTaken:
                 if self._fixed_port:
                     raise RuntimeError(f"port {self.port} is already in use\n" + self.log_tail())
         raise RuntimeError("ZooKeeper could not bind a free port\n" + self.log_tail())
 
+    def command(self, config: Path) -> list[str]:
+        return ["java", *JVM_OPTIONS, "-cp", ":".join(CLASSPATH), MAIN_CLASS, str(config)]
+
     def _launch(self) -> None:
         config = self.data_dir / "zoo.cfg"
         config.write_text(self._config())
-        command = ["java", *JVM_OPTIONS, "-cp", ":".join(CLASSPATH), MAIN_CLASS, str(config)]
-        with self.log_path.open("ab") as log:
-            log.write(f"\n--- starting: {' '.join(command)}\n".encode())
-            log.flush()
-            # Own session: Ctrl-C in ./scripts/cluster reaches the script, which
-            # stops the brokers before ZooKeeper.
-            self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                             stdin=subprocess.DEVNULL, start_new_session=True)
-        self._wait_until_serving()
+        # Own session: Ctrl-C in ./scripts/cluster reaches the script, which
+        # stops the brokers before ZooKeeper.
+        self._process = process.launch(self.command(config), self.log_path, new_session=True)
+        try:
+            process.wait_until_ready(
+                self._process, self.serving, self.startup_timeout, name="ZooKeeper",
+                not_ready=f"ZooKeeper on {self.connect_string()} did not serve",
+                log_tail=self.log_tail, interval=0.02)
+        except TimeoutError:
+            self.stop()
+            raise
 
     def _config(self) -> str:
         return "\n".join([
@@ -126,23 +121,6 @@ class ZooKeeperProcess:
             "",
         ])
 
-    def _wait_until_serving(self) -> None:
-        deadline = time.monotonic() + self.startup_timeout
-        while time.monotonic() < deadline:
-            if not self.running():
-                self._process.wait()
-                tail = self.log_tail()
-                if "Address already in use" in tail:
-                    raise _PortTaken()
-                raise RuntimeError(
-                    f"ZooKeeper exited with code {self._process.returncode} during start-up\n" + tail)
-            if self.serving():
-                return
-            time.sleep(0.02)
-        self.stop()
-        raise TimeoutError(f"ZooKeeper on {self.connect_string()} did not serve within "
-                           f"{self.startup_timeout}s\n" + self.log_tail())
-
     def serving(self) -> bool:
         """True when the server answers `srvr` as a serving server."""
         return four_letter_word(self.host, self.port, "srvr").startswith("Zookeeper version:")
@@ -152,13 +130,7 @@ class ZooKeeperProcess:
         data directory. Returns the exit status (None if never started)."""
         status = None
         if self._process is not None:
-            if self._process.poll() is None:
-                os.kill(self._process.pid, signal.SIGTERM)
-                try:
-                    self._process.wait(timeout)
-                except subprocess.TimeoutExpired:
-                    os.kill(self._process.pid, signal.SIGKILL)
-                    self._process.wait()
+            process.stop(self._process, timeout)
             status = self._process.returncode
         if self._given_data_dir is None and self.data_dir is not None:
             shutil.rmtree(self.data_dir, ignore_errors=True)
@@ -166,21 +138,13 @@ class ZooKeeperProcess:
         return status
 
     def log_tail(self, lines: int = 30) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except (OSError, TypeError):
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
+        return process.log_tail(self.data_dir and self.log_path, lines) or ""
 
     def __enter__(self) -> ZooKeeperProcess:
         return self.start()
 
     def __exit__(self, *exc_info) -> None:
         self.stop()
-
-
-class _PortTaken(Exception):
-    pass
 
 
 def check_installed() -> None:

@@ -10,14 +10,13 @@ downgraded to 1 at the first start, so that its clients speak to it as to a
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
-from interop.broker_process import BrokerProcess, free_port, venv_executable
+from interop.broker_process import BrokerProcess, venv_executable
+from interop.process import free_port
 from interop.reference_kafka import ROOT, ReferenceKafka
 
 # Kafka's names, for both brokers: one broker replicates its internal topics
@@ -79,12 +78,7 @@ class TxnBroker:
 
     def kill9(self) -> None:
         """SIGKILL the broker and wait for it to be gone."""
-        if self.process.running():
-            os.kill(self.process.pid, signal.SIGKILL)
-        deadline = time.monotonic() + 30
-        while self.process.running():
-            assert time.monotonic() < deadline, f"broker pid {self.process.pid} outlived SIGKILL"
-            time.sleep(0.05)
+        self.process.kill9()
 
     def log_tail(self) -> str:
         return self.process.log_tail()
