@@ -5,9 +5,7 @@ import asyncio
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from .messages import Message, Record
-
-TIMESTAMP_TYPES = {0: "create", 1: "log_append"}
+from .messages import Message, Record, record_from_consumer_record
 
 
 def produce(bootstrap: str, topic: str, messages: list[Message], *, partition: int = 0,
@@ -67,19 +65,7 @@ async def _consume(bootstrap, topic, count, partition, start_offset, timeout):
         while len(records) < count and loop.time() < deadline:
             batches = await consumer.getmany(tp, timeout_ms=200)
             for batch in batches.values():
-                records.extend(_record(r) for r in batch)
+                records.extend(record_from_consumer_record(r) for r in batch)
         return records
     finally:
         await consumer.stop()
-
-
-def _record(r) -> Record:
-    return Record(
-        partition=r.partition,
-        offset=r.offset,
-        key=r.key,
-        value=r.value,
-        headers=tuple((k, v) for k, v in r.headers),
-        timestamp=r.timestamp,
-        timestamp_type=TIMESTAMP_TYPES.get(r.timestamp_type),
-    )

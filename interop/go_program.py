@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import uuid
 from pathlib import Path
 
 from . import program as interop_program
@@ -37,9 +38,18 @@ def run_json(program: str, args: list[str], *, timeout: float = 90.0):
     return json.loads(run(program, args, timeout=timeout).stdout)
 
 
-def produce(program: str, args: list[str], messages: list[Message],
-            timeout: float) -> list[tuple[int, int]]:
-    """A produce command: (partition, offset) of each message, in input order."""
+def produce(program: str, args: list[str], messages: list[Message], timeout: float, *,
+            partition: int | None, compression: str | None, idempotent: bool,
+            acks: str) -> list[tuple[int, int]]:
+    """A produce command (`args`: the program's own flags; the ones here
+    every Go program takes): (partition, offset) of each message, in input
+    order. `partition=None` lets the client's partitioner choose."""
+    args = [*args, "--partition", "any" if partition is None else str(partition),
+            "--acks", acks, "--timeout-ms", str(int(timeout * 1000))]
+    if compression:
+        args += ["--compression", compression]
+    if idempotent:
+        args.append("--idempotent")
     stdin = "".join(message_to_json(m) + "\n" for m in messages).encode()
     out = run(program, args, stdin=stdin, timeout=timeout + 30).stdout.decode()
     acked = [json.loads(line) for line in out.splitlines() if line.strip()]
@@ -48,7 +58,21 @@ def produce(program: str, args: list[str], messages: list[Message],
     return [(a["partition"], a["offset"]) for a in acked]
 
 
-def consume(program: str, args: list[str], timeout: float) -> list[Record]:
-    """A consume command: the records it printed (exit status 3: fewer than asked for)."""
+def consume(program: str, args: list[str], count: int, timeout: float, *, partition: int,
+            start_offset: int | str, group: str | None, commit: bool) -> list[Record]:
+    """A consume command (`args`: the program's own flags) reading `count`
+    records of `partition` from `start_offset` (or "beginning"/"end"), or,
+    with `group` ("new" for a fresh one), as a group member, keeping only
+    `partition`'s records: what it printed by `timeout` (exit status 3:
+    fewer than asked for)."""
+    args = [*args, "--count", str(count), "--timeout-ms", str(int(timeout * 1000))]
+    if group is not None:
+        args += ["--group", f"interop-{uuid.uuid4().hex}" if group == "new" else group]
+        if commit:
+            args.append("--commit")
+    else:
+        args += ["--partition", str(partition)]
+        args += ["--from", start_offset] if isinstance(start_offset, str) else ["--offset", str(start_offset)]
     out = run(program, args, timeout=timeout + 30, ok_codes=(0, 3)).stdout.decode()
-    return [record_from_json(line) for line in out.splitlines() if line.strip()]
+    records = [record_from_json(line) for line in out.splitlines() if line.strip()]
+    return [r for r in records if group is None or r.partition == partition]

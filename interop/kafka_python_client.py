@@ -5,9 +5,7 @@ import time
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from .messages import Message, Record
-
-TIMESTAMP_TYPES = {0: "create", 1: "log_append"}
+from .messages import Message, Record, record_from_consumer_record
 
 
 def produce(bootstrap: str, topic: str, messages: list[Message], *, partition: int = 0,
@@ -57,19 +55,7 @@ def consume(bootstrap: str, topic: str, count: int, *, partition: int = 0,
         deadline = time.monotonic() + timeout
         while len(records) < count and time.monotonic() < deadline:
             for batch in consumer.poll(timeout_ms=200).values():
-                records.extend(_record(r) for r in batch)
+                records.extend(record_from_consumer_record(r) for r in batch)
         return records
     finally:
         consumer.close(autocommit=False)
-
-
-def _record(r) -> Record:
-    return Record(
-        partition=r.partition,
-        offset=r.offset,
-        key=r.key,
-        value=r.value,
-        headers=tuple((k, v) for k, v in r.headers),
-        timestamp=r.timestamp,
-        timestamp_type=TIMESTAMP_TYPES.get(r.timestamp_type),
-    )

@@ -116,3 +116,20 @@ def record_from_json(line: str) -> Record:
         timestamp=obj["timestamp"],
         timestamp_type=obj.get("timestamp_type"),
     )
+
+
+# kafka-python's record timestamp types (aiokafka uses the same numbers)
+TIMESTAMP_TYPES = {0: "create", 1: "log_append"}
+
+
+def record_from_consumer_record(r) -> Record:
+    """A kafka-python ConsumerRecord, or aiokafka's (it has the same fields)."""
+    return Record(
+        partition=r.partition,
+        offset=r.offset,
+        key=r.key,
+        value=r.value,
+        headers=tuple((k, v) for k, v in r.headers),
+        timestamp=r.timestamp,
+        timestamp_type=TIMESTAMP_TYPES.get(r.timestamp_type),
+    )

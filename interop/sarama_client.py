@@ -2,8 +2,6 @@
 interop/go/cmd/sarama, one whole produce or consume per process."""
 from __future__ import annotations
 
-import uuid
-
 from . import go_program
 from .messages import Message, Record
 
@@ -38,16 +36,11 @@ def produce_to_partitions(bootstrap: str, topic: str, messages: list[Message], *
                           idempotent: bool = False, acks: str = "all", producer: str = "sync",
                           kafka_version: str | None = None,
                           timeout: float = 60.0) -> list[tuple[int, int]]:
-    args = ["produce", "--bootstrap", bootstrap, "--topic", topic, "--producer", producer,
-            "--partition", "any" if partition is None else str(partition),
-            "--acks", acks, "--timeout-ms", str(int(timeout * 1000))]
+    args = ["produce", "--bootstrap", bootstrap, "--topic", topic, "--producer", producer]
     if kafka_version:
         args += ["--kafka-version", kafka_version]
-    if compression:
-        args += ["--compression", compression]
-    if idempotent:
-        args.append("--idempotent")
-    return go_program.produce(PROGRAM, args, messages, timeout)
+    return go_program.produce(PROGRAM, args, messages, timeout, partition=partition,
+                              compression=compression, idempotent=idempotent, acks=acks)
 
 
 def consume(bootstrap: str, topic: str, count: int, *, partition: int = 0,
@@ -58,16 +51,8 @@ def consume(bootstrap: str, topic: str, count: int, *, partition: int = 0,
     fresh one), as a ConsumerGroup member from the oldest offset, keeping
     only `partition`'s records. Whatever arrived when `timeout` passed is
     returned. sarama does not expose timestamp types (timestamp_type None)."""
-    args = ["consume", "--bootstrap", bootstrap, "--topic", topic, "--count", str(count),
-            "--timeout-ms", str(int(timeout * 1000))]
+    args = ["consume", "--bootstrap", bootstrap, "--topic", topic]
     if kafka_version:
         args += ["--kafka-version", kafka_version]
-    if group is not None:
-        args += ["--group", f"interop-{uuid.uuid4().hex}" if group == "new" else group]
-        if commit:
-            args.append("--commit")
-    else:
-        args += ["--partition", str(partition)]
-        args += ["--from", start_offset] if isinstance(start_offset, str) else ["--offset", str(start_offset)]
-    records = go_program.consume(PROGRAM, args, timeout)
-    return [r for r in records if group is None or r.partition == partition]
+    return go_program.consume(PROGRAM, args, count, timeout, partition=partition,
+                              start_offset=start_offset, group=group, commit=commit)

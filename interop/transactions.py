@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass
 
 from . import java_client, kafkajs_client
-from .messages import Record, record_from_json
+from .messages import Record, record_from_consumer_record, record_from_json
 
 FAMILIES = ("confluent", "kafka-python", "aiokafka", "kafkajs", "java")
 Partition = tuple[str, int]
@@ -127,7 +127,6 @@ def _transact_kafka_python(bootstrap, transactional_id, transactions, timeout):
 
 def _read_kafka_python(bootstrap, counts, isolation, timeout):
     from kafka import KafkaConsumer, TopicPartition
-    from .kafka_python_client import _record
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, client_id="interop-kafka-python",
                              group_id=None, enable_auto_commit=False, fetch_max_wait_ms=100,
                              request_timeout_ms=15_000, isolation_level=isolation)
@@ -141,7 +140,7 @@ def _read_kafka_python(bootstrap, counts, isolation, timeout):
             for tp, batch in consumer.poll(timeout_ms=200).items():
                 got[(tp.topic, tp.partition)] = got.get((tp.topic, tp.partition), 0) + len(batch)
                 for r in batch:
-                    yield tp.topic, _record(r)
+                    yield tp.topic, record_from_consumer_record(r)
     finally:
         consumer.close(autocommit=False)
 
@@ -179,7 +178,6 @@ def _read_aiokafka(bootstrap, counts, isolation, timeout):
 
 async def _aread(bootstrap, counts, isolation, timeout):
     from aiokafka import AIOKafkaConsumer, TopicPartition
-    from .aiokafka_client import _record
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, client_id="interop-aiokafka",
                                 group_id=None, enable_auto_commit=False, fetch_max_wait_ms=100,
                                 request_timeout_ms=15_000, isolation_level=isolation)
@@ -195,7 +193,7 @@ async def _aread(bootstrap, counts, isolation, timeout):
         while not _complete(counts, got) and loop.time() < deadline:
             for tp, batch in (await consumer.getmany(timeout_ms=200)).items():
                 got[(tp.topic, tp.partition)] = got.get((tp.topic, tp.partition), 0) + len(batch)
-                out += [(tp.topic, _record(r)) for r in batch]
+                out += [(tp.topic, record_from_consumer_record(r)) for r in batch]
         return out
     finally:
         await consumer.stop()
