@@ -522,6 +522,28 @@ class Killer(threading.Thread):
                 ([f"leader of {', '.join(f'p{p}' for p in led)}"] if led else [])
         return victim, " and ".join(roles) or "a follower only"
 
+    def wait_settled(self, kill: Kill, after_what: str) -> tuple[bool, dict[int, dict | None]]:
+        """Until every partition's ISR is full again (or a broker we did not
+        take down has exited: the next round reports and restarts it), at
+        most settle_timeout_s; noted on `kill`. Whether it is full, and the
+        partitions' states then."""
+        def settled():
+            if isr_full(partition_states(self.zk, self.config.topic, self.config.partitions),
+                        self.config.replication_factor):
+                return "full"
+            if any(not b.running() for i, b in self.cluster.brokers.items() if i not in self.down):
+                return "a broker exited"
+            return None
+
+        full = poll_until(settled, self.config.settle_timeout_s, stop=self.stopping) == "full"
+        after = partition_states(self.zk, self.config.topic, self.config.partitions)
+        if full:
+            kill.isr_full_after = time.monotonic() - kill.at
+        else:
+            kill.note += (f"ISR not full {self.config.settle_timeout_s:g} s after the {after_what}: "
+                          f"{describe_states(after)}")
+        return full, after
+
     def kill_one(self) -> None:
         victim, role = self.choose()
         broker = self.cluster.brokers[victim]
@@ -548,20 +570,7 @@ class Killer(threading.Thread):
         if registered is None:
             self.failures.append(f"kill #{kill.number}: broker {victim} restarted but did not register within 30 s")
         kill.registered_after = time.monotonic() - kill.at
-        def settled():
-            if isr_full(partition_states(self.zk, self.config.topic, self.config.partitions),
-                        self.config.replication_factor):
-                return "full"
-            if any(not b.running() for i, b in self.cluster.brokers.items() if i not in self.down):
-                return "a broker exited"  # the next round reports and restarts it
-            return None
-
-        full = poll_until(settled, self.config.settle_timeout_s, stop=self.stopping) == "full"
-        after = partition_states(self.zk, self.config.topic, self.config.partitions)
-        if full:
-            kill.isr_full_after = time.monotonic() - kill.at
-        else:
-            kill.note += f"ISR not full {self.config.settle_timeout_s:g} s after the restart: {describe_states(after)}"
+        full, _ = self.wait_settled(kill, "restart")
         self.log(f"  broker {victim}: registration gone after {kill.expired_after:.1f} s, registered again after "
                  f"{kill.registered_after:.1f} s, "
                  + (f"ISR full after {kill.isr_full_after:.1f} s" if full else kill.note))

@@ -31,7 +31,7 @@ import struct
 import time
 from dataclasses import dataclass, field
 
-from .chaos import (ChaosRun, Kill, Killer, controller_of, describe_states, isr_full, partition_states, poll_until,
+from .chaos import (ChaosRun, Kill, Killer, controller_of, describe_states, partition_states, poll_until,
                     registration)
 from .netns import Network
 
@@ -99,22 +99,7 @@ class Partitioner(Killer):
         if registered is None and not self.stopping.is_set():
             self.failures.append(f"cut #{number}: broker {victim} did not register again within 30 s of the heal")
         kill.registered_after = time.monotonic() - kill.at
-
-        def settled():
-            if isr_full(partition_states(self.zk, self.config.topic, self.config.partitions),
-                        self.config.replication_factor):
-                return "full"
-            if any(not b.running() for b in self.cluster.brokers.values()):
-                return "a broker exited"  # the next round reports and restarts it
-            return None
-
-        full = poll_until(settled, self.config.settle_timeout_s, stop=self.stopping) == "full"
-        after = partition_states(self.zk, self.config.topic, self.config.partitions)
-        if full:
-            kill.isr_full_after = time.monotonic() - kill.at
-        else:
-            kill.note += (f"ISR not full {self.config.settle_timeout_s:g} s after the heal: "
-                          f"{describe_states(after)}")
+        full, after = self.wait_settled(kill, "heal")
         self.log(f"  broker {victim}: registration gone after {kill.expired_after or -1:.1f} s, healed after "
                  f"{healed_at - kill.at:.1f} s, registered again after {kill.registered_after:.1f} s, "
                  + (f"ISR full after {kill.isr_full_after:.1f} s" if full else kill.note)
