@@ -22,7 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
-from . import franz_go_client, java_client, kafkajs_client, sarama_client
+from . import franz_go_client, java_client, kafkajs_client, process, sarama_client
 from .group_worker import MemberOptions
 
 REPO = Path(__file__).resolve().parent.parent
@@ -137,9 +137,7 @@ class GroupMember:
 
     def kill9(self) -> None:
         self.killed = True
-        if self._process.poll() is None:
-            os.kill(self._process.pid, signal.SIGKILL)
-            self._process.wait()
+        process.kill9(self._process)
 
     def dump_stacks(self, timeout: float = 2.0) -> None:
         """Have a Python worker write every thread's stack to its stderr (to

@@ -15,7 +15,7 @@ import time
 import uuid
 from pathlib import Path
 
-from . import program
+from . import process, program
 from .messages import Message, Record, message_to_json, record_from_json
 
 JAVA_DIR = Path(__file__).resolve().parent / "java"
@@ -206,8 +206,7 @@ class Session:
             try:
                 self._process.wait(timeout)
             except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+                process.kill9(self._process)
                 raise JavaClientError(f"java session did not close within {timeout}s\n"
                                       + self.stderr_tail()) from None
         self._reader.join(timeout)
@@ -218,9 +217,7 @@ class Session:
     def kill(self) -> None:
         """SIGKILL the JVM (by its pid); close() then doesn't complain."""
         self._killed = True
-        if self._process.poll() is None:
-            self._process.kill()
-            self._process.wait()
+        process.kill9(self._process)
 
     def __enter__(self) -> Session:
         return self
@@ -335,9 +332,7 @@ class ConsumeTransformProduce:
             raise JavaClientError(f"java ctp exited with {code}\n{self.stderr_tail()}")
 
     def kill(self) -> None:
-        if self._process.poll() is None:
-            self._process.kill()
-            self._process.wait()
+        process.kill9(self._process)
 
     def __enter__(self) -> ConsumeTransformProduce:
         return self
