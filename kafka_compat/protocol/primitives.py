@@ -485,9 +485,15 @@ class TaggedField:
         self.tag, self.name, self.codec, self.default_src = tag, name, codec, default_src
 
 
+_NO_TAGS: dict = {}  # (never changed: callers merge it into their result)
+
+
 def read_tagged_fields(io, known: dict, this) -> dict:
     """Read a tagged-field section. Known tags decode with their codec; unknown
     ones are skipped, as the protocol requires."""
+    if io.__class__ is FrameReader and io.pos < len(io.view) and io.view[io.pos] == 0:
+        io.pos += 1  # (the usual case: an empty section)
+        return _NO_TAGS
     found = {}
     for _ in range(read_uvarint(io)):
         tag = read_uvarint(io)
@@ -500,6 +506,9 @@ def read_tagged_fields(io, known: dict, this) -> dict:
 
 def write_tagged_fields(io, fields: tuple, obj, this) -> None:
     """Write the tagged fields of ``obj`` that are present and not default."""
+    if not fields:
+        io.write(b"\x00")
+        return
     present = []
     for field, default in fields:
         value = obj.get(field.name, default)
