@@ -614,7 +614,10 @@ class Struct(Construct):
             code.linkedinstances[f"tagged_{fid}"] = self.tagged_by_tag
             for f in self.tagged:
                 lines.append(f"    result[{f.name!r}] = {f.default_src}")
-            lines.append(f"    result.update(read_tagged_fields(io, linkedinstances['tagged_{fid}'], this))")
+            # (Container.update is Python code, a loop even over nothing.)
+            lines.append(f"    tags = read_tagged_fields(io, linkedinstances['tagged_{fid}'], this)")
+            lines.append("    if tags:")
+            lines.append("        result.update(tags)")
         lines.append("    return result")
         code.append("\n".join(lines) + "\n")
         return f"{fname}(io, this)"
