@@ -42,7 +42,11 @@ def read_uvarint(io) -> int:
     """An unsigned varint of at most 5 bytes (32 bits), as Kafka reads them: a longer
     one is corrupt, and would otherwise yield lengths too large to even index with."""
     if io.__class__ is FrameReader:
-        value, io.pos = uvarint_at(io.view, io.pos)
+        pos, view = io.pos, io.view
+        if pos < len(view) and view[pos] < 0x80:  # (most: lengths, counts, empty tag sections)
+            io.pos = pos + 1
+            return view[pos]
+        value, io.pos = uvarint_at(view, pos)
         return value
     result = shift = 0
     while True:
