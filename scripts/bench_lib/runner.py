@@ -1,7 +1,10 @@
 """The A B A B loop: every workload runs on each system in turn, run after
 run, each time on a freshly started system with a topic of its own. The
 figures of one run are what its measured step reports plus the system's CPU
-time over exactly the timed part of that step (per message) and its peak RSS."""
+time over exactly the timed part of that step (per message) and its peak RSS.
+Just before the timed part of a produce step, the machine's free memory is
+warmed (bench_lib.pagecache), so that no system writes into memory its host
+has taken back."""
 from __future__ import annotations
 
 import json
@@ -15,7 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from .brokers import Running, System
-from . import compaction, interference
+from . import compaction, interference, pagecache
 from .workloads import RESTART, CatchUp, ClientStep, Compaction, Failover, Interference, LeaderFailover, Workload
 
 CLIENT_TIMEOUT_S = 900
@@ -124,8 +127,14 @@ def run_once(workload: Workload, system: System, run: int, run_dir: Path, profil
                 step = workload.single  # the single broker's baseline
             profile = profiler(running, label) if profiler and running.process else None
             window = _Window(running, profile)
+
+            def on_ready() -> None:
+                if step.step == "produce":
+                    pagecache.warm(run_dir, pagecache.bytes_written(step.params))
+                window.start()
+
             figures = run_client({"step": step.step, "bootstrap": running.bootstrap, "topic": topic, **step.params,
-                                  "warm_up": warm_up}, log_path, window.start, window.stop)
+                                  "warm_up": warm_up}, log_path, on_ready, window.stop)
             if window.cpu_seconds is not None:
                 figures["cpu_us_per_msg"] = window.cpu_seconds / figures["messages"] * 1e6
         rss = running.peak_rss_mb()
