@@ -53,7 +53,7 @@ from pathlib import Path
 
 from kafka_compat.log.checkpoint import read_checkpoint
 
-from . import procstat
+from . import pagecache, procstat
 from .brokers import HOST, Process, Running, System, free_port
 from .workloads import Interference
 
@@ -184,6 +184,7 @@ class _Client:
             self.popen = subprocess.Popen([sys.executable, "-m", "bench_lib.client", json.dumps(spec)],
                                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True)
         self.log_path = log_path
+        self.count, self.size = spec["count"], spec["size"]
         self._watchdog = threading.Timer(CLIENT_TIMEOUT_S, self.popen.kill)
         self._watchdog.start()
 
@@ -221,12 +222,16 @@ def _round(client: _Client, process: Process, worker: int, partition_dir: Path, 
            profile) -> dict:
     """One round, the worker running (busy) or stopped: the client's figures
     and what the broker and the cleaner did meanwhile."""
+    warm = lambda: pagecache.warm(data_dir.parent, pagecache.bytes_written(  # noqa: E731
+        {"count": client.count, "size": client.size}))
     if busy:
+        warm()
         time.sleep(SETTLE_S)  # the pause an idle round gets before it, the worker still stopped
         os.kill(worker, signal.SIGCONT)
     else:
         os.kill(worker, signal.SIGSTOP)
         _settle(partition_dir)
+        warm()
     with profile:
         broker0, worker0, swapped0 = (procstat.cpu_seconds(process.pid), procstat.cpu_seconds(worker),
                                       _swapped(partition_dir))
