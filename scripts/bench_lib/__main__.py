@@ -13,7 +13,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import brokers, cluster, kafka, machine, report, runner, tansu, targets, toolsenv
+from . import brokers, cluster, kafka, machine, pagecache, report, runner, tansu, targets, toolsenv
 from .profile import Profiler, render
 from .workloads import all_workloads
 
@@ -129,7 +129,8 @@ def main(argv: list[str]) -> int:
     if header["machine"]["load_average"][0] > 0.5:
         print("warning: the machine is busy (load average above 0.5): the figures will be noisy", file=sys.stderr)
     t0 = time.perf_counter()
-    results = runner.run_all(workloads, systems, sink, runs, run_dir, profiler)
+    with pagecache.freed_memory_kept():
+        results = runner.run_all(workloads, systems, sink, runs, run_dir, profiler)
     header["seconds"] = round(time.perf_counter() - t0, 1)
 
     header["load_average_after"] = machine.describe()["load_average"]
