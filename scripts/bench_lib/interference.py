@@ -20,9 +20,10 @@ swap in for 0.1 s: the broker's part of the last one is done), a busy one
 with it running (0.1 s after the idle round, then SIGCONT): the same broker,
 logs, open files, page cache and cleaner memory in both, and the two states
 less than a second apart, so that the drift of this shared machine touches
-both alike. Each busy round is compared with the mean of the idle
-rounds just before and after it (which cancels a steady drift); a run's
-figure is the median of those ratios.
+both alike. Before each round, while the worker is stopped, the machine's
+free memory is warmed (bench_lib.pagecache). Each busy round is compared
+with the mean of the idle rounds just before and after it (which cancels a
+steady drift); a run's figure is the median of those ratios.
 
 The cleaning must last the rounds: every busy round must see the worker
 use CPU and swap segments in, and when the last busy round ends no
@@ -222,8 +223,9 @@ def _round(client: _Client, process: Process, worker: int, partition_dir: Path, 
            profile) -> dict:
     """One round, the worker running (busy) or stopped: the client's figures
     and what the broker and the cleaner did meanwhile."""
-    warm = lambda: pagecache.warm(data_dir.parent, pagecache.bytes_written(  # noqa: E731
-        {"count": client.count, "size": client.size}))
+    def warm() -> None:  # while the worker is stopped, so that the cleaning lasts the rounds
+        pagecache.warm(data_dir.parent, pagecache.bytes_written({"count": client.count, "size": client.size}))
+
     if busy:
         warm()
         time.sleep(SETTLE_S)  # the pause an idle round gets before it, the worker still stopped
