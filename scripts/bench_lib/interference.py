@@ -185,7 +185,7 @@ class _Client:
             self.popen = subprocess.Popen([sys.executable, "-m", "bench_lib.client", json.dumps(spec)],
                                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True)
         self.log_path = log_path
-        self.count, self.size = spec["count"], spec["size"]
+        self.spec = spec
         self._watchdog = threading.Timer(CLIENT_TIMEOUT_S, self.popen.kill)
         self._watchdog.start()
 
@@ -223,17 +223,16 @@ def _round(client: _Client, process: Process, worker: int, partition_dir: Path, 
            profile) -> dict:
     """One round, the worker running (busy) or stopped: the client's figures
     and what the broker and the cleaner did meanwhile."""
-    def warm() -> None:  # while the worker is stopped, so that the cleaning lasts the rounds
-        pagecache.warm(data_dir.parent, pagecache.bytes_written({"count": client.count, "size": client.size}))
-
+    # Memory is warmed while the worker is stopped, so that the cleaning lasts the rounds.
+    round_bytes = pagecache.bytes_written(client.spec)
     if busy:
-        warm()
+        pagecache.warm(data_dir.parent, round_bytes)
         time.sleep(SETTLE_S)  # the pause an idle round gets before it, the worker still stopped
         os.kill(worker, signal.SIGCONT)
     else:
         os.kill(worker, signal.SIGSTOP)
         _settle(partition_dir)
-        warm()
+        pagecache.warm(data_dir.parent, round_bytes)
     with profile:
         broker0, worker0, swapped0 = (procstat.cpu_seconds(process.pid), procstat.cpu_seconds(worker),
                                       _swapped(partition_dir))
