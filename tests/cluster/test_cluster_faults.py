@@ -77,7 +77,12 @@ def produce_confluent(bootstrap: str, topic: str, values: list[bytes]) -> list[b
 
 
 def produce_kafka_python(bootstrap: str, topic: str, values: list[bytes]) -> list[bytes]:
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", retries=10, request_timeout_ms=10_000)
+    """The values acknowledged (acks=all); the producer retries until its
+    delivery timeout, as real producers do: a new partition's leader may take
+    a moment to take it on (its LeaderAndIsr reads the topic's config from
+    ZooKeeper, which waits while the broker reconnects)."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", request_timeout_ms=10_000,
+                             delivery_timeout_ms=25_000)
     try:
         futures = [(value, producer.send(topic, value, key=value)) for value in values]
         return [value for value, future in futures if future.get(timeout=30)]
