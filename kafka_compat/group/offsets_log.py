@@ -146,9 +146,10 @@ class OffsetsLog:
         chunk (``replay``): a marker written while a large partition loads
         (its completion finds no group yet) is still read. One chunk
         (offsets.load.buffer.size) is in memory at a time besides the groups
-        themselves."""
+        themselves. It stops early once this broker no longer leads the
+        partition."""
         partition_log = self._log(partition)
         loaded = LoadedPartition()
         if partition_log is not None:
-            await replay(partition_log, self.load_buffer_size, loaded.apply)
+            await replay(partition_log, self.load_buffer_size, loaded.apply, lambda: self.has_partition(partition))
         return loaded

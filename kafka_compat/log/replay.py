@@ -14,17 +14,19 @@ from kafka_compat.protocol.records import BatchView, iter_batches
 INLINE_BYTES = 1 << 20
 
 
-async def replay(partition_log, chunk_bytes: int, apply: Callable[[BatchView], None]) -> None:
+async def replay(partition_log, chunk_bytes: int, apply: Callable[[BatchView], None],
+                 wanted: Callable[[], bool] = lambda: True) -> None:
     """Hand every batch from the log start up to the log end to ``apply``,
     read ``chunk_bytes`` at a time (the first batch of a chunk whole however
     big), so memory holds one chunk besides what ``apply`` builds. The end is
     read again before each chunk, as Kafka's loaders do: records appended
     while a large partition loads (a transaction's marker, say) are read too.
-    A large log's chunks are read and applied in worker threads, a small
-    one's at once."""
+    Like them, it stops between chunks once ``wanted()`` is false (the
+    partition's leadership moved away). A large log's chunks are read and
+    applied in worker threads, a small one's at once."""
     inline = partition_log.size_in_bytes <= INLINE_BYTES
     offset = partition_log.log_start_offset
-    while offset < (end := partition_log.log_end_offset):
+    while offset < (end := partition_log.log_end_offset) and wanted():
         chunk = partition_log.read(offset, chunk_bytes, True, max_offset=end)
         if not chunk.regions:
             break

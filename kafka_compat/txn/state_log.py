@@ -106,17 +106,18 @@ class TxnStateLog:
         await await_replication(self.broker, [append], timeout_ms / 1000)
         return append.error
 
-    async def load(self, partition: int) -> dict[str, TransactionMetadata]:
+    async def load(self, partition: int, wanted: Callable[[], bool]) -> dict[str, TransactionMetadata]:
         """The ids the partition's records leave (up to its log end, as Kafka
         loads, read again before each chunk: ``replay``), one chunk
         (transaction.state.log.load.buffer.size) at a time: the last record
-        of an id wins, a tombstone removes it."""
+        of an id wins, a tombstone removes it. It stops early once
+        ``wanted()`` is false."""
         partition_log = self.broker.logs.get(TOPIC, partition)
         loaded: dict[str, TransactionMetadata] = {}
         if partition_log is None:
             log.warning("no log to load transactions from %s-%d", TOPIC, partition)
             return loaded
-        await replay(partition_log, self.load_buffer_size, functools.partial(_apply_batch, loaded))
+        await replay(partition_log, self.load_buffer_size, functools.partial(_apply_batch, loaded), wanted)
         return loaded
 
 
@@ -222,7 +223,7 @@ class TransactionStateManager:
         Nothing is cached if leadership moved meanwhile."""
         started = time.monotonic()
         try:
-            loaded = await self.storage.load(partition)
+            loaded = await self.storage.load(partition, lambda: self.loading.get(partition) == coordinator_epoch)
         except Exception:
             log.exception("cannot load %s-%d; its transactional ids stay unavailable", TOPIC, partition)
             loaded = None
