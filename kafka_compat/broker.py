@@ -61,6 +61,7 @@ class Broker:
             log_flush_offset_checkpoint_interval_ms=config.log_flush_offset_checkpoint_interval_ms,
             log_flush_start_offset_checkpoint_interval_ms=config.log_flush_start_offset_checkpoint_interval_ms,
             producer_id_expiration_ms=config.producer_id_expiration_ms,
+            producer_id_expiration_check_interval_ms=config.producer_id_expiration_check_interval_ms,
             replica_high_watermark_checkpoint_interval_ms=config.replica_high_watermark_checkpoint_interval_ms,
             # A cluster member's high watermarks come from replication, restarting from the checkpoint.
             high_watermarks_from_checkpoint=bool(config.zookeeper_connect),

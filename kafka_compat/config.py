@@ -296,7 +296,9 @@ class ConfigDef:
     """One config: Kafka's name, type, default (parsed) and validator.
 
     ``dynamic`` mirrors Kafka's dynamically updatable broker configs: DescribeConfigs
-    reports every other broker config as read-only.
+    reports every other broker config as read-only. ``internal`` mirrors
+    Kafka's defineInternal (configs for tests and tuning): DescribeConfigs
+    lists one only when it is supplied.
     """
 
     name: str
@@ -304,6 +306,7 @@ class ConfigDef:
     default: Any
     validator: Validator | None = None
     dynamic: bool = False
+    internal: bool = False
 
     def parse(self, raw: str) -> Any:
         value = parse_value(self.name, self.type, raw)
@@ -552,6 +555,7 @@ BROKER_CONFIGS: dict[str, ConfigDef] = config_table(
     ConfigDef("transaction.state.log.load.buffer.size", I, 5242880, at_least(1)),
     ConfigDef("transaction.partition.verification.enable", B, True, dynamic=True),
     ConfigDef("producer.id.expiration.ms", I, 86400000, at_least(1), dynamic=True),
+    ConfigDef("producer.id.expiration.check.interval.ms", I, 600000, at_least(1), internal=True),
     ConfigDef("transactional.id.expiration.ms", I, 604800000, at_least(1)),
     ConfigDef("transaction.max.timeout.ms", I, 900000, at_least(1)),
     ConfigDef("transaction.abort.timed.out.transaction.cleanup.interval.ms", I, 10000, at_least(1)),
@@ -957,9 +961,11 @@ class BrokerConfig:
     def describe(self) -> list[ConfigEntry]:
         """The broker's configs as DescribeConfigs lists them for its own id:
         every known config and everything supplied, sorted by name. A supplied
-        name of unknown type is reported sensitive (value hidden), as Kafka does."""
+        name of unknown type is reported sensitive (value hidden), as Kafka does;
+        an internal config only when supplied."""
         entries = []
-        for name in sorted(set(BROKER_CONFIGS) | set(self.originals)):
+        listed = {name for name, definition in BROKER_CONFIGS.items() if not definition.internal}
+        for name in sorted(listed | set(self.originals)):
             config_type = broker_config_type(name)
             sensitive = config_type in (None, ConfigType.PASSWORD)
             if sensitive:

@@ -16,7 +16,7 @@ from interop.broker_process import BrokerProcess, venv_executable
 from kafka_compat.protocol.errors import ErrorCode
 from kafka_compat.protocol.records import build_batch, iter_batches
 
-from .conftest import make_config
+from .conftest import make_config, start_broker
 from .test_requests import create_topic
 from .wire import WireClient
 
@@ -282,3 +282,23 @@ async def test_confluent_kafka_read_committed_skips_aborted_records(broker_proce
     assert committed == expected + [b"open"]
     uncommitted = await trio.to_thread.run_sync(consume, "read_uncommitted")
     assert len(uncommitted) == len(expected) + 5 * 3 + 1
+
+
+async def test_idle_producer_ids_expire_at_the_configured_check_interval(tmp_path, nursery):
+    """producer.id.expiration.check.interval.ms (internal in Kafka, which its
+    own tests set) decides how soon an idle producer id is forgotten; with the
+    default of 10 minutes this test would time out."""
+    config = make_config(tmp_path / "data", producer_id_expiration_ms=300,
+                         producer_id_expiration_check_interval_ms=50)
+    broker, client = await start_broker(config, nursery)
+    try:
+        assert (await create_topic(client, TOPIC)).error_code == ErrorCode.NONE
+        pid = await producer_id(client)
+        assert (await produce(client, batch([b"v"], pid, 0), transactional_id=None)).error_code == ErrorCode.NONE
+        (described,) = await describe_producers(client)
+        assert [p.producer_id for p in described.active_producers] == [pid]
+        with trio.fail_after(10):
+            while (await describe_producers(client))[0].active_producers:
+                await trio.sleep(0.05)
+    finally:
+        broker.shutdown()

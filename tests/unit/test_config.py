@@ -155,6 +155,7 @@ KAFKA_DEFAULTS = {
     "transactional.id.expiration.ms": 604800000,
     "transaction.max.timeout.ms": 900000,
     "producer.id.expiration.ms": 86400000,
+    "producer.id.expiration.check.interval.ms": 600000,
     "zookeeper.connect": None,
     "zookeeper.session.timeout.ms": 18000,
     "controlled.shutdown.enable": True,
@@ -605,7 +606,11 @@ def test_describe_broker():
     entries = broker.describe()
     assert [e.name for e in entries] == sorted(e.name for e in entries)
     described = _by_name(entries)
-    assert set(BROKER_CONFIGS) <= set(described)
+    assert {name for name, d in BROKER_CONFIGS.items() if not d.internal} <= set(described)
+    # An internal config (Kafka's defineInternal) is listed only when supplied.
+    assert "producer.id.expiration.check.interval.ms" not in described
+    supplied = _by_name(BrokerConfig({"producer.id.expiration.check.interval.ms": "500"}).describe())
+    assert supplied["producer.id.expiration.check.interval.ms"].value == "500"
 
     partitions = described["num.partitions"]
     assert (partitions.value, partitions.source, partitions.read_only, partitions.config_type) == (
