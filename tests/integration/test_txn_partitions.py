@@ -288,7 +288,7 @@ async def test_idle_producer_ids_expire_at_the_configured_check_interval(tmp_pat
     """producer.id.expiration.check.interval.ms (internal in Kafka, which its
     own tests set) decides how soon an idle producer id is forgotten; with the
     default of 10 minutes this test would time out."""
-    config = make_config(tmp_path / "data", producer_id_expiration_ms=300,
+    config = make_config(tmp_path / "data", producer_id_expiration_ms=1000,
                          producer_id_expiration_check_interval_ms=50)
     broker, client = await start_broker(config, nursery)
     try:
