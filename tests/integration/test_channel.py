@@ -89,6 +89,25 @@ async def test_pipelined_requests_are_answered_in_order(broker, nursery):
     await ch.aclose()
 
 
+async def test_produces_already_received_are_appended_before_a_waiting_fetch_answers(broker, nursery):
+    """Produce requests that arrive together (a producer that has fallen
+    behind pipelines them) are appended one after another before the fetch
+    they wake is answered: the fetch carries all of them, as a follower's
+    does, rather than one request's records per fetch round trip."""
+    ch = channel(broker.port, nursery)
+    await ch.request("CreateTopics", 7, create_body("together"))
+    waiting = await ch.send("Fetch", 12, fetch_body("together", 0, max_wait_ms=60_000))
+    producer = await broker.client()
+    await trio.sleep(0.1)  # (the fetch is parked by now; were it not, it would hold fewer values still)
+    await producer.send_raw(b"".join(producer.encode("Produce", 9, produce_body("together", records(1, i)))
+                                     for i in range(8)))
+    assert values((await waiting.get()).responses[0].partitions[0].records) == [b"v%d" % i for i in range(8)]
+    for i in range(8):
+        _, response = producer.decode("Produce", 9, await producer.read_frame())
+        assert response.responses[0].partition_responses[0].base_offset == i
+    await ch.aclose()
+
+
 async def test_large_responses_between_small_ones(broker, nursery):
     """Fetch responses larger than one read (a follower's are up to
     megabytes) are received into a buffer of their own; pipelined small
