@@ -190,13 +190,15 @@ async def produce(ctx, request) -> dict | CloseConnection | AnswerLater | None:
                                                 awaiting, verification))
     awaiting = still_replicating(broker.replicas, awaiting)  # (a leader alone in its ISR: none)
     if awaiting:
-        timeout_ms = request.timeout_ms
+        # The timeout runs from now, though the connection may start waiting
+        # only once the responses before this one are made.
+        deadline = trio.current_time() + request.timeout_ms / 1000
 
         async def when_replicated():
-            await await_replication(broker, awaiting, timeout_ms / 1000)
+            await await_replication(broker, awaiting, deadline - trio.current_time())
             return _answer(ctx, acks, responses)
 
-        return AnswerLater(when_replicated)
+        return AnswerLater(when_replicated, lambda: not still_replicating(broker.replicas, awaiting))
     return _answer(ctx, acks, responses)
 
 

@@ -27,9 +27,12 @@ class AnswerLater:
     waits for the replicas (acks=all): the connection goes on to its next
     produce request meanwhile and sends the body ``response()`` returns in
     its turn, so that a producer's pipelined requests are replicated together
-    rather than one round trip each."""
+    rather than one round trip each. ``ready()`` tells whether ``response()``
+    would return without waiting (the connection sends what it has answered
+    before it waits)."""
 
     response: Callable[[], Awaitable[dict | CloseConnection | None]]
+    ready: Callable[[], bool]
 
 
 @dataclass(frozen=True)

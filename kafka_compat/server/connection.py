@@ -6,9 +6,8 @@ requests need no reordering. One exception, for throughput: while an acks=all
 produce waits for its replicas (AnswerLater), the producer's next produce
 requests are handled (appended) too, so that followers fetch them together;
 their responses queue behind it in order, and any other request waits until
-every earlier one is answered. Whichever task makes the oldest queued
-response ready sends it and the ready ones behind it, in one send: no task
-of its own stands between a replicated produce and its response.
+every earlier one is answered. One task makes those responses, in order, while
+any are left, and sends the ready ones together.
 
 Requests that have arrived together are handled one after another (up to
 BUFFERED_IN_A_ROW) before other tasks run. A leader that falls behind its
@@ -184,6 +183,10 @@ class Connection:
         # whether a task is sending them, and (while ANSWERS_QUEUED wait) an
         # event set when the oldest has gone.
         self.answers: deque[_QueuedAnswer] = deque()
+        # The AnswerLater outcomes whose responses are still to be made, and
+        # whether a task is making them.
+        self.later: deque[tuple[RequestHeader, AnswerLater, _QueuedAnswer]] = deque()
+        self.answering_later = False
         self.sending = False
         self.room = trio.Event()
         self.all_answered = trio.Event()
@@ -260,7 +263,10 @@ class Connection:
             if isinstance(outcome, AnswerLater):
                 answer = _QueuedAnswer()
                 await self._queue(answer)
-                nursery.start_soon(self._answer_later, header, outcome, answer)
+                self.later.append((header, outcome, answer))
+                if not self.answering_later:
+                    self.answering_later = True
+                    nursery.start_soon(self._answer_later)
             elif self.queued:
                 await self._queue(_QueuedAnswer(outcome, ready=True, close=self.closing))
                 await self._send_ready()
@@ -293,13 +299,29 @@ class Connection:
             self.all_answered = trio.Event()
         self.answers.append(answer)
 
-    async def _answer_later(self, header: RequestHeader, later: AnswerLater, answer: _QueuedAnswer) -> None:
-        entry = REGISTRY[header.api_key]
-        body = await self._run_handler(entry, header, later.response)
-        answer.close = isinstance(body, CloseConnection)
-        answer.chunks = self._encode(entry, header, body)
-        answer.ready = True
-        await self._send_ready()
+    async def _answer_later(self) -> None:
+        """Makes the AnswerLater responses in arrival order, in one task that
+        runs while any are left. Responses go out in order, so one that waits
+        holds back those behind it anyway, and by the time it is answered
+        most of those are ready too (their appends replicated by the same
+        fetches): they are made without waiting, and go out in one send.
+        What is ready goes out before the task waits for another response."""
+        try:
+            while True:
+                if not self.later:
+                    await self._send_ready()
+                    if not self.later:
+                        return
+                header, later, answer = self.later.popleft()
+                if not later.ready():
+                    await self._send_ready()
+                entry = REGISTRY[header.api_key]
+                body = await self._run_handler(entry, header, later.response)
+                answer.close = isinstance(body, CloseConnection)
+                answer.chunks = self._encode(entry, header, body)
+                answer.ready = True
+        finally:
+            self.answering_later = False
 
     async def _send_ready(self) -> None:
         """Send the queued responses that are ready, oldest first, up to the

@@ -13,6 +13,7 @@ import os
 import signal
 import socket
 import struct
+import time
 
 import pytest
 import trio
@@ -190,6 +191,37 @@ def test_writes_behind_a_waiting_acks_all_write_are_appended_and_answered_in_ord
             for p in r.responses[0].partition_responses] == [(ErrorCode.NONE, 1), (ErrorCode.NONE, 0)]
     correlation_id, metadata = wire.decode("Metadata", 9, frames[2])
     assert correlation_id == 3 and metadata.topics[0].name == "alone"
+
+
+def test_each_pipelined_acks_all_write_times_out_from_its_own_arrival(cluster, zk):
+    """Two acks=all writes pipelined on one connection wait for a stopped
+    follower: each times out request.timeout_ms after it arrived, though the
+    connection makes their responses one after the other, so both are
+    answered REQUEST_TIMED_OUT after about one timeout, not two."""
+    create(cluster.bootstrap, "timeouts")
+    assert confluent_send(cluster.bootstrap, "timeouts", [b"first"], "all") == [None]
+    leader_id = state(zk, "timeouts")["leader"]
+    follower = cluster.brokers[next(b for b in state(zk, "timeouts")["isr"] if b != leader_id)]
+    wait_for(lambda: end_offset(cluster.brokers[leader_id].port, "timeouts") == 1, 10, "the high watermark at 1")
+    timeout_ms = 1500
+    wire = WireClient(stream=None)
+    requests = b"".join(
+        wire.encode("Produce", 9, {"acks": -1, "timeout_ms": timeout_ms, "topic_data": [
+            {"name": "timeouts", "partition_data": [
+                {"index": 0, "records": bytearray(build_batch([(None, value, [], 1_700_000_000_000)]))}]}]})
+        for value in (b"one", b"two"))
+    os.kill(follower.pid, signal.SIGSTOP)
+    try:
+        with socket.create_connection(("127.0.0.1", cluster.brokers[leader_id].port), timeout=30) as sock:
+            sent = time.monotonic()
+            sock.sendall(requests)
+            frames = [read_frame(sock) for _ in range(2)]
+            answered_after_s = time.monotonic() - sent
+    finally:
+        os.kill(follower.pid, signal.SIGCONT)
+    assert [p.error_code for f in frames for p in wire.decode("Produce", 9, f)[1].responses[0].partition_responses] \
+        == [ErrorCode.REQUEST_TIMED_OUT] * 2
+    assert answered_after_s < 2 * timeout_ms / 1000 - 0.5
 
 
 def test_acks_all_is_refused_below_min_insync_replicas(cluster, zk):
