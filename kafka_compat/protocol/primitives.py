@@ -327,9 +327,26 @@ class Encoded:
         self.data = data
 
 
+class Message(Container):
+    """A decoded struct: construct's Container (a dict whose keys read as
+    attributes) with the keys looked up first. A Container finds a key only
+    after the ordinary attribute lookup has failed, which raises and catches
+    an AttributeError each time: about 0.75 µs a field on our machines,
+    8 times this. (The one field named like a dict method,
+    DescribeClientQuotas' ``values``, reads as the field.)"""
+
+    __slots__ = ()
+
+    def __getattribute__(self, name):
+        try:
+            return dict.__getitem__(self, name)
+        except KeyError:
+            return object.__getattribute__(self, name)
+
+
 _IMPORTS = (
     "from kafka_compat.protocol.primitives import ("
-    "read_exact, read_uvarint, write_uvarint, read_fixed, read_fixed_run, read_bool, write_bool, read_uuid, write_uuid, "
+    "Message, read_exact, read_uvarint, write_uvarint, read_fixed, read_fixed_run, read_bool, write_bool, read_uuid, write_uuid, "
     "read_string, write_string, read_bytes, write_bytes, read_records, write_records, "
     "read_array_length, write_array_length, read_tagged_fields, write_tagged_fields, Encoded, FIXED)"
 )
@@ -557,7 +574,7 @@ def _run_struct(code, run: list) -> str:
 class Struct(Construct):
     """A Kafka struct: its fields in order, defaults for fields absent in this
     version (so handlers can ignore versions), and, in flexible versions, a
-    tagged-field section whose known fields land in the same Container.
+    tagged-field section whose known fields land in the same Message.
 
     ``fields`` holds (name, codec or None, default_src): codec None means the
     field is not on the wire in this version and parses as its default.
@@ -575,7 +592,7 @@ class Struct(Construct):
     def _parse(self, stream, context, path):
         if self.nullable and read_fixed(stream, _I8) < 0:
             return None
-        result = Container()
+        result = Message()
         for name, codec, default_src in self.fields:
             result[name] = codec._parsereport(stream, context, path) if codec is not None else eval(default_src)
         if self.tagged is not None:
@@ -604,7 +621,7 @@ class Struct(Construct):
         lines = [f"def {fname}(io, this):"]
         if self.nullable:
             lines.append("    if read_fixed(io, FIXED['int8']) < 0: return None")
-        lines.append("    result = Container()")
+        lines.append("    result = Message()")
         for run in _runs(self.fields):
             if isinstance(run, list):
                 names = ", ".join(f"result[{name!r}]" for name, _, _ in run)
@@ -618,7 +635,7 @@ class Struct(Construct):
             code.linkedinstances[f"tagged_{fid}"] = self.tagged_by_tag
             for f in self.tagged:
                 lines.append(f"    result[{f.name!r}] = {f.default_src}")
-            # (Container.update is Python code, a loop even over nothing.)
+            # (Message.update is Container's, Python code: a loop even over nothing.)
             lines.append(f"    tags = read_tagged_fields(io, linkedinstances['tagged_{fid}'], this)")
             lines.append("    if tags:")
             lines.append("        result.update(tags)")

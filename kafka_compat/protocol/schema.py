@@ -6,9 +6,10 @@ Codecs are built and compiled on first use and cached, so start-up stays fast
 however many APIs the specs describe.
 
 Field names become snake_case (``ThrottleTimeMs`` -> ``throttle_time_ms``).
-A decoded message is a construct ``Container``; a field absent in the decoded
-version holds its default, so handlers need not know the version. When
-encoding, a missing key means the field's default.
+A decoded message is a ``Message`` (a construct ``Container`` whose fields
+read fast as attributes); a field absent in the decoded version holds its
+default, so handlers need not know the version. When encoding, a missing key
+means the field's default.
 """
 from __future__ import annotations
 
@@ -143,7 +144,7 @@ def default_src(f: FieldSpec, version: int) -> str:
         return "None"
     if f.type in ("{}",):
         inner = ", ".join(f"{c.name}={default_src(c, version)}" for c in f.fields)
-        return f"Container({inner})"
+        return f"Message({inner})"
     if f.type.startswith("[]"):
         return "ListContainer()"
     if f.type in _INT_TYPES:

@@ -16,6 +16,7 @@ import pytest
 from construct import Container, ListContainer
 
 from kafka_compat.protocol import schema
+from kafka_compat.protocol.primitives import Message  # noqa: F401 (default_src names it)
 
 REPO = Path(__file__).resolve().parents[2]
 REFERENCE = REPO.parent / "shared" / "kafka-reference" / "message"
