@@ -346,8 +346,8 @@ class Message(Container):
 
 _IMPORTS = (
     "from kafka_compat.protocol.primitives import ("
-    "Message, read_exact, read_uvarint, write_uvarint, read_fixed, read_fixed_run, read_bool, write_bool, read_uuid, write_uuid, "
-    "read_string, write_string, read_bytes, write_bytes, read_records, write_records, "
+    "Message, read_exact, read_uvarint, write_uvarint, read_fixed, read_fixed_run, read_bool, write_bool, "
+    "read_uuid, write_uuid, read_string, write_string, read_bytes, write_bytes, read_records, write_records, "
     "read_array_length, write_array_length, read_tagged_fields, write_tagged_fields, Encoded, FIXED)"
 )
 
