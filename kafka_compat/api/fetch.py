@@ -37,10 +37,14 @@ def _partition_error(broker, sp: SessionPartition, by_id: bool):
         return e.code, None
 
 
-def _read_for_follower(broker, sp: SessionPartition, replica: int, log, max_bytes: int, min_one_batch: bool):
+def _read_for_follower(broker, sp: SessionPartition, replica: int, log, max_bytes: int, min_one_batch: bool,
+                       update_state: bool):
     """(read result, None), or (None, the diverging epoch's EpochEndOffset)
     when the follower's last fetched epoch ends below its fetch offset here
-    (or is newer than any we have). Raises KafkaError."""
+    (or is newer than any we have). The follower's fetch offset is recorded
+    (``update_state``) on the fetch's first read only, not when it is read
+    again after waiting, as Kafka's readFromLog (updateFetchState =
+    !readFromPurgatory): the follower told nothing new. Raises KafkaError."""
     state = broker.replicas.follower_state(sp.topic, sp.partition, replica, sp.current_leader_epoch)
     if sp.last_fetched_epoch >= 0:
         found = log.end_offset_for_epoch(sp.last_fetched_epoch)
@@ -49,12 +53,13 @@ def _read_for_follower(broker, sp: SessionPartition, replica: int, log, max_byte
         if found.epoch < sp.last_fetched_epoch or found.end_offset < sp.fetch_offset:
             return None, found
     result = log.read(sp.fetch_offset, max_bytes, min_one_batch=min_one_batch)
-    broker.replicas.follower_fetched(sp.topic, sp.partition, state, replica, sp.fetch_offset, log)
+    if update_state:
+        broker.replicas.follower_fetched(sp.topic, sp.partition, state, replica, sp.fetch_offset, log)
     return result, None
 
 
 def _read(broker, wanted: list[SessionPartition], request, max_bytes: int, by_id: bool,
-          replica: int) -> tuple[list[tuple], int, bool]:
+          replica: int, first_read: bool) -> tuple[list[tuple], int, bool]:
     """Read every wanted partition, ``max_bytes`` in all: [(session partition,
     response entry)], the record bytes gathered, and whether to answer at
     once (a partition had an error or a diverging epoch)."""
@@ -84,7 +89,7 @@ def _read(broker, wanted: list[SessionPartition], request, max_bytes: int, by_id
                                       max_offset=log.last_stable_offset if committed else log.high_watermark,
                                       aborted=committed)
                 else:
-                    result, diverging = _read_for_follower(broker, sp, replica, log, limit, total == 0)
+                    result, diverging = _read_for_follower(broker, sp, replica, log, limit, total == 0, first_read)
             except KafkaError as e:
                 out["error_code"] = e.code
             else:
@@ -136,8 +141,10 @@ async def fetch(ctx, request) -> dict:
     min_bytes = min(request.min_bytes, max_bytes)
     deadline = trio.current_time() + request.max_wait_ms / 1000
     replica = replica_id(request)
+    first_read = True
     while True:
-        results, total, answer_now = _read(broker, wanted, request, max_bytes, by_id, replica)
+        results, total, answer_now = _read(broker, wanted, request, max_bytes, by_id, replica, first_read)
+        first_read = False
         remaining = deadline - trio.current_time()
         if total >= min_bytes or answer_now or remaining <= 0 or broker.shutting_down.is_set():
             break
