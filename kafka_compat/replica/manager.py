@@ -115,18 +115,33 @@ class ReplicaManager:
         self.on_high_watermark = on_high_watermark or (lambda topic, partition, offset: on_change(topic, partition))
         self.lag_max_s = replica_lag_time_max_ms / 1000
         self.states: dict[tuple[str, int], PartitionState] = {}
+        # A single broker's states, read from its metadata, as of which
+        # metadata generation (a produce asks for one several times).
+        self._metadata_states: dict[tuple[str, int], PartitionState] = {}
+        self._metadata_states_generation = -1
         # The newest controller epoch seen: requests of older controllers are
         # refused (STALE_CONTROLLER_EPOCH).
         self.controller_epoch = 0
 
     def state(self, topic: str, partition: int) -> PartitionState | None:
         if self.single_broker:
-            if not self.metadata.has_partition(topic, partition):
-                return None
-            replicas = self.metadata.topics()[topic].replicas[partition]
-            return PartitionState(self.metadata.leader(topic, partition), self.metadata.leader_epoch(topic, partition),
-                                  self.metadata.isr(topic, partition), replicas)
+            return self._metadata_state(topic, partition)
         return self.states.get((topic, partition))
+
+    def _metadata_state(self, topic: str, partition: int) -> PartitionState | None:
+        """A single broker's state of a partition: what its metadata says,
+        kept until the metadata changes."""
+        metadata = self.metadata
+        if self._metadata_states_generation != metadata.generation:
+            self._metadata_states.clear()
+            self._metadata_states_generation = metadata.generation
+        key = (topic, partition)
+        state = self._metadata_states.get(key)
+        if state is None and metadata.has_partition(topic, partition):
+            state = self._metadata_states[key] = PartitionState(
+                metadata.leader(topic, partition), metadata.leader_epoch(topic, partition),
+                metadata.isr(topic, partition), metadata.topics()[topic].replicas[partition])
+        return state
 
     def is_leader(self, topic: str, partition: int) -> bool:
         state = self.state(topic, partition)
