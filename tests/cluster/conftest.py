@@ -72,6 +72,21 @@ def cluster(zk_connect, tmp_path, cluster_overrides):
         brokers.stop()
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """On failure, show the end of each broker's log next to the traceback
+    (what a broker saw is often the only clue to a failure under load)."""
+    report = yield
+    if report.failed:
+        for value in getattr(item, "funcargs", {}).values():
+            if isinstance(value, Cluster):
+                for broker_id, broker in value.brokers.items():
+                    state = "running" if broker.running() else "not running"
+                    report.sections.append((f"broker {broker_id} at {broker.bootstrap} (pid {broker.pid}, {state})",
+                                            broker.log_tail(100)))
+    return report
+
+
 @pytest.fixture
 def zk(zk_connect):
     """A ZooKeeper client on this test's chroot, to look at what the brokers wrote."""
