@@ -6,8 +6,8 @@ requests need no reordering. One exception, for throughput: while an acks=all
 produce waits for its replicas (AnswerLater), the producer's next produce
 requests are handled (appended) too, so that followers fetch them together;
 their responses queue behind it in order, and any other request waits until
-every earlier one is answered. One task makes those responses, in order, while
-any are left, and sends the ready ones together.
+every earlier one is answered. One task, started with the first, makes those
+responses in order and sends the ready ones together.
 
 Requests that have arrived together are handled one after another (up to
 BUFFERED_IN_A_ROW) before other tasks run. A leader that falls behind its
@@ -183,10 +183,12 @@ class Connection:
         # whether a task is sending them, and (while ANSWERS_QUEUED wait) an
         # event set when the oldest has gone.
         self.answers: deque[_QueuedAnswer] = deque()
-        # The AnswerLater outcomes whose responses are still to be made, and
-        # whether a task is making them.
+        # The AnswerLater outcomes whose responses are still to be made; the
+        # task making them (started with the first) waits on ``more_later``
+        # for the next.
         self.later: deque[tuple[RequestHeader, AnswerLater, _QueuedAnswer]] = deque()
-        self.answering_later = False
+        self.answerer_started = False
+        self.more_later = trio.Event()
         self.sending = False
         self.room = trio.Event()
         self.all_answered = trio.Event()
@@ -264,8 +266,10 @@ class Connection:
                 answer = _QueuedAnswer()
                 await self._queue(answer)
                 self.later.append((header, outcome, answer))
-                if not self.answering_later:
-                    self.answering_later = True
+                if self.answerer_started:
+                    self.more_later.set()
+                else:
+                    self.answerer_started = True
                     nursery.start_soon(self._answer_later)
             elif self.queued:
                 await self._queue(_QueuedAnswer(outcome, ready=True, close=self.closing))
@@ -300,28 +304,29 @@ class Connection:
         self.answers.append(answer)
 
     async def _answer_later(self) -> None:
-        """Makes the AnswerLater responses in arrival order, in one task that
-        runs while any are left. Responses go out in order, so one that waits
+        """Makes the AnswerLater responses in arrival order, in one task
+        started with the connection's first and kept for the next: a
+        producer's acks=all requests keep coming, and waking a task costs
+        less than starting one. Responses go out in order, so one that waits
         holds back those behind it anyway, and by the time it is answered
         most of those are ready too (their appends replicated by the same
         fetches): they are made without waiting, and go out in one send.
         What is ready goes out before the task waits for another response."""
-        try:
-            while True:
+        while True:
+            if not self.later:
+                await self._send_ready()
                 if not self.later:
-                    await self._send_ready()
-                    if not self.later:
-                        return
-                header, later, answer = self.later.popleft()
-                if not later.ready():
-                    await self._send_ready()
-                entry = REGISTRY[header.api_key]
-                body = await self._run_handler(entry, header, later.response)
-                answer.close = isinstance(body, CloseConnection)
-                answer.chunks = self._encode(entry, header, body)
-                answer.ready = True
-        finally:
-            self.answering_later = False
+                    self.more_later = trio.Event()
+                    await self.more_later.wait()
+                    continue
+            header, later, answer = self.later.popleft()
+            if not later.ready():
+                await self._send_ready()
+            entry = REGISTRY[header.api_key]
+            body = await self._run_handler(entry, header, later.response)
+            answer.close = isinstance(body, CloseConnection)
+            answer.chunks = self._encode(entry, header, body)
+            answer.ready = True
 
     async def _send_ready(self) -> None:
         """Send the queued responses that are ready, oldest first, up to the
