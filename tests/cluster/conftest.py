@@ -51,12 +51,19 @@ def cluster_overrides() -> dict[str, str]:
     return {}
 
 
+# The last broker to stop still leads partitions of replication factor 3 that
+# nobody can take over; its controlled shutdown retries, as Kafka's does,
+# controlled.shutdown.max.retries (3) times, each after this backoff (5 s by
+# default, which made such a test's teardown last 10 s).
+SHUTDOWN_RETRY_BACKOFF = {"controlled.shutdown.retry.backoff.ms": "500"}
+
+
 @pytest.fixture
 def cluster(zk_connect, tmp_path, cluster_overrides):
     """Three broker processes (ids 1-3) on this test's chroot, started and
     formed (every broker knows all three and the controller); afterwards
     any broker a test left stopped (SIGSTOP) is resumed and all are stopped."""
-    brokers = Cluster(zk_connect, tmp_path, 3, cluster_overrides)
+    brokers = Cluster(zk_connect, tmp_path, 3, {**SHUTDOWN_RETRY_BACKOFF, **cluster_overrides})
     try:
         brokers.start()
     except Exception:
