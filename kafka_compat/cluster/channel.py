@@ -6,11 +6,7 @@ Requests are pipelined on one connection and a broker answers a connection's
 requests in the order they came, so each response belongs to the oldest
 request still waiting (its correlation id must say so). A reader task per
 connection, in the nursery the channel was given, hands each response to its
-request. A channel made with ``own_reads`` has no reader task: each caller
-reads responses in its own task until its own has come, as Kafka's replica
-fetcher sends and receives in its own thread (``sendAndReceive``). For a
-follower, which has one fetch out at a time, that saves a task switch and a
-scheduler pass per fetch.
+request.
 
 A connection that breaks (closed by the peer, a socket error, a response out
 of order) fails every request in flight on it with BrokerChannelError and is
@@ -57,10 +53,6 @@ class BrokerChannelError(Exception):
     broke, or the response did not decode. The message says which."""
 
 
-class _Ended(Exception):
-    """The connection can't go on; the message says why ("closed ...")."""
-
-
 class PendingResponse:
     """A request on the wire; ``await get()`` for its decoded response (None
     for a Produce with acks=0, which is never answered)."""
@@ -84,14 +76,10 @@ class PendingResponse:
         """The response; BrokerChannelError if the connection broke first or
         the deadline passed (which closes the connection, as Kafka's clients
         do: the responses behind a lost one would never come)."""
-        connection = self._connection
         with trio.move_on_at(self.deadline):
-            if connection.own_reads:
-                await connection.read_until_answered(self)
-            else:
-                await self._done.wait()
+            await self._done.wait()
         if not self._done.is_set():
-            connection.fail(f"closed: no response to {self.api} v{self.api_version} within the request timeout")
+            self._connection.fail(f"closed: no response to {self.api} v{self.api_version} within the request timeout")
         if self._error is not None:
             raise self._error
         if self._frame is None:
@@ -106,17 +94,14 @@ class PendingResponse:
 
 
 class _Connection:
-    def __init__(self, stream: trio.SocketStream, peer: str, own_reads: bool):
+    def __init__(self, stream: trio.SocketStream, peer: str):
         self.stream = stream
         self.sock = Socket(stream.socket)
         self.peer = peer
-        self.own_reads = own_reads
         self.send_lock = trio.Lock()
-        self.read_lock = trio.Lock()  # (own_reads: one caller reads at a time)
         self.in_flight: deque[PendingResponse] = deque()
         self.error: BrokerChannelError | None = None
         self._reader_scope = trio.CancelScope()
-        self._received = bytearray()  # what has arrived of the next frames
         self._spare: bytearray | None = None  # the last large frame's buffer
 
     def fail(self, reason: str) -> None:
@@ -130,67 +115,50 @@ class _Connection:
             self.in_flight.popleft()._resolve(error=self.error)
 
     async def read_responses(self) -> None:
-        """The reader task: hands every response to its request until the
-        connection ends."""
+        """Frames are cut from what arrives; a frame larger than what has
+        arrived of it (a follower's fetch response, up to megabytes) gets a
+        buffer (``_large_frame``), and the rest of it is received straight
+        into that, so each byte is copied once rather than three times."""
         reason = "closed"
         try:
             with self._reader_scope:
+                buf = bytearray()
                 while True:
-                    self._deliver(await self._next_frame())
-        except _Ended as e:
-            reason = str(e)
+                    waits = self.sock.waits
+                    data = await self.sock.receive_some(_RECEIVE_SIZE)
+                    if self.sock.waits == waits:
+                        await trio.lowlevel.checkpoint()  # data keeps coming: let the others run too
+                    if not data:
+                        reason = "closed by the peer"
+                        return
+                    buf += data
+                    while len(buf) >= 4:
+                        (size,) = _SIZE.unpack_from(buf, 0)
+                        if size < 4:
+                            reason = f"closed: the peer sent a frame of {size} bytes"
+                            return
+                        if len(buf) < 4 + size:
+                            if size <= _RECEIVE_SIZE:
+                                break
+                            frame = self._large_frame(size)
+                            have = len(buf) - 4
+                            frame[:have] = memoryview(buf)[4:]
+                            buf.clear()
+                            if not await self._receive_into(memoryview(frame)[have:]):
+                                reason = "closed by the peer"
+                                return
+                        else:
+                            frame = buf[4 : 4 + size]  # a copy, writable (as records views need)
+                            del buf[: 4 + size]
+                        problem = self._deliver(frame)
+                        del frame  # (a view of a reused buffer must not outlive its response)
+                        if problem:
+                            reason = f"closed: {problem}"
+                            return
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as e:
             reason = f"failed: {e}"
         finally:
             self.fail(reason)
-
-    async def read_until_answered(self, pending: PendingResponse) -> None:
-        """(own_reads) Read responses in the caller's task, handing each to
-        its request, until ``pending``'s has come. Cancelled meanwhile, the
-        connection closes: part of a frame may have been read."""
-        try:
-            async with held(self.read_lock):
-                while not pending._done.is_set():
-                    self._deliver(await self._next_frame())
-        except _Ended as e:
-            self.fail(str(e))
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as e:
-            self.fail(f"failed: {e}")
-        except trio.Cancelled:
-            self.fail(f"closed: no response to {pending.api} v{pending.api_version} within the request timeout"
-                      if trio.current_time() >= pending.deadline
-                      else "closed: a request was cancelled while its response was read")
-            raise
-
-    async def _next_frame(self):
-        """The next frame, cut from what arrives; a frame larger than what has
-        arrived of it (a follower's fetch response, up to megabytes) gets a
-        buffer (``_large_frame``), and the rest of it is received straight
-        into that, so each byte is copied once rather than three times."""
-        buf = self._received
-        while True:
-            if len(buf) >= 4:
-                (size,) = _SIZE.unpack_from(buf, 0)
-                if size < 4:
-                    raise _Ended(f"closed: the peer sent a frame of {size} bytes")
-                if len(buf) >= 4 + size:
-                    frame = buf[4 : 4 + size]  # a copy, writable (as records views need)
-                    del buf[: 4 + size]
-                    return frame
-                if size > _RECEIVE_SIZE:
-                    frame = self._large_frame(size)
-                    have = len(buf) - 4
-                    frame[:have] = memoryview(buf)[4:]
-                    buf.clear()
-                    await self._receive_into(frame[have:])
-                    return frame
-            waits = self.sock.waits
-            data = await self.sock.receive_some(_RECEIVE_SIZE)
-            if self.sock.waits == waits:
-                await trio.lowlevel.checkpoint()  # data keeps coming: let the others run too
-            if not data:
-                raise _Ended("closed by the peer")
-            buf += data
 
     def _large_frame(self, size: int) -> memoryview:
         """A buffer for a frame of ``size`` bytes: the previous large frame's
@@ -204,34 +172,35 @@ class _Connection:
             buf = self._spare = bytearray(1 << (size - 1).bit_length())
         return memoryview(buf)[:size]
 
-    async def _receive_into(self, view: memoryview) -> None:
-        """Fill ``view`` from the socket."""
+    async def _receive_into(self, view: memoryview) -> bool:
+        """Fill ``view`` from the socket; False if the peer closed first."""
         while view:
             received = await self.sock.receive_into(view)
             if not received:
-                raise _Ended("closed by the peer")
+                return False
             view = view[received:]
+        return True
 
-    def _deliver(self, frame) -> None:
-        """Hand a response to the oldest request in flight."""
+    def _deliver(self, frame) -> str | None:
+        """Hand a response to the oldest request in flight; what is wrong if it can't."""
         (correlation_id,) = _SIZE.unpack_from(frame, 0)
         if not self.in_flight:
-            raise _Ended(f"closed: a response (correlation id {correlation_id}) came for no request")
+            return f"a response (correlation id {correlation_id}) came for no request"
         pending = self.in_flight[0]
         if correlation_id != pending.correlation_id:
-            raise _Ended(f"closed: a response has correlation id {correlation_id}, expected {pending.correlation_id}")
+            return f"a response has correlation id {correlation_id}, expected {pending.correlation_id}"
         self.in_flight.popleft()._resolve(frame)
+        return None
 
 
 class BrokerChannel:
     """Requests to the broker at (host, port), any API and version our
     protocol specs know, encoded and decoded with their codecs.
 
-    ``nursery`` runs each connection's reader task (none with ``own_reads``);
-    ``aclose()`` ends it and fails what is in flight. A request unanswered
-    ``request_timeout`` seconds after it was sent fails and closes the
-    connection (Kafka's request.timeout.ms; the controller's is
-    controller.socket.timeout.ms).
+    ``nursery`` runs each connection's reader task; ``aclose()`` ends it and
+    fails what is in flight. A request unanswered ``request_timeout`` seconds
+    after it was sent fails and closes the connection (Kafka's
+    request.timeout.ms; the controller's is controller.socket.timeout.ms).
     """
 
     def __init__(
@@ -244,7 +213,6 @@ class BrokerChannel:
         connect_timeout: float = 10.0,
         request_timeout: float = 30.0,
         reconnect_backoff: float = 0.05,
-        own_reads: bool = False,
     ):
         self.host, self.port = host, port
         self.peer = f"{host}:{port}"
@@ -252,7 +220,6 @@ class BrokerChannel:
         self.connect_timeout = connect_timeout
         self.request_timeout = request_timeout
         self.reconnect_backoff = reconnect_backoff
-        self.own_reads = own_reads
         self._nursery = nursery
         self._connect_lock = trio.Lock()
         self._connection: _Connection | None = None
@@ -321,9 +288,8 @@ class BrokerChannel:
             if self._closed:  # by aclose() while connecting
                 await stream.aclose()
                 raise BrokerChannelError(f"channel to {self.peer} is closed")
-            self._connection = _Connection(stream, self.peer, self.own_reads)
-            if not self.own_reads:
-                self._nursery.start_soon(self._connection.read_responses)
+            self._connection = _Connection(stream, self.peer)
+            self._nursery.start_soon(self._connection.read_responses)
             return self._connection
 
     async def aclose(self) -> None:

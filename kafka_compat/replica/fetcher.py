@@ -4,8 +4,7 @@ AbstractFetcherThread, with truncation on fetch as Kafka 3.9 does it).
 
 Partitions are spread over ``num.replica.fetchers`` fetchers per leader
 broker; each fetcher is one task with one connection to its leader's
-inter-broker endpoint, fetching all its partitions in one request at a time,
-and reading each response itself (no reader task to hand it over).
+inter-broker endpoint, fetching all its partitions in one request at a time.
 A response is applied under the fetcher's lock, and taking partitions away
 (the broker leads them now, or stops hosting them) waits for that lock, so a
 partition's log is never appended to or truncated by a fetcher once the
@@ -192,8 +191,7 @@ class ReplicaFetcher:
                 return None
             self._channel = BrokerChannel(
                 endpoint.host, endpoint.port, self.manager._nursery, client_id=self.client_id,
-                request_timeout=self.config.replica_socket_timeout_ms / 1000, reconnect_backoff=self.backoff,
-                own_reads=True)
+                request_timeout=self.config.replica_socket_timeout_ms / 1000, reconnect_backoff=self.backoff)
         return self._channel
 
     async def _drop_channel(self) -> None:

@@ -17,13 +17,8 @@ from .test_requests import records
 BROKER_HEARTBEAT = 63  # KRaft only: a ZooKeeper-mode broker closes a connection that sends it
 
 
-@pytest.fixture(params=[False, True], ids=["reader-task", "own-reads"])
-def channel(request):
-    """Makes channels of both kinds: with a reader task per connection, and
-    with each caller reading responses itself (a replica fetcher's)."""
-    def make(port: int, nursery, **kw) -> BrokerChannel:
-        return BrokerChannel("127.0.0.1", port, nursery, client_id="broker-7", own_reads=request.param, **kw)
-    return make
+def channel(port: int, nursery, **kw) -> BrokerChannel:
+    return BrokerChannel("127.0.0.1", port, nursery, client_id="broker-7", **kw)
 
 
 def create_body(name: str, partitions: int = 1) -> dict:
@@ -50,7 +45,7 @@ def missing_topic(name: str) -> dict:
     return {"topics": [{"name": name}], "allow_auto_topic_creation": False}
 
 
-async def test_requests_of_several_apis_and_versions(broker, nursery, channel):
+async def test_requests_of_several_apis_and_versions(broker, nursery):
     ch = channel(broker.port, nursery)
     for version in (0, 3):  # v3 is flexible, yet its response header is v0
         resp = await ch.request("ApiVersions", version, {"client_software_name": "kc", "client_software_version": "1"})
@@ -77,7 +72,7 @@ async def test_requests_of_several_apis_and_versions(broker, nursery, channel):
     await ch.aclose()
 
 
-async def test_pipelined_requests_are_answered_in_order(broker, nursery, channel):
+async def test_pipelined_requests_are_answered_in_order(broker, nursery):
     """A long-poll fetch holds the connection (the broker answers a connection's
     requests in order); requests sent behind it wait, then all are answered."""
     ch = channel(broker.port, nursery)
@@ -94,7 +89,7 @@ async def test_pipelined_requests_are_answered_in_order(broker, nursery, channel
     await ch.aclose()
 
 
-async def test_produces_already_received_are_appended_before_a_waiting_fetch_answers(broker, nursery, channel):
+async def test_produces_already_received_are_appended_before_a_waiting_fetch_answers(broker, nursery):
     """Produce requests that arrive together (a producer that has fallen
     behind pipelines them) are appended one after another before the fetch
     they wake is answered: the fetch carries all of them, as a follower's
@@ -113,7 +108,7 @@ async def test_produces_already_received_are_appended_before_a_waiting_fetch_ans
     await ch.aclose()
 
 
-async def test_large_responses_between_small_ones(broker, nursery, channel):
+async def test_large_responses_between_small_ones(broker, nursery):
     """Fetch responses larger than one read (a follower's are up to
     megabytes) are received into a buffer of their own; pipelined small
     responses before and after them come out whole and in order."""
@@ -134,7 +129,7 @@ async def test_large_responses_between_small_ones(broker, nursery, channel):
     await ch.aclose()
 
 
-async def test_a_large_response_buffer_is_reused_only_once_nothing_holds_it(broker, nursery, channel):
+async def test_a_large_response_buffer_is_reused_only_once_nothing_holds_it(broker, nursery):
     """A large response is received into the previous one's buffer once no
     view of that is left (a follower's fetch responses, one after another);
     records still held keep their bytes."""
@@ -157,7 +152,7 @@ async def test_a_large_response_buffer_is_reused_only_once_nothing_holds_it(brok
     await ch.aclose()
 
 
-async def test_concurrent_requests_from_many_tasks(broker, nursery, channel):
+async def test_concurrent_requests_from_many_tasks(broker, nursery):
     ch = channel(broker.port, nursery)
     answers = {}
 
@@ -171,7 +166,7 @@ async def test_concurrent_requests_from_many_tasks(broker, nursery, channel):
     await ch.aclose()
 
 
-async def test_a_closed_connection_fails_requests_in_flight_and_the_next_reconnects(broker, nursery, channel):
+async def test_a_closed_connection_fails_requests_in_flight_and_the_next_reconnects(broker, nursery):
     assert BROKER_HEARTBEAT not in REGISTRY, "pick another API the broker does not serve"
     ch = channel(broker.port, nursery, reconnect_backoff=0.01)
     await ch.request("CreateTopics", 7, create_body("closing"))
@@ -191,7 +186,7 @@ async def test_a_closed_connection_fails_requests_in_flight_and_the_next_reconne
     await ch.aclose()
 
 
-async def test_aclose_fails_requests_in_flight_and_later_ones(broker, nursery, channel):
+async def test_aclose_fails_requests_in_flight_and_later_ones(broker, nursery):
     ch = channel(broker.port, nursery)
     await ch.request("CreateTopics", 7, create_body("idle"))
     held = await ch.send("Fetch", 12, fetch_body("idle", 0, max_wait_ms=60_000))
@@ -202,7 +197,7 @@ async def test_aclose_fails_requests_in_flight_and_later_ones(broker, nursery, c
         await ch.request("Metadata", 12, missing_topic("x"))
 
 
-async def test_connection_refused_and_reconnect_backoff(nursery, channel):
+async def test_connection_refused_and_reconnect_backoff(nursery):
     with socket.socket() as closed:  # bound, never listening: connections are refused
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
@@ -216,7 +211,7 @@ async def test_connection_refused_and_reconnect_backoff(nursery, channel):
         await ch.aclose()
 
 
-async def test_connect_timeout(nursery, channel):
+async def test_connect_timeout(nursery):
     """A listener whose accept queue is full drops new connections' SYNs, so
     connecting hangs until the timeout."""
     with socket.socket() as full, socket.socket() as first:
@@ -231,7 +226,7 @@ async def test_connect_timeout(nursery, channel):
         await ch.aclose()
 
 
-async def test_request_timeout_closes_the_connection(broker, nursery, channel):
+async def test_request_timeout_closes_the_connection(broker, nursery):
     ch = channel(broker.port, nursery, request_timeout=0.3, reconnect_backoff=0.01)
     await ch.request("CreateTopics", 7, create_body("slow"))
     held = await ch.send("Fetch", 12, fetch_body("slow", 0, max_wait_ms=60_000))
@@ -244,24 +239,7 @@ async def test_request_timeout_closes_the_connection(broker, nursery, channel):
     await ch.aclose()
 
 
-async def test_a_caller_cancelled_while_reading_its_response_closes_the_connection(broker, nursery):
-    """With own_reads the caller reads the socket itself; cancelled there,
-    it may have read part of a frame, so the connection closes (failing what
-    else is in flight) and the next request opens a new one."""
-    ch = BrokerChannel("127.0.0.1", broker.port, nursery, client_id="broker-7", own_reads=True,
-                       reconnect_backoff=0.01)
-    await ch.request("CreateTopics", 7, create_body("cancelled"))
-    held = await ch.send("Fetch", 12, fetch_body("cancelled", 0, max_wait_ms=60_000))
-    behind = await ch.send("Metadata", 12, missing_topic("behind"))
-    with trio.move_on_after(0.2):
-        await held.get()
-    with pytest.raises(BrokerChannelError, match="closed: a request was cancelled while its response was read"):
-        await behind.get()
-    assert (await ch.request("Metadata", 12, missing_topic("next"))).topics[0].name == "next"
-    await ch.aclose()
-
-
-async def test_controller_requests(broker, nursery, channel):
+async def test_controller_requests(broker, nursery):
     """The controller's requests go through too (a single broker has no other
     controller, so it answers them STALE_CONTROLLER_EPOCH)."""
     ch = channel(broker.port, nursery)
