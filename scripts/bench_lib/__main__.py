@@ -137,6 +137,7 @@ def main(argv: list[str]) -> int:
     summaries = {w.name: report.summarize(w, results[w.name]) for w in workloads}
     checks = targets.check_all(summaries, peer_kind)
     header["targets"] = checks
+    header["host_steal"] = report.host_steal(results)
     json_path = args.json or run_dir / "results.json"
     if profiler:
         header["profiles"] = profiler.summaries
@@ -149,6 +150,10 @@ def main(argv: list[str]) -> int:
         print(report.cluster_table(workloads, summaries))
         print()
     print(targets.table(checks))
+    if header["host_steal"]:
+        steal = header["host_steal"]
+        print(f"\nHost CPU stolen by the hypervisor during the measured steps: median {steal['median_pct']:.1f}%, "
+              f"at most {steal['max_pct']:.1f}% ({steal['max_in']}). Latency figures swing with it.")
     if no_peer_reason:
         print(f"\nNo peer: {no_peer_reason}.")
     for failure in report.failures(results):

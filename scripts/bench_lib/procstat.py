@@ -1,4 +1,5 @@
-"""CPU time, peak resident memory and children of a running process, read from /proc."""
+"""CPU time, peak resident memory and children of a running process, and
+the host's stolen CPU time, read from /proc."""
 from __future__ import annotations
 
 import os
@@ -39,3 +40,18 @@ def children(pid: int) -> list[int]:
         if int(stat[stat.rindex(")") + 2 :].split()[1]) == pid:  # field 4 of proc(5): the parent's PID
             out.append(int(entry))
     return out
+
+
+def host_steal_ticks() -> tuple[int, int] | None:
+    """(steal, all) CPU ticks of the whole machine so far, from /proc/stat:
+    steal is time a virtual machine's CPUs were ready to run but the
+    hypervisor ran something else. None where /proc/stat has no steal column."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+    except OSError:
+        return None
+    if fields[0] != "cpu" or len(fields) < 9:
+        return None
+    ticks = [int(v) for v in fields[1:9]]  # user nice system idle iowait irq softirq steal
+    return ticks[7], sum(ticks)

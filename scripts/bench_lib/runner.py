@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from .brokers import Running, System
-from . import compaction, interference, pagecache
+from . import compaction, interference, pagecache, procstat
 from .workloads import RESTART, CatchUp, ClientStep, Compaction, Failover, Interference, LeaderFailover, Workload
 
 CLIENT_TIMEOUT_S = 900
@@ -71,22 +71,29 @@ def run_client(spec: dict, log_path: Path, on_ready: Callable[[], None] | None =
 
 
 class _Window:
-    """The system's CPU time, and optionally a profile, over the timed part of a step."""
+    """The system's CPU time, the share of the host's CPU time stolen by the
+    hypervisor (a noisy host's mark: latency figures swing with it), and
+    optionally a profile, over the timed part of a step."""
 
     def __init__(self, running: Running, profile=None):
         self.running, self.profile = running, profile
         self.cpu_seconds: float | None = None
+        self.steal_pct: float | None = None
         self._stack = ExitStack()
 
     def start(self) -> None:
         if self.profile is not None:
             self._stack.enter_context(self.profile)
         self._cpu0 = self.running.cpu_seconds()
+        self._host0 = procstat.host_steal_ticks()
 
     def stop(self) -> None:
         cpu1 = self.running.cpu_seconds()
         if cpu1 is not None:
             self.cpu_seconds = cpu1 - self._cpu0
+        host1 = procstat.host_steal_ticks()
+        if self._host0 is not None and host1 is not None and host1[1] > self._host0[1]:
+            self.steal_pct = 100 * (host1[0] - self._host0[0]) / (host1[1] - self._host0[1])
         self._stack.close()
 
 
@@ -137,6 +144,8 @@ def run_once(workload: Workload, system: System, run: int, run_dir: Path, profil
                                   "warm_up": warm_up}, log_path, on_ready, window.stop)
             if window.cpu_seconds is not None:
                 figures["cpu_us_per_msg"] = window.cpu_seconds / figures["messages"] * 1e6
+            if window.steal_pct is not None:
+                figures["steal_pct"] = window.steal_pct
         rss = running.peak_rss_mb()
         if rss is not None:
             figures["peak_rss_mb"] = rss
@@ -173,7 +182,7 @@ def run_all(workloads: list[Workload], systems: list[System], sink: System | Non
                     figures = {"error": str(e)}
                 per_system[system.name].append(figures)
                 shown = figures.get("error") or ", ".join(
-                    f"{k}={figures[k]:.4g}" for k in workload.figures if k in figures)
+                    f"{k}={figures[k]:.4g}" for k in (*workload.figures, "steal_pct") if k in figures)
                 print(f"  {workload.name} [{system.name} run {run + 1}/{runs}, "
                       f"{time.perf_counter() - t0:.1f} s] {shown}", file=sys.stderr, flush=True)
     return results
