@@ -161,13 +161,13 @@ def cluster_table(workloads: list[Workload], summaries: dict[str, dict]) -> str:
 def host_steal(results: dict) -> dict | None:
     """The host's stolen CPU share over the measured steps: the median and
     the highest, with the run it was in; None if none was measured."""
-    runs = [(run["steal_pct"], f"{workload} on {system}, run {i + 1}")
-            for workload, by_system in results.items() for system, runs in by_system.items()
-            for i, run in enumerate(runs) if "steal_pct" in run]
-    if not runs:
+    measured = [(run["steal_pct"], f"{workload} on {system}, run {i + 1}")
+                for workload, by_system in results.items() for system, runs in by_system.items()
+                for i, run in enumerate(runs) if "steal_pct" in run]
+    if not measured:
         return None
-    highest = max(runs)
-    return {"median_pct": statistics.median(v for v, _ in runs), "max_pct": highest[0], "max_in": highest[1]}
+    highest = max(measured)
+    return {"median_pct": statistics.median(v for v, _ in measured), "max_pct": highest[0], "max_in": highest[1]}
 
 
 def failures(results: dict) -> list[str]:
