@@ -8,8 +8,8 @@
 # python3 from PATH. Distributions build their Python with profile-guided and
 # link-time optimisation, which a plain source build (pyenv's default) lacks:
 # on Debian 12 the broker spent about a tenth less CPU per request on the
-# system's Python 3.11 than on pyenv's (docs/performance.md). A virtualenv made from
-# another interpreter than the one chosen is made again.
+# system's Python 3.11 than on pyenv's (docs/performance.md). A virtualenv
+# made from another interpreter than the one chosen is made again.
 
 venv_python() {
     local candidate
@@ -46,11 +46,11 @@ _make_venv() {
 }
 
 ensure_venv() {
-    local flavour="$1" want stamp
+    local flavour="$1" want stamp stamps
     _make_venv
     want="$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)"
     # The test extra is a superset of the plain install: for base, either stamp will do.
-    local stamps=("$VENV/.installed-test")
+    stamps=("$VENV/.installed-test")
     [[ "$flavour" == base ]] && stamps+=("$VENV/.installed-base")
     for stamp in "${stamps[@]}"; do
         if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" && -x "$VENV/bin/kafka-compat" ]]; then
